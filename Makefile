@@ -1,0 +1,47 @@
+# Every target creates the environment it needs when missing (.venv with `pip install -e .[dev]`).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stamp-installed
+JOBS   ?= 2
+
+.PHONY: verify test test-slow proofs report bench lint typecheck clean venv
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## verify: the main job -- proofs, then the theorem confirmed claim by claim on a default suite
+verify: $(STAMP)
+	$(PY) -m proofs_check
+	$(VENV)/bin/ufm verify
+
+## test: the default test run (fast hypothesis profile, slow tests skipped)
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+## test-slow: the slow tests and the long hypothesis profile
+test-slow: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q
+
+proofs: $(STAMP)
+	$(PY) -m proofs_check
+
+## report: regenerate everything under reports/ from scratch
+report: $(STAMP)
+	$(VENV)/bin/ufm report --regenerate --out reports --jobs $(JOBS)
+
+## bench: solver timings as ratios against the plain-GD baseline
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ufm tests proofs_check benchmarks
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

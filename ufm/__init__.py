@@ -1,0 +1,41 @@
+"""ufm: multi-label neural collapse in the unconstrained features model.
+
+Solve the regularised UFM with the pick-all-label loss, certify global optimality with a
+dual bound, predict the optimum from the theorem (Li, Li, Wang, Qu, ICML 2024) and
+compare claim by claim.
+
+>>> import ufm
+>>> problem = ufm.UFMProblem(ufm.balanced(5, {1: 3, 2: 2}), d=6, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+>>> result = ufm.solve(problem, "lbfgs", rng=0)
+>>> ufm.verify(problem, result.W, result.H, result.b).passed
+True
+"""
+
+from .certificate import Certificate, certify
+from .designs import (
+    LabelDesign,
+    balanced,
+    from_counts,
+    from_indicator,
+    imbalanced_pairs,
+    imbalanced_single,
+    random_subset,
+)
+from .exceptions import ConvergenceWarning, SolverError, UFMError
+from .metrics import all_metrics
+from .objective import check_grad, objective, value_and_grad
+from .problem import UFMProblem
+from .result import Result, Status
+from .solvers import solve
+from .theory import Prediction, predict, predicted_minimizer, simplex_etf
+from .verify import Verdict, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Certificate", "certify", "LabelDesign", "balanced", "from_counts", "from_indicator",
+    "imbalanced_pairs", "imbalanced_single", "random_subset", "ConvergenceWarning",
+    "SolverError", "UFMError", "all_metrics", "check_grad", "objective", "value_and_grad",
+    "UFMProblem", "Result", "Status", "solve", "Prediction", "predict", "predicted_minimizer",
+    "simplex_etf", "Verdict", "verify", "__version__",
+]

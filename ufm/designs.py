@@ -1,0 +1,348 @@
+"""Label designs: which label sets occur and how often (SPEC section 1).
+
+A design maps each label set ``S`` (a non-empty subset of ``{0..K-1}``) to a count
+``n_S >= 0``. Samples are laid out in a canonical order: label sets sorted by
+multiplicity, then lexicographically, each repeated ``n_S`` times. The group structure
+(label set -> sample indices) is available to solvers and metrics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .exceptions import UFMError, param_error
+
+LabelSet = tuple[int, ...]
+
+
+def _canonical_key(S: LabelSet) -> tuple[int, LabelSet]:
+    return (len(S), S)
+
+
+def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from a Generator, an int seed or None."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise param_error("ufm", "rng", "a numpy Generator, an int seed or None", rng)
+
+
+@dataclass(frozen=True, eq=False)
+class LabelDesign:
+    """A multi-label design: label sets and their counts in canonical order.
+
+    Attributes
+    ----------
+    K : int
+        Number of classes.
+    sets : tuple of tuple of int
+        The label sets with a positive count, canonical order (by size, then lexicographic).
+    counts : tuple of int
+        ``n_S`` for each entry of ``sets``.
+    kind : str
+        How the design was built (``"balanced"``, ``"counts"``, ...), for reports.
+    """
+
+    K: int
+    sets: tuple[LabelSet, ...]
+    counts: tuple[int, ...]
+    kind: str = "counts"
+
+    # -- structure ---------------------------------------------------------------
+    @property
+    def G(self) -> int:
+        """Number of distinct label sets (groups)."""
+        return len(self.sets)
+
+    @cached_property
+    def N(self) -> int:
+        return int(sum(self.counts))
+
+    @cached_property
+    def group_counts(self) -> np.ndarray:
+        """``n_S`` per group, shape (G,)."""
+        return np.asarray(self.counts, dtype=np.int64)
+
+    @cached_property
+    def group_multiplicity(self) -> np.ndarray:
+        """``|S|`` per group, shape (G,)."""
+        return np.asarray([len(S) for S in self.sets], dtype=np.int64)
+
+    @cached_property
+    def Yg(self) -> np.ndarray:
+        """Indicator of each group's label set, shape (K, G), float64."""
+        Yg = np.zeros((self.K, self.G))
+        for g, S in enumerate(self.sets):
+            Yg[list(S), g] = 1.0
+        return Yg
+
+    @cached_property
+    def group_index(self) -> np.ndarray:
+        """Group of each sample, shape (N,)."""
+        return np.repeat(np.arange(self.G), self.group_counts)
+
+    @cached_property
+    def group_slices(self) -> tuple[slice, ...]:
+        """Sample slice of each group (samples of a group are contiguous)."""
+        ends = np.cumsum(self.group_counts)
+        starts = ends - self.group_counts
+        return tuple(slice(int(a), int(b)) for a, b in zip(starts, ends))
+
+    @cached_property
+    def Y(self) -> np.ndarray:
+        """Label matrix, shape (K, N), float64 0/1."""
+        return self.Yg[:, self.group_index]
+
+    @cached_property
+    def m(self) -> np.ndarray:
+        """Multiplicity of each sample, shape (N,), float64."""
+        return self.group_multiplicity[self.group_index].astype(np.float64)
+
+    @property
+    def multiplicities(self) -> tuple[int, ...]:
+        """Sorted multiplicities present."""
+        return tuple(sorted(set(int(v) for v in self.group_multiplicity)))
+
+    def counts_by_set(self) -> dict[LabelSet, int]:
+        return dict(zip(self.sets, self.counts))
+
+    # -- the theorem's assumption -----------------------------------------------
+    @cached_property
+    def profile(self) -> dict[int, int] | None:
+        """``{m: n_m}`` if the design is balanced within multiplicity, else ``None``.
+
+        Balanced within multiplicity: for each multiplicity present, all ``C(K, m)`` label
+        sets of that size occur, each exactly ``n_m`` times.
+        """
+        by_m: dict[int, list[int]] = {}
+        for S, n in zip(self.sets, self.counts):
+            by_m.setdefault(len(S), []).append(n)
+        prof = {}
+        for mm, ns in sorted(by_m.items()):
+            if len(ns) != math.comb(self.K, mm) or len(set(ns)) != 1:
+                return None
+            prof[mm] = ns[0]
+        return prof
+
+    @property
+    def is_balanced(self) -> bool:
+        return self.profile is not None
+
+    def imbalance_reason(self) -> str | None:
+        """Why the design is not balanced within multiplicity (None if it is)."""
+        if self.profile is not None:
+            return None
+        by_m: dict[int, list[int]] = {}
+        for S, n in zip(self.sets, self.counts):
+            by_m.setdefault(len(S), []).append(n)
+        for mm, ns in sorted(by_m.items()):
+            total = math.comb(self.K, mm)
+            if len(ns) != total:
+                return f"only {len(ns)} of the C({self.K},{mm})={total} label sets of size {mm} occur"
+            if len(set(ns)) != 1:
+                return f"label sets of size {mm} have unequal counts ({min(ns)}..{max(ns)})"
+        return "unbalanced"  # pragma: no cover
+
+    def describe(self) -> str:
+        if self.profile is not None:
+            prof = ",".join(f"{k}:{v}" for k, v in self.profile.items())
+            return f"balanced K={self.K} profile {prof} (N={self.N})"
+        return f"{self.kind} K={self.K}, {self.G} label sets (N={self.N})"
+
+    def __repr__(self) -> str:
+        return f"LabelDesign({self.describe()})"
+
+
+# -- constructors -----------------------------------------------------------------
+def _check_K(K: object) -> int:
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 2:
+        raise param_error("LabelDesign", "K", "an int >= 2", K, "Use at least two classes.")
+    return int(K)
+
+
+def from_counts(K: int, counts: Mapping[Iterable[int], int], kind: str = "counts") -> LabelDesign:
+    """A design from arbitrary per-set counts ``{label set: n_S}``.
+
+    Label sets with a zero count are dropped; an empty label set is an error (the
+    pick-all-label loss is undefined for it).
+    """
+    K = _check_K(K)
+    if not isinstance(counts, Mapping) or len(counts) == 0:
+        raise param_error("from_counts", "counts", "a non-empty mapping {label set: count}", counts)
+    merged: dict[LabelSet, int] = {}
+    for S_raw, n in counts.items():
+        S_list = [S_raw] if isinstance(S_raw, (int, np.integer)) else list(S_raw)
+        S = tuple(sorted(int(k) for k in S_list))
+        if len(S) == 0:
+            raise UFMError(
+                "An empty label set was given: the pick-all-label loss needs at least one "
+                "label per sample. Remove samples without labels."
+            )
+        if len(set(S)) != len(S) or S[0] < 0 or S[-1] >= K:
+            raise param_error(
+                "from_counts", "label set", f"distinct class indices in 0..{K - 1}", S_raw
+            )
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise param_error("from_counts", f"count of {S}", "an int >= 0", n)
+        if n > 0:
+            merged[S] = merged.get(S, 0) + int(n)
+    if not merged:
+        raise UFMError("Every count is zero: the design has no samples. Give a positive count.")
+    order = sorted(merged, key=_canonical_key)
+    return LabelDesign(K=K, sets=tuple(order), counts=tuple(merged[S] for S in order), kind=kind)
+
+
+def parse_profile(text: str) -> dict[int, int]:
+    """Parse ``"1:3,2:2"`` into ``{1: 3, 2: 2}``."""
+    prof: dict[int, int] = {}
+    if not isinstance(text, str) or not text.strip():
+        raise param_error("profile", "profile", "a string like '1:3,2:2' (multiplicity:count)", text)
+    for part in text.split(","):
+        bits = part.strip().split(":")
+        if len(bits) != 2:
+            raise param_error(
+                "profile", "profile", "comma-separated 'multiplicity:count' pairs like '1:3,2:2'", text
+            )
+        try:
+            mm, n = int(bits[0]), int(bits[1])
+        except ValueError:
+            raise param_error(
+                "profile", "profile", "comma-separated 'multiplicity:count' pairs of ints", text
+            ) from None
+        if mm in prof:
+            raise param_error("profile", "profile", "each multiplicity at most once", text)
+        prof[mm] = n
+    return prof
+
+
+def balanced(K: int, profile: Mapping[int, int] | str) -> LabelDesign:
+    """A design balanced within multiplicity: every label set of size ``m`` occurs ``n_m`` times.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes, ``K >= 2``.
+    profile : dict {m: n_m} or str ``"1:3,2:2"``
+        Multiplicities ``1 <= m <= K`` with counts ``n_m >= 1``; any subset of
+        multiplicities, imbalanced across multiplicities if wanted.
+        ``N = sum_m n_m C(K, m)``.
+    """
+    K = _check_K(K)
+    prof = parse_profile(profile) if isinstance(profile, str) else dict(profile)
+    if not prof:
+        raise param_error("balanced", "profile", "a non-empty {multiplicity: count} mapping", profile)
+    counts: dict[LabelSet, int] = {}
+    for mm, n in prof.items():
+        if not isinstance(mm, (int, np.integer)) or not 1 <= mm <= K:
+            raise param_error(
+                "balanced", "profile", f"multiplicities in 1..K={K}", mm,
+                "A label set cannot have more labels than there are classes.",
+            )
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise param_error("balanced", f"count of multiplicity {mm}", "an int >= 1", n)
+        for S in itertools.combinations(range(K), int(mm)):
+            counts[S] = int(n)
+    return from_counts(K, counts, kind="balanced")
+
+
+def imbalanced_single(
+    K: int, class_counts: Iterable[int], extra: Mapping[Iterable[int], int] | None = None
+) -> LabelDesign:
+    """Single-label classes with per-class counts ``n_{k}`` (may differ), plus optional sets."""
+    K = _check_K(K)
+    cc = list(class_counts)
+    if len(cc) != K:
+        raise param_error("imbalanced_single", "class_counts", f"a sequence of K={K} counts", cc)
+    counts: dict[Iterable[int], int] = {(k,): int(n) for k, n in enumerate(cc)}
+    for S, n in (extra or {}).items():
+        counts[tuple(S)] = n
+    return from_counts(K, counts, kind="imbalanced-single")
+
+
+def imbalanced_pairs(
+    K: int, n_single: int, pair_counts: Mapping[Iterable[int], int] | None = None,
+    *, n_pair: int = 1, heavy: Iterable[Iterable[int]] = ((0, 1),), heavy_count: int = 4,
+) -> LabelDesign:
+    """Balanced single labels and pairs, with some pairs ("heavy") more frequent.
+
+    Either give every pair's count in ``pair_counts`` or let all pairs occur ``n_pair``
+    times except those in ``heavy``, which occur ``heavy_count`` times.
+    """
+    K = _check_K(K)
+    counts: dict[Iterable[int], int] = {(k,): int(n_single) for k in range(K)}
+    if pair_counts is not None:
+        for S, n in pair_counts.items():
+            counts[tuple(sorted(S))] = n
+    else:
+        heavy_set = {tuple(sorted(S)) for S in heavy}
+        for S in itertools.combinations(range(K), 2):
+            counts[S] = heavy_count if S in heavy_set else n_pair
+    return from_counts(K, counts, kind="imbalanced-pairs")
+
+
+def random_subset(
+    K: int, n_sets: int, *, max_multiplicity: int = 2, count: int | tuple[int, int] = 1,
+    include_singles: bool = True, rng: np.random.Generator | int | None = None,
+) -> LabelDesign:
+    """A random subset of label sets of size ``2..max_multiplicity`` (plus all singles).
+
+    ``count`` is a fixed per-set count or an inclusive range drawn uniformly per set.
+    """
+    K = _check_K(K)
+    gen = as_rng(rng)
+    if not 1 <= max_multiplicity <= K:
+        raise param_error("random_subset", "max_multiplicity", f"an int in 1..K={K}", max_multiplicity)
+    pool = [S for mm in range(2, max_multiplicity + 1) for S in itertools.combinations(range(K), mm)]
+    if not 0 <= n_sets <= len(pool):
+        raise param_error("random_subset", "n_sets", f"an int in 0..{len(pool)}", n_sets)
+    chosen = [pool[i] for i in sorted(gen.choice(len(pool), size=n_sets, replace=False))]
+    if include_singles:
+        chosen = [(k,) for k in range(K)] + chosen
+    if not chosen:
+        raise UFMError("random_subset chose no label sets; set include_singles=True or n_sets >= 1.")
+
+    def draw() -> int:
+        if isinstance(count, tuple):
+            return int(gen.integers(count[0], count[1] + 1))
+        return int(count)
+
+    return from_counts(K, {S: draw() for S in chosen}, kind="random-subset")
+
+
+def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
+    """A design from a user-given 0/1 label matrix ``Y`` (K x N).
+
+    Returns
+    -------
+    design : LabelDesign
+    order : ndarray of int, shape (N,)
+        Permutation putting the user's samples in the design's canonical order:
+        ``Y[:, order]`` equals ``design.Y``.
+    """
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 1:
+        raise param_error("from_indicator", "Y", "a 2-D array of shape (K >= 2, N >= 1)", Y.shape)
+    if not np.all((Y == 0) | (Y == 1)):
+        raise param_error("from_indicator", "Y", "a 0/1 indicator matrix", "non-binary entries")
+    empty = np.flatnonzero(Y.sum(axis=0) == 0)
+    if empty.size:
+        raise UFMError(
+            f"Samples {empty[:5].tolist()}{'...' if empty.size > 5 else ''} have an empty label "
+            "set: the pick-all-label loss needs at least one label per sample. Remove them."
+        )
+    K = Y.shape[0]
+    keys = [tuple(np.flatnonzero(Y[:, i]).tolist()) for i in range(Y.shape[1])]
+    counts: dict[LabelSet, int] = {}
+    for S in keys:
+        counts[S] = counts.get(S, 0) + 1
+    design = from_counts(K, counts, kind="from-indicator")
+    rank = {S: g for g, S in enumerate(design.sets)}
+    order = np.argsort(np.asarray([rank[S] for S in keys]), kind="stable")
+    return design, order

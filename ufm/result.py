@@ -1,0 +1,112 @@
+"""The one result type returned by every solver, its status enum and message table."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Status(enum.IntEnum):
+    """Outcome of a solver run (scipy-like integer codes; ``success`` iff ``>= 0``)."""
+
+    CONVERGED_GTOL = 0
+    CONVERGED_FTOL = 1
+    OPTIMAL = 2
+    MAX_ITER = -1
+    OPTIMAL_INACCURATE = -2
+    LINE_SEARCH_FAILED = -3
+    NUMERICAL_ERROR = -4
+    INFEASIBLE = -5
+    UNBOUNDED = -6
+    SOLVER_ERROR = -7
+    INTERRUPTED = -8
+
+
+MESSAGES: dict[Status, str] = {
+    Status.CONVERGED_GTOL: "Converged: the gradient norm fell below `gtol`.",
+    Status.CONVERGED_FTOL: "Converged: the relative objective change fell below `ftol`.",
+    Status.OPTIMAL: "Optimal: the convex solver reports an optimal solution.",
+    Status.MAX_ITER: "Stopped: `max_iter` reached before the tolerance; increase `max_iter`.",
+    Status.OPTIMAL_INACCURATE: (
+        "Inaccurate: the convex solver reports an inaccurate optimum; "
+        "tighten the solver's tolerances or try another solver."
+    ),
+    Status.LINE_SEARCH_FAILED: (
+        "Stopped: the line search could not decrease the objective (at machine precision); "
+        "the point is usually as accurate as float64 allows."
+    ),
+    Status.NUMERICAL_ERROR: "Failed: a non-finite value appeared; reduce `step`.",
+    Status.INFEASIBLE: "Failed: the convex solver reports the problem infeasible.",
+    Status.UNBOUNDED: "Failed: the convex solver reports the problem unbounded.",
+    Status.SOLVER_ERROR: "Failed: the solver raised an error.",
+    Status.INTERRUPTED: "Interrupted by the user; the last iterate is returned.",
+}
+
+
+def status_message(status: Status) -> str:
+    """The one human-readable message for ``status``."""
+    return MESSAGES[Status(status)]
+
+
+@dataclass
+class Result:
+    """Outcome of any solver on a :class:`~ufm.problem.UFMProblem`.
+
+    Field names follow :class:`scipy.optimize.OptimizeResult` where they fit.
+
+    Attributes
+    ----------
+    x : ndarray
+        Packed variables ``(W, H, b)`` (see :func:`ufm.objective.pack`).
+    fun : float
+        Objective ``F(W, H, b)`` at the returned point (SPEC convention).
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    b : ndarray, shape (K,)
+    status : Status
+    message : str
+    nit, nfev : int
+        Iterations and objective(-and-gradient) evaluations.
+    grad_norm : float
+        Euclidean norm of the full gradient at the returned point (nan for convex solves).
+    time : float
+        Wall time in seconds.
+    history : dict of lists
+        ``"iter"``, ``"fun"``, ``"grad_norm"`` and NC metrics recorded every
+        ``history_every`` iterations.
+    method : str
+    extra : dict
+        Solver-specific output (e.g. ``Z``, ``lower_bound`` of the convex relaxation).
+    """
+
+    x: np.ndarray
+    fun: float
+    W: np.ndarray
+    H: np.ndarray
+    b: np.ndarray
+    status: Status
+    nit: int = 0
+    nfev: int = 0
+    grad_norm: float = float("nan")
+    time: float = 0.0
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    method: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return int(self.status) >= 0
+
+    @property
+    def message(self) -> str:
+        return status_message(self.status)
+
+    def __repr__(self) -> str:  # short: arrays are large
+        return (
+            f"Result(method={self.method!r}, fun={self.fun:.15g}, status={self.status.name}, "
+            f"nit={self.nit}, nfev={self.nfev}, grad_norm={self.grad_norm:.3g}, "
+            f"time={self.time:.3f}s)"
+        )

@@ -1,0 +1,34 @@
+"""Solvers: each takes a :class:`~ufm.problem.UFMProblem` and options, returns a :class:`~ufm.result.Result`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import UFMError
+from ..problem import UFMProblem
+from ..result import Result
+from .gradient import agd, gd
+from .lbfgs import lbfgs
+
+METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs}
+
+
+def solve(
+    problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
+    rng: np.random.Generator | int | None = None, **options: Any,
+) -> Result:
+    """Solve ``problem`` with ``method`` in {"gd", "agd", "lbfgs", "convex"}."""
+    if method == "convex" and "convex" not in METHODS:
+        from .convex import convex  # optional heavy import (cvxpy)
+
+        METHODS["convex"] = convex
+    if method not in METHODS:
+        raise UFMError(f"Unknown method {method!r}; choose one of {sorted(set(METHODS) | {'convex'})}.")
+    if method == "convex":
+        return METHODS[method](problem, **options)
+    return METHODS[method](problem, x0, rng=rng, **options)
+
+
+__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS"]

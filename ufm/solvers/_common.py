@@ -1,0 +1,131 @@
+"""Pieces shared by the solvers: option checks, starting points, history and the Result."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..designs import as_rng
+from ..exceptions import ConvergenceWarning, UFMError, param_error
+from ..metrics import nc1, nc2_h, nc2_w, nc3
+from ..objective import fun_and_grad, pack, random_point, unpack
+from ..problem import UFMProblem
+from ..result import Result, Status, status_message
+
+
+def check_options(method: str, options: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``options`` into the defaults ``allowed``; reject unknown names."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UFMError(
+            f"Unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed)}."
+        )
+    merged = {**allowed, **options}
+    for name in ("max_iter", "history_every"):
+        if name in merged and (not isinstance(merged[name], (int, np.integer)) or merged[name] < 0):
+            raise param_error(method, name, "an int >= 0", merged[name])
+    for name in ("gtol", "ftol"):
+        if name in merged and not (isinstance(merged[name], (int, float)) and merged[name] >= 0):
+            raise param_error(method, name, "a float >= 0", merged[name])
+    return merged
+
+
+def starting_point(
+    problem: UFMProblem, x0: np.ndarray | tuple | None, init_scale: float,
+    rng: np.random.Generator | int | None,
+) -> np.ndarray:
+    """``x0`` as a packed vector: given (packed or ``(W, H, b)``) or Gaussian of ``init_scale``."""
+    if x0 is None:
+        if not init_scale > 0:
+            raise param_error("solver", "init_scale", "a float > 0", init_scale)
+        return random_point(problem, scale=init_scale, rng=as_rng(rng))
+    if isinstance(x0, tuple):
+        W, H, b = x0
+        b = np.zeros(problem.K) if b is None else b
+        x = pack(np.asarray(W, float), np.asarray(H, float), np.asarray(b, float), problem.bias)
+    else:
+        x = np.array(x0, dtype=np.float64)
+    if x.shape != (problem.n_vars,):
+        raise UFMError(f"x0 must have {problem.n_vars} entries (packed W, H, b); got shape {x.shape}.")
+    return x.copy()
+
+
+class History:
+    """Records objective, gradient norm and NC metrics every ``every`` iterations."""
+
+    def __init__(self, problem: UFMProblem, every: int, metrics: bool = True) -> None:
+        self.problem, self.every, self.metrics = problem, every, metrics
+        self.data: dict[str, list[Any]] = {"iter": [], "fun": [], "grad_norm": [], "time": []}
+        if metrics:
+            for key in ("nc1", "nc2_w", "nc2_h", "nc3"):
+                self.data[key] = []
+        self.t0 = time.perf_counter()
+
+    def maybe_record(self, it: int, x: np.ndarray, f: float, gnorm: float, force: bool = False) -> None:
+        if not force and (self.every <= 0 or it % self.every):
+            return
+        if self.data["iter"] and self.data["iter"][-1] == it:
+            return
+        self.data["iter"].append(int(it))
+        self.data["fun"].append(float(f))
+        self.data["grad_norm"].append(float(gnorm))
+        self.data["time"].append(time.perf_counter() - self.t0)
+        if self.metrics:
+            W, H, _ = unpack(x, self.problem)
+            Y = self.problem.design.Y
+            with np.errstate(all="ignore"):
+                self.data["nc1"].append(nc1(H, Y))
+                self.data["nc2_w"].append(nc2_w(W))
+                self.data["nc2_h"].append(nc2_h(H, Y))
+                self.data["nc3"].append(nc3(W, H, Y))
+
+
+def progress_bar(enabled: bool, total: int, desc: str) -> Any:
+    """A tqdm bar (or a no-op stand-in when disabled)."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="it", leave=False, mininterval=0.5)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def finish(
+    problem: UFMProblem, method: str, x: np.ndarray, status: Status, *, nit: int, nfev: int,
+    t0: float, history: History, f: float | None = None, g: np.ndarray | None = None,
+    hint: str = "increase `max_iter`", extra: dict[str, Any] | None = None,
+) -> Result:
+    """Evaluate the final point, record it, warn on non-convergence, build the Result."""
+    if f is None or g is None:
+        f, g = fun_and_grad(x, problem)
+        nfev += 1
+    gnorm = float(np.linalg.norm(g))
+    history.maybe_record(nit, x, f, gnorm, force=True)
+    if status in (Status.MAX_ITER, Status.LINE_SEARCH_FAILED):
+        warnings.warn(
+            f"{method}: {status_message(status)} (gradient norm {gnorm:.3g}); {hint}.",
+            ConvergenceWarning, stacklevel=3,
+        )
+    W, H, b = unpack(x, problem)
+    return Result(
+        x=x, fun=float(f), W=W.copy(), H=H.copy(), b=b.copy(), status=status, nit=nit, nfev=nfev,
+        grad_norm=gnorm, time=time.perf_counter() - t0, history=history.data, method=method,
+        extra=extra or {},
+    )
+
+
+Callback = Callable[[int, np.ndarray, float], bool | None]

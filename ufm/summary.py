@@ -1,0 +1,73 @@
+"""One JSON-able summary of a solved problem: solver outcome, theory, metrics, verdict,
+certificate. Used by ``ufm solve --json``, ``ufm verify`` and the sweeps."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .metrics import all_metrics
+from .problem import UFMProblem
+from .result import Result
+from .theory import Prediction, predict
+from .verify import verify
+
+
+def jsonable(obj: Any) -> Any:
+    """Recursively convert numpy scalars/arrays and non-finite floats (to None) for JSON."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+def theory_dict(pred: Prediction) -> dict:
+    return {
+        "value": pred.value, "regime": pred.regime, "reason": pred.reason,
+        "s": {int(k): v for k, v in pred.s.items()}, "c": {int(k): v for k, v in pred.c.items()},
+        "sigma": pred.sigma, "kappa": pred.kappa, "mu": pred.mu, "mu_crit": pred.mu_crit,
+    }
+
+
+def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None) -> dict:
+    """Everything a user wants to know about ``result`` on ``problem``, JSON-able."""
+    pred = predict(problem) if prediction is None else prediction
+    verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+    metrics = all_metrics(result.W, result.H, result.b if problem.bias else None, problem.design.Y, pred.c)
+    gap = None
+    if pred.value is not None:
+        gap = (result.fun - pred.value) / max(abs(pred.value), 1e-300)
+    out: dict[str, Any] = {
+        "problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},
+        "method": result.method,
+        "objective": result.fun,
+        "status": result.status.name,
+        "success": result.success,
+        "message": result.message,
+        "nit": result.nit,
+        "nfev": result.nfev,
+        "grad_norm": result.grad_norm,
+        "time": result.time,
+        "theory": theory_dict(pred),
+        "gap_to_theory": gap,
+        "metrics": metrics,
+        "verdict": verdict.as_flags(),
+        "claims": [c.to_dict() for c in verdict.claims],
+        "verified": verdict.passed,
+    }
+    if verdict.certificate is not None:
+        cr = verdict.certificate
+        out["certificate"] = {"lower_bound": cr.lower_bound, "gap": cr.gap, "rel_gap": cr.rel_gap}
+    return jsonable(out)

@@ -1,0 +1,246 @@
+r"""What the theorem predicts (SPEC section 4): the simplex ETF, the scalar problem
+``phi``, the predicted optimum, the scales ``c_m``, the phase transition, and one exact
+predicted minimiser.
+
+For a design balanced within multiplicity with profile ``{m: n_m}``, ``d >= K-1``:
+
+.. math::
+
+    \varphi(s) = \frac1N \sum_{m\in M} n_m \binom{K}{m} m \log\!\big(m + (K-m)e^{-s_m}\big)
+        + \mu (K-1) \sqrt{\textstyle\sum_{m\in M} n_m \binom{K-2}{m-1} s_m^2}
+
+where ``M`` are the multiplicities present with ``1 <= m <= K-1`` and
+``mu = sqrt(lam_W lam_H)``. ``min F = min phi + n_K K log K / N``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import null_space
+
+from .designs import as_rng
+from .problem import UFMProblem
+
+COLLAPSE = "collapse"
+TRIVIAL = "trivial"
+NOT_APPLICABLE = "not-applicable"
+
+
+def centering(K: int) -> np.ndarray:
+    """``P = I - 1 1^T / K``, the projector onto the complement of ``1`` (K, K)."""
+    return np.eye(K) - np.full((K, K), 1.0 / K)
+
+
+def simplex_etf(K: int, d: int | None = None, *, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """A simplex ETF: K unit rows in R^d with pairwise cosines ``-1/(K-1)``.
+
+    Returns ``W`` (K, d) with ``W W^T = K/(K-1) P``. Needs ``d >= K-1``. With ``rng`` the
+    ETF is rotated by a random orthonormal ``R`` (d, K-1); without, it sits in the first
+    ``K-1`` coordinates.
+    """
+    d = K - 1 if d is None else d
+    if d < K - 1:
+        raise ValueError(f"A simplex ETF of K={K} vectors needs d >= K-1={K - 1}; got d={d}.")
+    U = null_space(np.ones((1, K)))  # (K, K-1) orthonormal basis of 1-perp
+    R = _frame(d, K - 1, rng)
+    return math.sqrt(K / (K - 1)) * U @ R.T
+
+
+def _frame(d: int, r: int, rng: np.random.Generator | int | None) -> np.ndarray:
+    """A (d, r) matrix with orthonormal columns: the first r coordinates, or random."""
+    if rng is None:
+        return np.eye(d, r)
+    Q, _ = np.linalg.qr(as_rng(rng).standard_normal((d, r)))
+    return Q
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The theorem's prediction for one problem.
+
+    Attributes
+    ----------
+    regime : {"collapse", "trivial", "not-applicable"}
+    reason : str
+        Why the regime was chosen (for "not-applicable": which assumption fails).
+    value : float or None
+        Predicted ``min F`` (None when not applicable).
+    s : dict {m: s*_m}
+        Minimiser of ``phi`` over the multiplicities ``M`` present in ``1..K-1``.
+    sigma, kappa : float
+        ``sqrt(sum_m n_m C(K-2,m-1) s_m^2)`` and ``sqrt(lam_W/lam_H) / sigma``.
+    c : dict {m: c_m}
+        Tag-wise scales ``m s_m / s_1`` (when single labels are present).
+    mu, mu_crit : float
+        ``sqrt(lam_W lam_H)`` and the phase-transition threshold ``||a/r||_2 / (K-1)``.
+    const : float
+        ``n_K K log K / N``, the contribution of the full label set (if present).
+    """
+
+    regime: str
+    reason: str
+    value: float | None = None
+    s: dict[int, float] = field(default_factory=dict)
+    sigma: float = 0.0
+    kappa: float = float("nan")
+    c: dict[int, float] = field(default_factory=dict)
+    mu: float = float("nan")
+    mu_crit: float = float("nan")
+    const: float = 0.0
+    phi_iterations: int = 0
+
+    @property
+    def applies(self) -> bool:
+        return self.regime != NOT_APPLICABLE
+
+
+@dataclass(frozen=True)
+class PhiProblem:
+    """The scalar problem ``phi`` in arrays over ``M`` (multiplicities in 1..K-1)."""
+
+    K: int
+    N: int
+    mu: float
+    ms: np.ndarray  # (|M|,) multiplicities
+    A: np.ndarray  # (|M|,) n_m C(K,m) m / N
+    r2: np.ndarray  # (|M|,) n_m C(K-2, m-1)
+
+    @classmethod
+    def from_profile(cls, K: int, profile: dict[int, int], mu: float) -> PhiProblem:
+        N = sum(n * math.comb(K, m) for m, n in profile.items())
+        ms = np.array([m for m in sorted(profile) if 1 <= m <= K - 1], dtype=np.float64)
+        ns = np.array([profile[int(m)] for m in ms], dtype=np.float64)
+        A = np.array([n * math.comb(K, int(m)) * m for m, n in zip(ms, ns)]) / N
+        r2 = np.array([n * math.comb(K - 2, int(m) - 1) for m, n in zip(ms, ns)], dtype=np.float64)
+        return cls(K=K, N=N, mu=mu, ms=ms, A=A, r2=r2)
+
+    def value(self, s: np.ndarray) -> float:
+        K, ms = self.K, self.ms
+        loss = self.A @ np.logaddexp(np.log(ms), np.log(K - ms) - s)
+        return float(loss + self.mu * (K - 1) * math.sqrt(self.r2 @ (s * s)))
+
+    def grad_hess(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        K, ms = self.K, self.ms
+        q = 1.0 / (1.0 + np.exp(s + np.log(ms / (K - ms))))  # (K-m)e^{-s} / (m + (K-m)e^{-s})
+        sigma = math.sqrt(self.r2 @ (s * s))
+        c = self.mu * (K - 1)
+        Rs = self.r2 * s
+        g = -self.A * q + c * Rs / sigma
+        Hs = np.diag(self.A * q * (1 - q) + c * self.r2 / sigma) - c * np.outer(Rs, Rs) / sigma**3
+        return g, Hs
+
+    @property
+    def a(self) -> np.ndarray:
+        """``a_m = n_m C(K,m) m (K-m) / (N K)`` = minus the loss gradient at ``s = 0``."""
+        return self.A * (self.K - self.ms) / self.K
+
+    @property
+    def mu_crit(self) -> float:
+        return float(np.linalg.norm(self.a / np.sqrt(self.r2)) / (self.K - 1))
+
+    def minimize(self, *, tol: float = 1e-15, max_iter: int = 200) -> tuple[np.ndarray, int]:
+        """Damped Newton on ``phi`` (smooth and convex on ``s > 0``), from ``s = 1``.
+
+        Only called below the transition, where the minimiser has ``s > 0``. Stops when the
+        Newton decrement squared is below ``tol * |phi|`` (about 1e-15 relative).
+        """
+        s = np.ones_like(self.ms)
+        f = self.value(s)
+        for it in range(1, max_iter + 1):
+            g, Hs = self.grad_hess(s)
+            step = np.linalg.solve(Hs, -g)
+            dec2 = float(-(g @ step))
+            if dec2 <= tol * max(abs(f), 1.0):
+                return s, it
+            t = 1.0
+            while True:
+                s_new = s + t * step
+                if np.all(s_new > 0):
+                    f_new = self.value(s_new)
+                    if f_new <= f - 0.25 * t * dec2 or t < 1e-12:
+                        break
+                t *= 0.5
+            s, f = s_new, f_new
+        return s, max_iter
+
+
+def predict(problem: UFMProblem) -> Prediction:
+    """The theorem's prediction for ``problem`` (regime, value, ``s*``, scales).
+
+    ``regime`` is "not-applicable" (with the reason) when the loss is not PAL, the design
+    is not balanced within multiplicity, or ``d < K-1`` below the phase transition.
+    """
+    K, d = problem.K, problem.d
+    mu = problem.mu
+    if problem.loss != "pal":
+        return Prediction(NOT_APPLICABLE, f"the theorem is for the pick-all-label loss, not {problem.loss!r}", mu=mu)
+    profile = problem.design.profile
+    if profile is None:
+        reason = problem.design.imbalance_reason()
+        return Prediction(NOT_APPLICABLE, f"design not balanced within multiplicity: {reason}", mu=mu)
+    N = problem.N
+    const = profile.get(K, 0) * K * math.log(K) / N
+    phi = PhiProblem.from_profile(K, profile, mu)
+    if phi.ms.size == 0:
+        return Prediction(
+            TRIVIAL, "only the full label set occurs: the loss is minimised by constant logits",
+            value=const, mu=mu, mu_crit=0.0, const=const,
+        )
+    mu_crit = phi.mu_crit
+    trivial_value = sum(n * math.comb(K, m) * m * math.log(K) for m, n in profile.items()) / N
+    if mu >= mu_crit:
+        return Prediction(
+            TRIVIAL,
+            f"mu = {mu:.6g} >= mu_crit = {mu_crit:.6g}: the unique minimiser is W = 0, H = 0",
+            value=trivial_value, s={int(m): 0.0 for m in phi.ms}, mu=mu, mu_crit=mu_crit, const=const,
+        )
+    if d < K - 1:
+        return Prediction(
+            NOT_APPLICABLE,
+            f"d = {d} < K-1 = {K - 1}: no simplex ETF fits (below the transition mu_crit = {mu_crit:.6g})",
+            mu=mu, mu_crit=mu_crit,
+        )
+    s, nit = phi.minimize()
+    sigma = math.sqrt(phi.r2 @ (s * s))
+    s_dict = {int(m): float(v) for m, v in zip(phi.ms, s)}
+    c = {m: m * v / s_dict[1] for m, v in s_dict.items()} if 1 in s_dict else {}
+    return Prediction(
+        COLLAPSE,
+        f"mu = {mu:.6g} < mu_crit = {mu_crit:.6g}, balanced design, d = {d} >= K-1: multi-label neural collapse",
+        value=phi.value(s) + const, s=s_dict, sigma=sigma,
+        kappa=math.sqrt(problem.lam_W / problem.lam_H) / sigma, c=c, mu=mu, mu_crit=mu_crit,
+        const=const, phi_iterations=nit,
+    )
+
+
+def predicted_minimizer(
+    problem: UFMProblem, prediction: Prediction | None = None, *, rng: np.random.Generator | int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One exact global minimiser ``(W, H, b)`` as the theorem describes it.
+
+    ``W W^T = sqrt(lam_H/lam_W) sigma P``; ``h_S = kappa s_m sum_{k in S} w_k``; ``b = 0``.
+    With ``rng`` the ETF is randomly rotated in R^d.
+    """
+    pred = predict(problem) if prediction is None else prediction
+    K, d, design = problem.K, problem.d, problem.design
+    if pred.regime == NOT_APPLICABLE:
+        raise ValueError(f"The theorem does not apply: {pred.reason}.")
+    if pred.regime == TRIVIAL:
+        return np.zeros((K, d)), np.zeros((d, problem.N)), np.zeros(K)
+    alpha = math.sqrt(math.sqrt(problem.lam_H / problem.lam_W) * pred.sigma)
+    U = null_space(np.ones((1, K)))  # (K, K-1)
+    W = alpha * U @ _frame(d, K - 1, rng).T  # (K, d), W W^T = alpha^2 P
+    scale = np.array([pred.kappa * pred.s.get(int(m), 0.0) for m in design.group_multiplicity])
+    Hg = (W.T @ design.Yg) * scale  # (d, G)
+    return W, Hg[:, design.group_index], np.zeros(K)
+
+
+def predicted_logits(problem: UFMProblem, prediction: Prediction | None = None) -> np.ndarray:
+    """``s_m (1_S - (m/K) 1)`` for each group, shape (K, G) (zero in the trivial regime)."""
+    pred = predict(problem) if prediction is None else prediction
+    design = problem.design
+    sm = np.array([pred.s.get(int(m), 0.0) for m in design.group_multiplicity])
+    return (design.Yg - design.group_multiplicity[None, :] / problem.K) * sm

@@ -1,0 +1,153 @@
+"""Compare a solution with the theorem and the certificate, claim by claim (SPEC section 4).
+
+Each :class:`Claim` holds a measured deviation, a tolerance and PASS/FAIL; a
+:class:`Verdict` collects them for one problem and renders a readable table.
+Deviations are relative (Frobenius norms divided by the norm of the prediction) unless
+the prediction is zero, where they are absolute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .certificate import Certificate, certify
+from .metrics import Groups, tagwise
+from .objective import value_and_grad
+from .problem import UFMProblem
+from .theory import (
+    COLLAPSE,
+    NOT_APPLICABLE,
+    TRIVIAL,
+    Prediction,
+    centering,
+    predict,
+    predicted_logits,
+)
+
+TOL_VALUE = 1e-9  # relative gap of F to the predicted min F
+TOL_STRUCTURE = 1e-6  # relative deviation of each structural claim
+TOL_CERTIFICATE = 1e-6  # certified relative gap (F - D) / |F|
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: a measured deviation against a tolerance."""
+
+    name: str
+    statement: str
+    measured: float
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(math.isfinite(self.measured) and self.measured <= self.tol)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "statement": self.statement, "measured": self.measured,
+                "tol": self.tol, "passed": self.passed}
+
+
+@dataclass
+class Verdict:
+    """Every claim checked for one problem and one solution."""
+
+    problem: str
+    regime: str
+    reason: str
+    claims: list[Claim] = field(default_factory=list)
+    certificate: Certificate | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.claims)
+
+    def as_flags(self) -> dict[str, bool]:
+        return {c.name: c.passed for c in self.claims}
+
+    def to_dict(self) -> dict:
+        return {"problem": self.problem, "regime": self.regime, "reason": self.reason,
+                "passed": self.passed, "claims": [c.to_dict() for c in self.claims]}
+
+    def table(self) -> str:
+        lines = [f"{self.problem}", f"  regime: {self.regime} -- {self.reason}"]
+        for c in self.claims:
+            mark = "PASS" if c.passed else "FAIL"
+            lines.append(f"  {mark}  {c.name:<16} {c.measured:10.3e} <= {c.tol:.0e}   {c.statement}")
+        return "\n".join(lines)
+
+
+def _rel(diff: np.ndarray, ref: np.ndarray) -> float:
+    nr = float(np.linalg.norm(ref))
+    nd = float(np.linalg.norm(diff))
+    return nd / nr if nr > 0 else nd
+
+
+def verify(
+    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
+    prediction: Prediction | None = None, tol_value: float = TOL_VALUE,
+    tol_structure: float = TOL_STRUCTURE, tol_certificate: float = TOL_CERTIFICATE,
+) -> Verdict:
+    """Check the candidate ``(W, H, b)`` against SPEC section 4 and the certificate.
+
+    Claims in the collapse regime: ``value``, ``bias``, ``nc1`` (within-set collapse),
+    ``etf`` (``W W^T = sqrt(lam_H/lam_W) sigma P``), ``self_duality``
+    (``h_k = kappa s_1 w_k``, when single labels are present), ``tagwise``
+    (``h_S = kappa s_m sum_{k in S} w_k``), ``tagwise_angle`` (radians) and
+    ``tagwise_scale`` (``c_m``), ``logits`` and ``certificate``. In the trivial regime:
+    ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
+    theorem does not apply only the ``certificate`` claim is made.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    pred = predict(problem) if prediction is None else prediction
+    verdict = Verdict(problem.describe(), pred.regime, pred.reason)
+    add = verdict.claims.append
+    F = value_and_grad(problem, W, H, b)[0]
+    if pred.regime != NOT_APPLICABLE:
+        assert pred.value is not None
+        add(Claim("value", "F equals the predicted min F (min phi + const)",
+                  abs(F - pred.value) / max(abs(pred.value), 1e-300), tol_value))
+        if problem.bias and problem.lam_b == 0:
+            add(Claim("bias", "b = beta 1 (lam_b = 0): ||b - mean(b) 1||", float(np.linalg.norm(b - b.mean())), tol_structure))
+        else:
+            add(Claim("bias", "b = 0", float(np.linalg.norm(b)), tol_structure))
+    if pred.regime == TRIVIAL:
+        add(Claim("trivial", "W = 0 and H = 0: ||W||_F + ||H||_F", float(np.linalg.norm(W) + np.linalg.norm(H)), tol_structure))
+    elif pred.regime == COLLAPSE:
+        design = problem.design
+        groups = Groups.from_arrays(H, design.Y)
+        Hg = groups.means  # (d, G) in canonical order = design.sets
+        spread = H - Hg[:, groups.index]
+        add(Claim("nc1", "h_i = h_S within every label set (max deviation / max ||h_S||)",
+                  float(np.max(np.linalg.norm(spread, axis=0)) / max(np.max(np.linalg.norm(Hg, axis=0)), 1e-300)),
+                  tol_structure))
+        target = math.sqrt(problem.lam_H / problem.lam_W) * pred.sigma * centering(problem.K)
+        add(Claim("etf", "W W^T = sqrt(lam_H/lam_W) sigma P", _rel(W @ W.T - target, target), tol_structure))
+        scale = np.array([pred.kappa * pred.s.get(len(S), 0.0) for S in groups.sets])
+        H_pred = (W.T @ design.Yg) * scale  # (d, G): kappa s_m sum_{k in S} w_k
+        if 1 in pred.s:
+            single = groups.multiplicity == 1
+            add(Claim("self_duality", "h_k = kappa s_1 w_k", _rel(Hg[:, single] - H_pred[:, single], H_pred[:, single]), tol_structure))
+        add(Claim("tagwise", "h_S = kappa s_m sum_{k in S} w_k for every label set", _rel(Hg - H_pred, H_pred), tol_structure))
+        tw = tagwise(H, design.Y, W, pred.c)
+        if tw:
+            angles = [v["angle_deg_max"] for mm, v in tw.items() if mm < problem.K]
+            if angles:
+                add(Claim("tagwise_angle", "angle(h_S, sum_{k in S} h_k) = 0 (max, radians)", math.radians(max(angles)), tol_structure))
+            if pred.c:
+                errs = [max(abs(v["scale_min"] - pred.c[mm]), abs(v["scale_max"] - pred.c[mm])) / pred.c[mm]
+                        for mm, v in tw.items() if mm in pred.c]
+                if errs:
+                    add(Claim("tagwise_scale", "||h_S|| / ||mean_{k in S} h_k|| = c_m = m s_m / s_1", max(errs), tol_structure))
+        Zg = W @ Hg + (b - b.mean())[:, None]
+        Zp = predicted_logits(problem, pred)
+        add(Claim("logits", "W h_S + b - mean(b) 1 = s_m (1_S - (m/K) 1)", _rel(Zg - Zp, Zp), tol_structure))
+    if problem.loss in ("pal", "pal-normalized"):
+        cert = certify(problem, W, H, b)
+        verdict.certificate = cert
+        add(Claim("certificate", "certified gap (F - D) / |F| of the dual bound", max(cert.rel_gap, 0.0), tol_certificate))
+    return verdict
