@@ -168,6 +168,13 @@ def bias_spread(b: np.ndarray) -> float:
     return float(np.linalg.norm(b - b.mean()))
 
 
+def _finite_stat(fn, values: np.ndarray) -> float:
+    """``fn`` over the finite entries of ``values``; nan when there are none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(fn(v)) if v.size else float("nan")
+
+
 def _tag_references(groups: Groups, W: np.ndarray | None) -> tuple[np.ndarray | None, str]:
     """Per-class reference vectors (d, K): single-label means, else the classifier rows."""
     if groups.single_means is not None:
@@ -206,18 +213,18 @@ def tagwise(
         nrm_mean = np.linalg.norm(sums, axis=0) / mm
         with np.errstate(divide="ignore", invalid="ignore"):
             scales = np.where(nrm_mean > 0, np.linalg.norm(hs, axis=0) / nrm_mean, np.nan)
+        ratio = float("nan")
         if gs.size > 1:
             cross = np.array([[_angle_deg(hs[:, i], sums[:, j]) for j in range(gs.size)] for i in range(gs.size)])
-            ratio = float(np.nanmean(angles) / np.nanmean(cross)) if np.nanmean(cross) > 0 else float("nan")
-        else:
-            ratio = float("nan")
-        finite = np.isfinite(angles)
+            mean_cross, mean_matched = _finite_stat(np.mean, cross), _finite_stat(np.mean, angles)
+            if mean_cross > 0:
+                ratio = mean_matched / mean_cross
         out[mm] = {
-            "angle_deg": float(np.mean(angles[finite])) if finite.any() else float("nan"),
-            "angle_deg_max": float(np.max(angles[finite])) if finite.any() else float("nan"),
-            "scale": float(np.nanmean(scales)) if np.isfinite(scales).any() else float("nan"),
-            "scale_min": float(np.nanmin(scales)) if np.isfinite(scales).any() else float("nan"),
-            "scale_max": float(np.nanmax(scales)) if np.isfinite(scales).any() else float("nan"),
+            "angle_deg": _finite_stat(np.mean, angles),
+            "angle_deg_max": _finite_stat(np.max, angles),
+            "scale": _finite_stat(np.mean, scales),
+            "scale_min": _finite_stat(np.min, scales),
+            "scale_max": _finite_stat(np.max, scales),
             "predicted_scale": float((predicted_scale or {}).get(mm, float("nan"))),
             "ratio": ratio,
             "n_sets": int(gs.size),

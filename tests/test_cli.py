@@ -1,0 +1,54 @@
+"""The `ufm` command line: solve --json, --save, bad input, verify."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ufm.cli import main
+
+
+def test_solve_json(capsys):
+    code = main(["solve", "--K", "4", "--d", "4", "--profile", "1:2,2:1", "--lam-W", "5e-3",
+                 "--lam-H", "5e-3", "--lam-b", "1e-2", "--json", "--seed", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("objective", "status", "nit", "time", "theory", "gap_to_theory", "metrics", "verdict", "certificate"):
+        assert key in out, key
+    assert out["theory"]["regime"] == "collapse" and set(out["theory"]["s"]) == {"1", "2"}
+    assert abs(out["gap_to_theory"]) < 1e-9
+    assert set(out["metrics"]["tagwise"]["2"]) >= {"angle_deg", "scale", "predicted_scale"}
+    assert all(out["verdict"].values())
+
+
+def test_solve_save(tmp_path, capsys):
+    path = tmp_path / "sol.npz"
+    assert main(["solve", "--K", "3", "--d", "2", "--profile", "1:2", "--lam-W", "1e-2",
+                 "--lam-H", "1e-2", "--no-bias", "--save", str(path)]) == 0
+    capsys.readouterr()
+    data = np.load(path)
+    assert data["W"].shape == (3, 2) and data["H"].shape == (2, 6) and data["Y"].shape == (3, 6)
+    assert data["b"].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--K", "1", "--d", "2", "--profile", "1:1", "--lam-W", "1", "--lam-H", "1"], "'K'"),
+        (["--K", "3", "--d", "0", "--profile", "1:1", "--lam-W", "1", "--lam-H", "1"], "'d'"),
+        (["--K", "3", "--d", "2", "--profile", "1:1", "--lam-W", "-1", "--lam-H", "1"], "'lam_W'"),
+        (["--K", "3", "--d", "2", "--profile", "", "--lam-W", "1", "--lam-H", "1"], "profile"),
+        (["--K", "3", "--d", "2", "--profile", "4:1", "--lam-W", "1", "--lam-H", "1"], "1..K=3"),
+        (["--K", "3", "--d", "2", "--profile", "1-1", "--lam-W", "1", "--lam-H", "1"], "multiplicity:count"),
+        (["--K", "3", "--d", "2", "--profile", "1:1", "--lam-W", "abc", "--lam-H", "1"], "expected a number"),
+    ],
+)
+def test_bad_input_is_one_clear_line(argv, needle, capsys):
+    try:
+        code = main(["solve", *argv])
+    except SystemExit as exc:  # argparse-level errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("ufm: error:") and needle in err, err
+    assert "Traceback" not in err

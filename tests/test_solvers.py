@@ -1,0 +1,86 @@
+"""Solvers: the single-label case reproduces Zhu et al.; the theorem on fixed cases; options."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from ufm import UFMProblem, balanced, predict, solve, verify
+from ufm.exceptions import ConvergenceWarning, UFMError
+from ufm.result import Status
+
+
+def test_single_label_reproduces_zhu_et_al():
+    """Zhu et al. (2021): at the optimum h_k = sqrt(lam_W / (n lam_H)) w_k -- checked on the
+    solver's output directly, without the package's theory module."""
+    K, n, lam_W, lam_H = 4, 3, 1e-2, 4e-3
+    p = UFMProblem(balanced(K, {1: n}), 5, lam_W, lam_H, 1e-3)
+    r = solve(p, "lbfgs", rng=0)
+    factor = math.sqrt(lam_W / (n * lam_H))
+    for k in range(K):
+        Hk = r.H[:, k * n:(k + 1) * n]
+        np.testing.assert_allclose(Hk, np.repeat(factor * r.W[[k]].T, n, axis=1), rtol=1e-7, atol=1e-9)
+    G = r.W @ r.W.T
+    cos = G / np.sqrt(np.outer(np.diag(G), np.diag(G)))
+    np.testing.assert_allclose(cos[~np.eye(K, dtype=bool)], -1 / (K - 1), rtol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "K,profile,lam_W,lam_H,lam_b,bias",
+    [(5, {1: 3, 2: 2}, 5e-3, 5e-3, 1e-2, True), (6, {1: 1, 2: 1, 3: 1}, 1e-2, 1e-3, 0.0, True),
+     (4, {2: 2, 4: 1}, 2e-3, 5e-3, 0.0, False)],
+)
+def test_lbfgs_global_optimum_matches_theorem(K, profile, lam_W, lam_H, lam_b, bias):
+    p = UFMProblem(balanced(K, profile), K, lam_W, lam_H, lam_b, bias)
+    r = solve(p, "lbfgs", rng=1)
+    pred = predict(p)
+    assert r.success, r.message
+    assert abs(r.fun - pred.value) / pred.value < 1e-9, (r.fun, pred.value)
+    v = verify(p, r.W, r.H, r.b, prediction=pred)
+    assert v.passed, v.table()
+
+
+@pytest.mark.parametrize("method", ["gd", "agd"])
+def test_first_order_methods_reach_the_optimum(method):
+    p = UFMProblem(balanced(3, {1: 2, 2: 1}), 3, 1e-2, 1e-2, 1e-2)
+    opts = {"step": 1.0, "gtol": 1e-8, "max_iter": 20_000} if method == "gd" else {"gtol": 1e-9}
+    r = solve(p, method, rng=0, **opts)
+    assert r.status == Status.CONVERGED_GTOL
+    assert r.fun == pytest.approx(predict(p).value, rel=1e-10)
+    assert r.history["iter"][0] == 0 and r.history["iter"][-1] == r.nit
+    assert len(r.history["nc1"]) == len(r.history["iter"])
+
+
+def test_max_iter_warns_and_names_the_option():
+    p = UFMProblem(balanced(3, {1: 2}), 2, 1e-2, 1e-2, 1e-2)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        r = solve(p, "gd", rng=0, max_iter=5)
+    assert r.status == Status.MAX_ITER and not r.success and r.nit == 5
+
+
+def test_same_seed_same_numbers():
+    p = UFMProblem(balanced(3, {1: 2, 2: 1}), 3, 1e-2, 1e-2, 1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = solve(p, "gd", rng=7, max_iter=50)
+        b = solve(p, "gd", rng=7, max_iter=50)
+    np.testing.assert_array_equal(a.x, b.x)
+
+
+def test_unknown_options_and_methods_are_rejected():
+    p = UFMProblem(balanced(3, {1: 1}), 2, 1e-2, 1e-2)
+    with pytest.raises(UFMError, match="Unknown option"):
+        solve(p, "lbfgs", maxiter=3)
+    with pytest.raises(UFMError, match="Unknown method"):
+        solve(p, "newton")
+
+
+def test_callback_can_stop_and_x0_is_used():
+    p = UFMProblem(balanced(3, {1: 1}), 2, 1e-2, 1e-2)
+    seen = []
+    with pytest.warns(ConvergenceWarning):
+        r = solve(p, "gd", rng=0, callback=lambda it, x, f: seen.append(it) or it >= 3)
+    assert seen == [0, 1, 2, 3] and r.nit == 3
+    r2 = solve(p, "lbfgs", x0=(r.W, r.H, r.b))
+    assert r2.fun == pytest.approx(predict(p).value, rel=1e-10)
