@@ -1,0 +1,226 @@
+r"""Features of a solution or of a trained network: load, measure, describe the geometry.
+
+The ``.npz`` layout read by :func:`load_npz` and ``ufm metrics FILE.npz``
+--------------------------------------------------------------------------
+============  ===========  ==========================================================
+key           shape        meaning
+============  ===========  ==========================================================
+``H``         (d, N)       last-layer features, one *column* per sample (float)
+``Y``         (K, N)       0/1 label indicators, one column per sample; every sample
+                           needs at least one label (PAL is undefined otherwise)
+``W``         (K, d)       last-layer classifier, one row per class
+``b``         (K,)         optional bias; absent means a model without bias (b = 0)
+``lam_W``,    ()           optional scalars: the weight decays, used for the objective
+``lam_H``,                 and the certificate when no ``--lam-*`` flag is given
+``lam_b``
+============  ===========  ==========================================================
+
+Samples may come in any order; features exported as (N, d) or labels as (N, K) must be
+transposed first (the error message says so). ``ufm solve --save`` writes this layout.
+With a network, ``lam_H`` is the decay on ``||H||_F^2`` summed over samples (SPEC
+section 2): a penalty on the *mean* feature norm ``lam/2 mean ||h_i||^2`` is
+``lam_H = lam / N`` here.
+
+:func:`measure` returns every metric of SPEC section 5 (:func:`ufm.metrics.all_metrics`),
+the per-class and per-label-set geometry (:func:`geometry`) and, when the weight decays
+are known, ``F``, the certified lower bound and the theorem's prediction.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .exceptions import UFMError
+from .metrics import Groups, all_metrics
+
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same arrays give the same bytes
+
+
+def save_npz(path: str | Path, **arrays: Any) -> None:
+    """Like :func:`numpy.savez_compressed`, but byte-reproducible (fixed zip timestamps)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
+def _shape_error(name: str, want: str, got: tuple, hint: str = "") -> UFMError:
+    return UFMError(f"'{name}' in the .npz must have shape {want}; got {got}.{(' ' + hint) if hint else ''}")
+
+
+def load_npz(path: str | Path) -> dict[str, Any]:
+    """Read and validate the documented layout; returns ``W, H, b (or None), Y`` and lambdas."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise UFMError(f"Cannot read {path} as .npz: {exc}") from None
+    with data:
+        missing = [k for k in ("H", "Y", "W") if k not in data.files]
+        if missing:
+            raise UFMError(f"{path} lacks {missing}; the layout is H (d, N), Y (K, N), W (K, d), "
+                           "optional b (K,) -- see `ufm metrics --help`.")
+        H = np.asarray(data["H"], dtype=np.float64)
+        Y = np.asarray(data["Y"])
+        W = np.asarray(data["W"], dtype=np.float64)
+        b = np.asarray(data["b"], dtype=np.float64) if "b" in data.files else None
+        lams = {k: float(data[k]) for k in ("lam_W", "lam_H", "lam_b") if k in data.files}
+    if W.ndim != 2:
+        raise _shape_error("W", "(K, d)", W.shape)
+    K, d = W.shape
+    if Y.ndim != 2 or Y.shape[0] != K:
+        hint = "Labels exported as (N, K)? Transpose them." if Y.ndim == 2 and Y.shape[1] == K else ""
+        raise _shape_error("Y", f"(K, N) with K = {K} (rows of W)", Y.shape, hint)
+    N = Y.shape[1]
+    if H.shape != (d, N):
+        hint = "Features exported as (N, d)? Transpose them." if H.shape == (N, d) else ""
+        raise _shape_error("H", f"(d, N) = ({d}, {N})", H.shape, hint)
+    if b is not None and b.shape != (K,):
+        raise _shape_error("b", f"(K,) = ({K},)", b.shape)
+    if not np.all((Y == 0) | (Y == 1)):
+        raise UFMError("'Y' must be a 0/1 indicator matrix.")
+    for name, arr in (("H", H), ("W", W), ("b", b)):
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise UFMError(f"'{name}' contains non-finite values.")
+    return {"W": W, "H": H, "b": b, "Y": Y.astype(np.float64), **lams}
+
+
+def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
+    nu, nv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+    if nu == 0 or nv == 0:
+        return float("nan")
+    c = float(u @ v) / (nu * nv)
+    s = float(np.linalg.norm(u / nu - c * (v / nv)))
+    return math.degrees(math.atan2(s, c))
+
+
+def geometry(W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray) -> dict[str, Any]:
+    """Per-class and per-label-set geometry of a solution (for the imbalance and ``d`` maps).
+
+    Returns ``classes`` (per class k: ``n_single``, ``n_total`` samples containing k,
+    ``norm_w``, ``norm_h`` of the single-label mean, ``b``), ``w_cos`` (K, K) cosines of
+    the classifier rows, ``w_singular`` (singular values of ``W`` over the largest), and
+    ``sets`` (per label set S: ``m``, ``n``, ``norm_h`` of ``h_S``, ``angle_deg`` between
+    ``h_S`` and ``sum_{k in S} h_k``, ``scale`` ``||h_S|| / ||mean_{k in S} h_k||``,
+    ``margin`` = mean logit in S minus mean logit outside S -- equal to ``s_m`` at the
+    theorem's optimum -- and ``spread`` = max ``||h_i - h_S|| / ||h_S||`` in S).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    K = W.shape[0]
+    b = np.zeros(K) if b is None else np.asarray(b, dtype=np.float64)
+    groups = Groups.from_arrays(H, Y)
+    ref = groups.single_means  # (d, K) or None
+    if ref is None:
+        ref = W.T
+    norms_w = np.linalg.norm(W, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = (W @ W.T) / np.outer(norms_w, norms_w)
+    sv = np.linalg.svd(W, compute_uv=False)
+    Zg = W @ groups.means + b[:, None]  # (K, G) logits of the group means
+    sets = []
+    for g, S in enumerate(groups.sets):
+        h = groups.means[:, g]
+        members = groups.index == g
+        dev = np.linalg.norm(H[:, members] - h[:, None], axis=0)
+        nh = float(np.linalg.norm(h))
+        mean_ref = ref[:, list(S)].mean(axis=1)
+        inside = np.zeros(K, dtype=bool)
+        inside[list(S)] = True
+        sets.append({
+            "set": list(S), "m": len(S), "n": int(groups.counts[g]), "norm_h": nh,
+            "angle_deg": _angle_deg(h, ref[:, list(S)].sum(axis=1)),
+            "scale": nh / float(np.linalg.norm(mean_ref)) if np.linalg.norm(mean_ref) > 0 else float("nan"),
+            "margin": float(Zg[inside, g].mean() - Zg[~inside, g].mean()) if len(S) < K else float("nan"),
+            "spread": float(dev.max() / nh) if nh > 0 else float("nan"),
+        })
+    single = {S[0]: int(n) for S, n in zip(groups.sets, groups.counts) if len(S) == 1}
+    total = [int(groups.counts[[k in S for S in groups.sets]].sum()) for k in range(K)]
+    sm = groups.single_means
+    classes = [{"k": k, "n_single": single.get(k, 0), "n_total": total[k], "norm_w": float(norms_w[k]),
+                "norm_h": float(np.linalg.norm(sm[:, k])) if sm is not None else float("nan"),
+                "b": float(b[k])} for k in range(K)]
+    return {"classes": classes, "w_cos": cos, "w_singular": sv / sv[0] if sv[0] > 0 else sv, "sets": sets}
+
+
+def measure(
+    W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray, *,
+    lam_W: float | None = None, lam_H: float | None = None, lam_b: float | None = None,
+) -> dict[str, Any]:
+    """Every SPEC section-5 metric, the geometry and, given ``lam_W`` and ``lam_H``, the
+    objective, the certified lower bound (:func:`ufm.certify`) and the theorem's prediction.
+
+    ``b = None`` means a model without bias; with a bias and no ``lam_b``, ``lam_b = 0``.
+    """
+    from .designs import from_indicator
+    from .summary import jsonable, theory_dict
+
+    W = np.asarray(W, dtype=np.float64)
+    H = np.asarray(H, dtype=np.float64)
+    design, order = from_indicator(Y)
+    out: dict[str, Any] = {"K": int(W.shape[0]), "d": int(W.shape[1]), "N": int(H.shape[1]),
+                           "label_sets": design.G, "multiplicities": list(design.multiplicities),
+                           "design": design.describe(), "balanced": design.is_balanced}
+    predicted = None
+    if (lam_W is None) != (lam_H is None):
+        raise UFMError("Give both lam_W and lam_H (or neither): the certificate needs both.")
+    if lam_W is not None and lam_H is not None:
+        from .certificate import certify
+        from .objective import value_and_grad
+        from .problem import UFMProblem
+        from .theory import predict
+
+        problem = UFMProblem(design, int(W.shape[1]), lam_W, lam_H, 0.0 if lam_b is None else lam_b,
+                             bias=b is not None)
+        Ho = H[:, order]
+        pred = predict(problem)
+        predicted = pred.c or None
+        cert = certify(problem, W, Ho, b)
+        F = value_and_grad(problem, W, Ho, b)[0]
+        out["objective"] = {"F": F, "lam_W": problem.lam_W, "lam_H": problem.lam_H,
+                            "lam_b": problem.lam_b, "bias": problem.bias}
+        out["certificate"] = cert.to_dict()
+        out["theory"] = theory_dict(pred)
+        if pred.value is not None:
+            out["gap_to_theory"] = (F - pred.value) / max(abs(pred.value), 1e-300)
+    out["metrics"] = all_metrics(W, H, b, Y, predicted)
+    out["geometry"] = geometry(W, H, b, Y)
+    return jsonable(out)
+
+
+def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict[str, Any]:
+    """Write a small example ``.npz``: a noisy near-collapsed UFM solution, as a trained
+    network's last layer might look (K=5, singles and pairs, d=8, N=160).
+
+    The UFM (lam_W = lam_H = 5e-3, lam_b = 1e-2) is solved with L-BFGS from ``seed``;
+    features get Gaussian noise of ``noise`` times the mean feature norm (per sample),
+    the classifier ``noise/4`` of its mean row norm. Returns the arrays written.
+    """
+    from .designs import balanced
+    from .problem import UFMProblem
+    from .solvers import solve
+
+    problem = UFMProblem(balanced(5, {1: 20, 2: 6}), 8, 5e-3, 5e-3, 1e-2)
+    res = solve(problem, "lbfgs", rng=seed)
+    gen = np.random.default_rng(seed + 1)
+    d, N = problem.d, problem.N
+    h_scale = float(np.linalg.norm(res.H, axis=0).mean())
+    w_scale = float(np.linalg.norm(res.W, axis=1).mean())
+    H = res.H + noise * h_scale / math.sqrt(d) * gen.standard_normal((d, N))
+    W = res.W + noise / 4 * w_scale / math.sqrt(d) * gen.standard_normal(res.W.shape)
+    perm = gen.permutation(N)  # samples in no particular order, as from a data loader
+    arrays = {"H": H[:, perm], "Y": problem.design.Y[:, perm].astype(np.int8), "W": W, "b": res.b,
+              "lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
+    save_npz(path, **arrays)
+    return arrays
