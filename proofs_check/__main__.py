@@ -1,0 +1,73 @@
+"""Command line: ``python -m proofs_check [--list] [-k NAME ...]``.
+
+Prints one aligned line per check, ``PASS  name  (0.12 s)  statement`` (a FAIL line
+is followed by the residual), then ``proofs_check: P passed, F failed (T s)``.
+Exit status 0 iff every selected check passed, 1 otherwise, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from .core import CheckResult, run_check, selected
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m proofs_check",
+        description="Symbolic (sympy) checks of the identities and theorem steps of SPEC.md.",
+    )
+    p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument("-k", dest="names", action="append", metavar="NAME",
+                   help="run only checks whose name equals or contains NAME (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print each check's assumptions and kind")
+    return p
+
+
+def format_line(r: CheckResult, width: int) -> str:
+    """``PASS  name  (0.12 s)  statement`` with ``name`` padded to ``width``."""
+    status = "PASS" if r.passed else "FAIL"
+    return f"{status}  {r.name:<{width}}  ({r.seconds:6.2f} s)  {r.statement}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        checks = selected(args.names)
+    except KeyError as exc:
+        print(f"proofs_check: {exc.args[0]}", file=sys.stderr)
+        return 2
+    width = max(len(c.name) for c in checks)
+    if args.list:
+        for c in checks:
+            print(f"{c.name:<{width}}  {'[' + c.kind + ']':<10}  {c.statement}")
+            print(f"{'':<{width}}    assumes: {c.assumptions}")
+        return 0
+    t0 = time.perf_counter()
+    results = []
+    for c in checks:
+        r = run_check(c)
+        results.append(r)
+        print(format_line(r, width), flush=True)
+        if args.verbose:
+            print(f"      [{r.kind}] assumes: {r.assumptions}")
+        if not r.passed:
+            print(f"      residual: {r.residual}", flush=True)
+    n_fail = sum(not r.passed for r in results)
+    total = time.perf_counter() - t0
+    print(f"proofs_check: {len(results) - n_fail} passed, {n_fail} failed ({total:.1f} s)")
+    return 1 if n_fail else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # e.g. `python -m proofs_check --list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
