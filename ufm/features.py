@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import UFMError
-from .metrics import Groups, all_metrics
+from .metrics import Groups, all_metrics, nc2_w
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same arrays give the same bytes
 
@@ -110,7 +110,11 @@ def geometry(W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray) 
 
     Returns ``classes`` (per class k: ``n_single``, ``n_total`` samples containing k,
     ``norm_w``, ``norm_h`` of the single-label mean, ``b``), ``w_cos`` (K, K) cosines of
-    the classifier rows, ``w_singular`` (singular values of ``W`` over the largest), and
+    the classifier rows and their off-diagonal extremes ``w_cos_min``/``w_cos_max``,
+    ``w_mean_ratio`` = ``||mean_k w_k|| / mean_k ||w_k||`` (0 for an ETF), ``nc2_w_centred``
+    (NC2_W of the rows minus their mean: 0 when W is an ETF plus a common shift),
+    ``w_singular`` (singular values of ``W`` over the largest), ``w_rank`` (how many
+    exceed 1e-6 of the largest), and
     ``sets`` (per label set S: ``m``, ``n``, ``norm_h`` of ``h_S``, ``angle_deg`` between
     ``h_S`` and ``sum_{k in S} h_k``, ``scale`` ``||h_S|| / ||mean_{k in S} h_k||``,
     ``margin`` = mean logit in S minus mean logit outside S -- equal to ``s_m`` at the
@@ -151,7 +155,13 @@ def geometry(W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray) 
     classes = [{"k": k, "n_single": single.get(k, 0), "n_total": total[k], "norm_w": float(norms_w[k]),
                 "norm_h": float(np.linalg.norm(sm[:, k])) if sm is not None else float("nan"),
                 "b": float(b[k])} for k in range(K)]
-    return {"classes": classes, "w_cos": cos, "w_singular": sv / sv[0] if sv[0] > 0 else sv, "sets": sets}
+    off = cos[~np.eye(K, dtype=bool)]
+    w_mean = W.mean(axis=0)
+    mean_ratio = float(np.linalg.norm(w_mean) / norms_w.mean()) if norms_w.mean() > 0 else float("nan")
+    rank = int(np.sum(sv > 1e-6 * sv[0])) if sv[0] > 0 else 0
+    return {"classes": classes, "w_cos": cos, "w_cos_min": float(np.min(off)), "w_cos_max": float(np.max(off)),
+            "w_mean_ratio": mean_ratio, "nc2_w_centred": nc2_w(W - w_mean),
+            "w_singular": sv / sv[0] if sv[0] > 0 else sv, "w_rank": rank, "sets": sets}
 
 
 def measure(

@@ -27,7 +27,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     from .result import Status
     from .solvers import solve
     from .summary import jsonable, summarize
+    from .theory import predict
 
     t0 = time.perf_counter()
     problem = UFMProblem.from_dict(cell["problem"])
@@ -105,6 +106,9 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
         "ufm_version": __version__,
     }
     K, d = problem.K, problem.d
+    # the theorem's min F at d >= K-1 (None outside it): the reference for a d sweep
+    full = predict(replace(problem, d=max(d, K - 1))) if d < K - 1 else None
+    record["value_full_d"] = full.value if full is not None else summary["theory"]["value"]
     if K * d + d * problem.design.G <= ARRAY_LIMIT:
         Hg = Groups.from_arrays(result.H, problem.design.Y).means
         record["arrays"] = jsonable({"W": result.W, "b": result.b, "Hg": Hg})

@@ -1,0 +1,309 @@
+"""Figures of the report (matplotlib, Agg; PNG and PDF), from stored sweep records only.
+
+Outputs are as reproducible as matplotlib allows: fixed style, no timestamps in PDF or PNG
+metadata, a fixed SVG hash salt. Each ``fig_*`` function takes the records of one spec and
+returns the figures it made as ``{name: Figure}``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .report_tables import (  # noqa: E402
+    Rec,
+    excess,
+    group,
+    is_trivial,
+    margin,
+    num,
+    prob,
+    profile_of,
+    tag,
+    theory_c,
+)
+
+STYLE = {"figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 9.5,
+         "axes.labelsize": 9, "legend.fontsize": 7.5, "axes.grid": True, "grid.alpha": 0.3,
+         "svg.hashsalt": "ufm-report", "pdf.fonttype": 42, "lines.markersize": 4}
+COLORS = plt.get_cmap("tab10").colors
+TINY = 1e-17  # log-scale floor for exact zeros
+
+
+def save(fig: Any, directory: Path, name: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    png, pdf = directory / f"{name}.png", directory / f"{name}.pdf"
+    fig.savefig(png, metadata={"Software": None})
+    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+    return [png, pdf]
+
+
+def _pos(v: Any) -> float:
+    x = num(v)
+    return max(abs(x), TINY) if x == x else float("nan")
+
+
+def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
+    panels = [("fun", "F - min phi"), ("grad_norm", "gradient norm"), ("nc1", "NC1 (within-class)"),
+              ("nc2_w", "NC2_W (classifier ETF)"), ("nc2_h", "NC2_H (feature-mean ETF)"), ("nc3", "NC3 (self-duality)")]
+    fig, axes = plt.subplots(2, 3, figsize=(10, 5.6), constrained_layout=True)
+    order = {"gd": 0, "agd": 1, "lbfgs": 2}
+    for r in sorted(recs, key=lambda r: order[r["cell"]["solver"]]):
+        h, ref = r["history"], r["summary"]["theory"]["value"]
+        it = np.asarray(h["iter"], float) + 1
+        for ax, (key, title) in zip(axes.flat, panels):
+            y = np.asarray([num(v) for v in h[key]])
+            if key == "fun":
+                y = y - ref
+            ax.loglog(it, np.maximum(np.abs(y), TINY), label=r["cell"]["solver"].upper().replace("LBFGS", "L-BFGS"),
+                      color=COLORS[order[r["cell"]["solver"]]], lw=1.4)
+            ax.set_title(title)
+    for ax in axes.flat:
+        ax.set_xlabel("iteration + 1")
+    axes.flat[0].legend()
+    p = prob(recs[0])
+    fig.suptitle(f"Neural-collapse metrics against iterations (K={p['K']}, d={p['d']}, N={p['N']}, "
+                 f"lam_W=lam_H={p['lam_W']:g})")
+    return {"nc_iterations": fig}
+
+
+def fig_cm(recs: list[Rec]) -> dict[str, Any]:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8), constrained_layout=True)
+    markers = {3: "v", 4: "o", 5: "D", 6: "s", 8: "^"}
+    for m, col in ((2, COLORS[0]), (3, COLORS[1])):
+        for K, rs in group(recs, lambda r: prob(r)["K"]).items():
+            pred = np.array([theory_c(r, m) for r in rs])
+            meas = np.array([tag(r, m, "scale") for r in rs])
+            ok = np.isfinite(pred) & np.isfinite(meas)
+            if not ok.any():
+                continue
+            a.scatter(pred[ok], meas[ok], marker=markers.get(K, "o"), color=col, s=22, alpha=0.8,
+                      label=f"m={m}, K={K}")
+            b.scatter(pred[ok], np.maximum(np.abs(meas[ok] / pred[ok] - 1), TINY), marker=markers.get(K, "o"),
+                      color=col, s=22, alpha=0.8)
+    lo, hi = a.get_xlim()
+    a.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", label="measured = predicted")
+    a.set(xlabel="predicted c_m = m s*_m / s*_1", ylabel="measured ||h_S|| / ||mean_{k in S} h_k||",
+          title="Tag-wise scale: prediction against measurement")
+    a.legend(ncol=2)
+    b.set(yscale="log", xlabel="predicted c_m", ylabel="relative error", ylim=(1e-17, 1e-5),
+          title="Relative error (float64 resolution ~1e-11)")
+    return {"cm_predicted_vs_measured": fig}
+
+
+def fig_phase(recs: list[Rec]) -> dict[str, Any]:
+    one = [r for r in recs if "mu_ratio" in r["params"]]
+    two = [r for r in recs if "mu_ratio" not in r["params"]]
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4), constrained_layout=True)
+    for i, ((K, ratio), rs) in enumerate(group(one, lambda r: (prob(r)["K"], r["params"]["lam_ratio"])).items()):
+        rs = sorted(rs, key=lambda r: r["params"]["mu_ratio"])
+        x = np.array([r["params"]["mu_ratio"] for r in rs])
+        lab = f"K={K}, lam_W/lam_H={ratio:g}"
+        ls, mk = ("-", "o") if ratio == 1 else (":", "x")
+        for m, col in ((1, COLORS[2 * (K == 6)]), (2, COLORS[1 + 2 * (K == 6)])):
+            if ratio == 1:
+                axes[0].plot(x, [num(r["summary"]["theory"]["s"].get(str(m))) for r in rs], color=col, lw=1,
+                             label=f"K={K}: s*_{m} predicted")
+            axes[0].plot(x, [0.0 if is_trivial(r) else margin(r, m) for r in rs], mk, color=col, ms=4,
+                         mfc="none" if ratio != 1 else col)
+        axes[1].plot(x, [math.sqrt(r["summary"]["problem"]["lam_W"]) * r["summary"]["metrics"]["norm_W"] for r in rs],
+                     ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
+        axes[2].semilogy(x, [float("nan") if is_trivial(r) else _pos(r["summary"]["metrics"]["nc2_w"]) for r in rs],
+                         ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
+    axes[0].set(xlabel="mu / mu_crit", ylabel="logit margin s_m (in-set minus out-of-set logit)",
+                title="s*_m: predicted (lines), measured (o: ratio 1, x: ratio 4)")
+    axes[1].set(xlabel="mu / mu_crit", ylabel="sqrt(lam_W) ||W||_F  (= sqrt(lam_H) ||H||_F)",
+                title="Norms vanish continuously at mu_crit")
+    axes[2].set(xlabel="mu / mu_crit", ylabel="NC2_W", ylim=(1e-16, 1e-8),
+                title="NC2_W (defined below mu_crit only)")
+    for ax in axes:
+        ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
+    axes[0].legend(loc="upper right")
+    axes[1].legend(loc="lower left")
+    axes[2].legend(loc="lower left", fontsize=6.5)
+    out = {"phase_mu": fig}
+    if two:
+        out["phase_diagram"] = _phase_diagram(two)
+    return out
+
+
+def _phase_diagram(rs: list[Rec]) -> Any:
+    profs = group(rs, profile_of)
+    fracs, mus = [], sorted({prob(r)["lam_W"] for r in rs})
+    Z = np.full((len(mus), len(profs)), np.nan)
+    crit = []
+    for j, (_, prs) in enumerate(sorted(profs.items(), key=lambda kv: _pair_frac(kv[1][0]))):
+        fracs.append(_pair_frac(prs[0]))
+        crit.append(prs[0]["summary"]["theory"]["mu_crit"])
+        for r in prs:
+            Z[mus.index(prob(r)["lam_W"]), j] = math.log10(max(r["summary"]["metrics"]["norm_W"], 1e-16))
+    fig, ax = plt.subplots(figsize=(5.6, 4.2), constrained_layout=True)
+    fx, ly = np.array(fracs), np.log10(mus)
+    fe = np.concatenate([[fx[0] - (fx[1] - fx[0]) / 2], (fx[1:] + fx[:-1]) / 2, [fx[-1] + (fx[-1] - fx[-2]) / 2]])
+    le = np.concatenate([[ly[0] - (ly[1] - ly[0]) / 2], (ly[1:] + ly[:-1]) / 2, [ly[-1] + (ly[-1] - ly[-2]) / 2]])
+    mesh = ax.pcolormesh(fe, 10 ** le, np.clip(Z, -16, None), cmap="viridis", shading="flat", vmin=-16)
+    ax.plot(fx, crit, "w-o", lw=2, ms=4, label="predicted mu_crit")
+    ax.set(yscale="log", xlabel="fraction of samples with a pair (N = 120, K = 4)", ylabel="mu = sqrt(lam_W lam_H)",
+           title="Phase diagram: log10 ||W||_F at the optimum")
+    ax.legend(loc="lower left")
+    fig.colorbar(mesh, ax=ax, label="log10 ||W||_F (-16: trivial W = 0)")
+    return fig
+
+
+def _pair_frac(r: Rec) -> float:
+    p = prob(r)
+    return sum(n for S, n in zip(p["sets"], p["counts"]) if len(S) == 2) / p["N"]
+
+
+def fig_dimension(recs: list[Rec]) -> dict[str, Any]:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    for i, (K, rs) in enumerate(group(recs, lambda r: prob(r)["K"]).items()):
+        x = np.array([prob(r)["d"] - (K - 1) for r in rs], float)
+        jitter = (np.array([r["cell"]["seed"] for r in rs]) - 1) * 0.08
+        a.semilogy(x + jitter, [_pos(excess(r)) for r in rs], "o", color=COLORS[i], mfc="none", label=f"K={K}, each start")
+        best = group(rs, lambda r: prob(r)["d"])
+        xs = np.array(list(best)) - (K - 1)
+        a.semilogy(xs, [_pos(min(excess(r) for r in v)) for v in best.values()], "-", color=COLORS[i], lw=1)
+        b.plot(xs, [max(r["summary"]["metrics"]["decoding_accuracy"] for r in v) for v in best.values()], "-o",
+               color=COLORS[i], label=f"K={K}")
+    a.set(xlabel="d - (K-1)", ylabel="F / min phi - 1", ylim=(1e-17, 3),
+          title="Cost of a missing dimension (line: best of 3 starts)")
+    a.text(0.3, 1e-12, "d >= K-1: every start reaches\nmin phi to float64 rounding", fontsize=7.5)
+    b.set(xlabel="d - (K-1)", ylabel="nearest-prototype accuracy", title="Decoding label sets from features")
+    for ax in (a, b):
+        ax.axvline(0, color="0.3", lw=0.8, ls="--")
+        ax.legend()
+    return {"dimension": fig, "dimension_geometry": _dim_geometry(recs)}
+
+
+def _dim_geometry(recs: list[Rec]) -> Any:
+    Ks = sorted({prob(r)["K"] for r in recs})
+    fig, axes = plt.subplots(2, len(Ks), figsize=(3.3 * len(Ks), 6.4), constrained_layout=True)
+    for j, K in enumerate(Ks):
+        rs = [r for r in recs if prob(r)["K"] == K and prob(r)["d"] == 2 and "arrays" in r]
+        best = min(rs, key=lambda r: r["summary"]["objective"])
+        W = np.asarray(best["arrays"]["W"])
+        ax = axes[0, j]
+        lim = 1.15 * np.abs(W).max()
+        for k in range(K):
+            ax.annotate("", xy=W[k], xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": COLORS[k % 10], "lw": 1.5})
+            ax.text(*(W[k] * 1.08), str(k), ha="center", va="center", fontsize=8, color=COLORS[k % 10])
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"K={K}, d=2: classifier rows w_k")
+        dk = [r for r in recs if prob(r)["K"] == K and prob(r)["d"] == K - 2]
+        bk = min(dk, key=lambda r: r["summary"]["objective"])
+        C = np.asarray(bk["geometry"]["w_cos"], float)
+        im = axes[1, j].imshow(C, vmin=-1, vmax=1, cmap="RdBu_r")
+        for (p, q), v in np.ndenumerate(C):
+            axes[1, j].text(q, p, f"{v:.2f}", ha="center", va="center", fontsize=6 if K > 6 else 7)
+        axes[1, j].set(title=f"K={K}, d={K - 2}: cos(w_j, w_k)", xticks=range(K), yticks=range(K))
+        axes[1, j].grid(False)
+    fig.colorbar(im, ax=axes[1, :], shrink=0.8, label="cosine (ETF: -1/(K-1))")
+    fig.suptitle("What replaces the ETF when d < K-1 (best of 3 starts; singles and pairs)")
+    return fig
+
+
+def _map(ax: Any, r: Rec, key: str, title: str, fmt: str, cmap: str, vmin: float | None = None,
+         vmax: float | None = None) -> Any:
+    K = prob(r)["K"]
+    M = np.full((K, K), np.nan)
+    for s in r["geometry"]["sets"]:
+        if s["m"] == 2:
+            j, k = s["set"]
+            M[j, k] = M[k, j] = num(s[key])
+    im = ax.imshow(M, cmap=cmap, vmin=vmin, vmax=vmax)
+    n = {tuple(s["set"]): s["n"] for s in r["geometry"]["sets"]}
+    for (j, k), v in np.ndenumerate(M):
+        if j != k:
+            ax.text(k, j, f"{v:{fmt}}\nn={n[tuple(sorted((j, k)))]}", ha="center", va="center", fontsize=6.5)
+        else:
+            ax.text(k, j, f"n_{j}={n.get((j,), 0)}", ha="center", va="center", fontsize=6.5, color="0.3")
+    ax.set(title=title, xticks=range(K), yticks=range(K))
+    ax.grid(False)
+    return im
+
+
+def fig_imbalance(recs: list[Rec]) -> dict[str, Any]:
+    single = [r for r in recs if prob(r)["kind"] == "imbalanced-single" and r["params"]["design"]["pairs"] == 1]
+    pairs = [r for r in recs if prob(r)["kind"] == "imbalanced-pairs"]
+    mu0 = min(r["summary"]["theory"]["mu"] for r in recs)
+    rs = next(r for r in single if r["params"]["design"]["n_max"] == 32 and r["summary"]["theory"]["mu"] == mu0)
+    rp = next(r for r in pairs if r["params"]["design"]["heavy_count"] == 32 and r["summary"]["theory"]["mu"] == mu0)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 8), constrained_layout=True)
+    for row, r, lab in ((0, rs, "singles n_k = 32..2"), (1, rp, "pair {0,1} x32")):
+        im = _map(axes[row, 0], r, "angle_deg", f"{lab}: angle(h_S, h_j + h_k) (deg)", ".2f", "Oranges", vmin=0)
+        fig.colorbar(im, ax=axes[row, 0], shrink=0.8)
+        im = _map(axes[row, 1], r, "scale", f"{lab}: scale ||h_S|| / ||mean h_k||", ".3f", "viridis")
+        fig.colorbar(im, ax=axes[row, 1], shrink=0.8)
+    fig.suptitle(f"Imbalance maps, pairs S = {{j, k}} (K = 5, mu = {mu0:g}); diagonal: single-label counts")
+    return {"imbalance_maps": fig, "imbalance_trends": _imb_trends(recs)}
+
+
+def _imb_trends(recs: list[Rec]) -> Any:
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4), constrained_layout=True)
+    single = [r for r in recs if prob(r)["kind"] == "imbalanced-single"]
+    for i, ((pairs, mu), rs) in enumerate(group(single, lambda r: (r["params"]["design"]["pairs"],
+                                                                   r["summary"]["theory"]["mu"])).items()):
+        for r in rs:
+            cl = r["geometry"]["classes"]
+            mean = np.mean([c["norm_w"] for c in cl])
+            axes[0].plot([c["n_single"] for c in cl], [c["norm_w"] / mean for c in cl], "o", color=COLORS[i],
+                         mfc="none", label=f"pairs={pairs}, mu={mu:g}" if r is rs[0] else None)
+    axes[0].set(xscale="log", xlabel="single-label count n_k", ylabel="||w_k|| / mean_k ||w_k||",
+                title="Classifier norms follow class frequency")
+    axes[0].set_xticks([2, 4, 8, 16, 32], ["2", "4", "8", "16", "32"])
+    axes[0].minorticks_off()
+    pairs = [r for r in recs if prob(r)["kind"] == "imbalanced-pairs"]
+    for i, (mu, rs) in enumerate(group(pairs, lambda r: r["summary"]["theory"]["mu"]).items()):
+        rs = sorted(rs, key=lambda r: r["params"]["design"]["heavy_count"])
+        n = [r["params"]["design"]["heavy_count"] for r in rs]
+        hv = [next(s for s in r["geometry"]["sets"] if s["set"] == [0, 1]) for r in rs]
+        axes[1].plot(n, [s["scale"] for s in hv], "-o", color=COLORS[i], label=f"heavy pair, mu={mu:g}")
+        axes[1].plot(n, [np.mean([s["scale"] for s in r["geometry"]["sets"] if s["m"] == 2 and s["set"] != [0, 1]])
+                         for r in rs], "--s", color=COLORS[i], mfc="none", label=f"light pairs, mu={mu:g}")
+        axes[2].plot(n, [s["angle_deg"] for s in hv], "-o", color=COLORS[i], label=f"heavy pair, mu={mu:g}")
+        axes[2].plot(n, [max(s["angle_deg"] for s in r["geometry"]["sets"] if s["m"] == 2 and s["set"] != [0, 1])
+                         for r in rs], "--s", color=COLORS[i], mfc="none", label=f"light pairs (max), mu={mu:g}")
+    axes[1].set(xscale="log", xlabel="count of the pair {0,1} (1: balanced)",
+                ylabel="tag-wise scale ||h_S|| / ||mean h_k||", title="Pair scales")
+    axes[2].set(xscale="log", xlabel="count of the pair {0,1} (1: balanced)", ylabel="angle(h_S, h_j + h_k) (deg)",
+                title="Tag-wise angles")
+    for ax in axes[1:]:
+        ax.set_xticks([1, 2, 4, 8, 16, 32], ["1", "2", "4", "8", "16", "32"])
+        ax.minorticks_off()
+    for ax in axes:
+        ax.legend()
+    return fig
+
+
+def fig_losses(recs: list[Rec]) -> dict[str, Any]:
+    designs = group(recs, lambda r: (prob(r)["K"], profile_of(r) if prob(r)["kind"] == "balanced" else "heavy pair"))
+    losses = ["pal", "pal-normalized", "bce"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
+    x = np.arange(len(designs))
+    for i, loss in enumerate(losses):
+        rs = [next(r for r in v if prob(r)["loss"] == loss) for v in designs.values()]
+        off = (i - 1) * 0.27
+        axes[0].bar(x + off, [tag(r, 2, "scale") for r in rs], 0.27, color=COLORS[i], label=loss)
+        axes[1].bar(x + off, [_pos(r["summary"]["metrics"]["nc2_w"]) for r in rs], 0.27, color=COLORS[i], label=loss)
+        axes[2].bar(x + off, [_pos(tag(r, 2, "angle_deg_max")) for r in rs], 0.27, color=COLORS[i], label=loss)
+    labels = [f"K={K}\n{d}" for K, d in designs]
+    axes[0].set(ylabel="tag-wise scale, m = 2", title="Scale of pair features")
+    axes[1].set(yscale="log", ylabel="NC2_W", title="Classifier ETF (NC2_W)", ylim=(1e-16, 1))
+    axes[2].set(yscale="log", ylabel="max angle(h_S, h_j + h_k) (deg)", title="Tag-wise angle, m = 2", ylim=(1e-12, 10))
+    for ax in axes:
+        ax.set_xticks(x, labels, fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    fig.suptitle("Pick-all-label against its normalised version (targets y/m) and binary cross-entropy")
+    return {"losses": fig}
+
+
+FIGURES = {"iterations": fig_iterations, "theorem": fig_cm, "phase": fig_phase, "dimension": fig_dimension,
+           "imbalance": fig_imbalance, "losses": fig_losses}

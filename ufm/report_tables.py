@@ -1,0 +1,138 @@
+"""Tables of the report: one builder per regime, from stored sweep records (rendering only).
+
+Each builder takes the records of one spec and returns ``(tables, findings)``: the
+:class:`Table` objects (written as Markdown, LaTeX booktabs and CSV) and a few lines of
+text with the numbers that summarise the regime. Every number comes from the records;
+nothing is solved or measured here. Residual-like numbers (gaps, NC metrics, angles) below
+``FLOOR`` print as ``<1e-10``: their digits are float64 noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FLOOR = 1e-10
+TRIVIAL_NORM = 1e-6  # ||W||_F below this: the trivial solution, NC metrics undefined
+
+Rec = dict[str, Any]
+
+
+def num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def fmt(x: Any, kind: str = "g") -> str:
+    """``kind``: "g" 4 significant digits, "r" residual (floor, 2 digits), "i" int, "s" str."""
+    if kind == "s" or isinstance(x, str):
+        return str(x)
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if kind == "i":
+        return str(int(x))
+    if kind == "r":
+        return f"<{FLOOR:.0e}" if abs(x) < FLOOR else f"{x:.2g}"
+    return f"{x:.4g}"
+
+
+@dataclass
+class Table:
+    """A named table: ``columns`` are ``(header, key, kind)``; rows are dicts."""
+
+    name: str
+    title: str
+    columns: list[tuple[str, str, str]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+    def cells(self) -> list[list[str]]:
+        return [[fmt(r.get(k), kind) for _, k, kind in self.columns] for r in self.rows]
+
+    def markdown(self) -> str:
+        head = [h for h, _, _ in self.columns]
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        lines += ["| " + " | ".join(c) + " |" for c in self.cells()]
+        return "\n".join(lines) + "\n"
+
+    def latex(self) -> str:
+        def esc(s: str) -> str:
+            for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                         ("#", r"\#"), ("<", r"$<$"), ("—", "--"), ("|", r"$|$")):
+                s = s.replace(a, b)
+            return s
+
+        cols = "l" * len(self.columns)
+        out = [f"% {self.title}", r"\begin{tabular}{" + cols + "}", r"\toprule",
+               " & ".join(esc(h) for h, _, _ in self.columns) + r" \\", r"\midrule"]
+        out += [" & ".join(esc(c) for c in row) + r" \\" for row in self.cells()]
+        out += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(out) + "\n"
+
+    def write(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        md, tex, csvp = (directory / f"{self.name}.{ext}" for ext in ("md", "tex", "csv"))
+        md.write_text(f"### {self.title}\n\n{self.markdown()}" + (f"\n{self.note}\n" if self.note else ""))
+        tex.write_text(self.latex())
+        with csvp.open("w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow([k for _, k, _ in self.columns])
+            for r in self.rows:
+                w.writerow(["" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r[k])
+                            for _, k, _ in self.columns])
+        return [md, tex, csvp]
+
+
+# -- record accessors ---------------------------------------------------------------
+def prob(r: Rec) -> dict:
+    return r["summary"]["problem"]
+
+
+def profile_of(r: Rec) -> str:
+    des = r["params"]["design"]
+    return des.get("profile", des.get("kind", "")) if isinstance(des, dict) else str(des)
+
+
+def tag(r: Rec, m: int, key: str) -> float:
+    return num(r["summary"]["metrics"]["tagwise"].get(str(m), {}).get(key))
+
+
+def theory_c(r: Rec, m: int) -> float:
+    return num(r["summary"]["theory"]["c"].get(str(m)))
+
+
+def margin(r: Rec, m: int) -> float:
+    vals = [s["margin"] for s in r["geometry"]["sets"] if s["m"] == m and s["margin"] is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def is_trivial(r: Rec) -> bool:
+    return num(r["summary"]["metrics"]["norm_W"]) < TRIVIAL_NORM
+
+
+def excess(r: Rec) -> float:
+    ref = r.get("value_full_d")
+    return float("nan") if ref is None else r["summary"]["objective"] / ref - 1
+
+
+def mu_ratio(r: Rec) -> float:
+    th = r["summary"]["theory"]
+    return num(th["mu"]) / num(th["mu_crit"])
+
+
+def group(recs: Iterable[Rec], key: Callable[[Rec], Any]) -> dict[Any, list[Rec]]:
+    out: dict[Any, list[Rec]] = defaultdict(list)
+    for r in recs:
+        out[key(r)].append(r)
+    return dict(sorted(out.items(), key=lambda kv: str(kv[0]) if not isinstance(kv[0], tuple) else kv[0]))
+
+
+def nanmax(vals: Iterable[float]) -> float:
+    v = [x for x in vals if not math.isnan(x)]
+    return max(v) if v else float("nan")
