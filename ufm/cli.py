@@ -139,9 +139,157 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+# -- sweep --------------------------------------------------------------------------
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a grid of problems in parallel, one stored record per cell (resumable)",
+        description="Run every cell of SPEC (a shipped name, a .toml/.json file) or of a grid given by "
+        "flags; records go to OUT/<hash>.json as each cell finishes, so an interrupted sweep resumes "
+        "where it stopped. Load them with ufm.sweep.load(OUT).")
+    p.add_argument("spec", nargs="?", help="shipped spec name (see --list) or path to a TOML/JSON spec")
+    p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
+    p.add_argument("--out", help="directory of the records (required unless --list)")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib; default 1)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--dry-run", action="store_true", help="only count cached and pending cells")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("a grid from flags (instead of SPEC); several values make an axis")
+    g.add_argument("--K", type=int, nargs="+")
+    g.add_argument("--d", nargs="+", help="ints or expressions K, K-1, K+1 (default K)")
+    g.add_argument("--profile", nargs="+", help="balanced profiles like 1:2,2:1")
+    g.add_argument("--lam-W", type=_float, nargs="+", dest="lam_W")
+    g.add_argument("--lam-H", type=_float, nargs="+", dest="lam_H")
+    g.add_argument("--mu-ratio", type=_float, nargs="+", dest="mu_ratio", help="mu / mu_crit (instead of lambdas)")
+    g.add_argument("--lam-ratio", type=_float, nargs="+", dest="lam_ratio", help="lam_W / lam_H with --mu-ratio")
+    g.add_argument("--lam-b", type=_float, nargs="+", dest="lam_b")
+    g.add_argument("--no-bias", action="store_true")
+    g.add_argument("--loss", nargs="+", choices=["pal", "pal-normalized", "bce"])
+    g.add_argument("--solver", nargs="+", choices=["gd", "agd", "lbfgs", "convex"])
+    g.add_argument("--seeds", type=int, nargs="+")
+    g.add_argument("--name", default="cli", help="name of the sweep (default cli)")
+
+
+def _spec_from_flags(args: argparse.Namespace) -> dict:
+    grid: dict[str, Any] = {}
+    for key in ("K", "d", "profile", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss", "solver", "seeds"):
+        val = getattr(args, key)
+        if val is not None:
+            grid[key] = [int(v) if key == "d" and v.lstrip("-").isdigit() else v for v in val]
+    if args.no_bias:
+        grid["bias"] = False
+    missing = [k for k in ("K", "profile") if k not in grid]
+    if missing:
+        raise UFMError(f"ufm sweep needs SPEC or at least --K and --profile (missing {missing}).")
+    return {"name": args.name, "grid": [grid]}
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+    from .grid import load_spec
+
+    if args.list:
+        for name in sweep.shipped_specs():
+            sp = load_spec(name)
+            print(f"{name:<12} {len(sp.cells):>4} cells  {sp.title}")
+        return 0
+    if not args.out:
+        raise UFMError("ufm sweep needs --out DIR (where the records go).")
+    spec = args.spec if args.spec is not None else _spec_from_flags(args)
+    stats = sweep.run(spec, args.out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
+                      dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"{stats.name}: {stats.cells} cells, {stats.cached} stored, "
+              f"{stats.cells - stats.cached} to compute ({stats.corrupt} corrupt)")
+    else:
+        print(stats.line())
+    return 0
+
+
+# -- report -------------------------------------------------------------------------
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and figures from stored sweeps",
+                       description="Render reports/ from stored records (--from DIR), or sweep every "
+                       "shipped spec from scratch first (--regenerate; what `make report` runs).")
+    p.add_argument("--from", dest="src", metavar="DIR", help="records to render (a sweep directory or a parent)")
+    p.add_argument("--out", default="reports", help="output directory (default reports)")
+    p.add_argument("--regenerate", action="store_true", help="re-run every shipped spec into --cache first")
+    p.add_argument("--cache", default="runs/report", help="record directory for --regenerate (wiped first)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--dask", metavar="ADDRESS")
+    p.add_argument("--example", metavar="NPZ", help="with --regenerate: (re)write and measure this example features file")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    t0 = time.perf_counter()
+    if args.regenerate:
+        files = report.regenerate(args.out, args.cache, jobs=args.jobs, dask=args.dask, example=args.example,
+                                  progress=not args.no_progress)
+    elif args.src:
+        files = report.render(args.src, args.out)
+    else:
+        raise UFMError("ufm report needs --from DIR (stored sweeps) or --regenerate.")
+    print(f"ufm report: {len(files)} files in {args.out}/ ({time.perf_counter() - t0:.0f} s); index {args.out}/README.md")
+    return 0
+
+
+# -- metrics ------------------------------------------------------------------------
+def _add_metrics(sub: Any) -> None:
+    from .features import LAYOUT
+
+    p = sub.add_parser("metrics", help="every NC metric (and the certificate) for features in an .npz file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Measure features exported from any trained network. Layout of the "
+                       ".npz file (samples in any order; ``ufm solve --save`` writes it):\n\n" + LAYOUT)
+    p.add_argument("file", nargs="?", help=".npz with H (d, N), Y (K, N), W (K, d), optional b (K,)")
+    p.add_argument("--lam-W", type=_float, dest="lam_W", help="weight decay of W (with --lam-H: certificate)")
+    p.add_argument("--lam-H", type=_float, dest="lam_H", help="weight decay of H, on the sum over samples")
+    p.add_argument("--lam-b", type=_float, dest="lam_b", help="bias decay (default 0 with a bias)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--make-example", metavar="OUT.npz", help="write the small example file and exit")
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from .features import load_npz, make_example, measure
+
+    if args.make_example:
+        make_example(args.make_example)
+        print(f"wrote {args.make_example}")
+        return 0
+    if not args.file:
+        raise UFMError("ufm metrics needs an .npz file (or --make-example OUT.npz).")
+    data = load_npz(args.file)
+    lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
+    out = measure(data["W"], data["H"], data["b"], data["Y"], **lam)
+    if args.json:
+        _print_json(out)
+        return 0
+    m = out["metrics"]
+    print(f"{args.file}: K={out['K']}, d={out['d']}, N={out['N']}, {out['design']}")
+    for key in ("nc1", "nc1_all", "nc2_w", "nc2_h", "nc3", "nc3_dual", "bias", "decoding_accuracy", "norm_W", "norm_H"):
+        v = m[key]
+        print(f"  {key:<18} {'nan' if v is None else f'{v:.6g}'}")
+    for mm, tw in m["tagwise"].items():
+        print(f"  tag-wise m={mm:<7} angle {tw['angle_deg']:.4g} deg, scale {tw['scale']:.6g}"
+              + (f" (predicted c_{mm} = {tw['predicted_scale']:.6g})" if tw["predicted_scale"] is not None else ""))
+    if "certificate" in out:
+        c = out["certificate"]
+        print(f"  F                  {out['objective']['F']:.12g}")
+        print(f"  lower bound        {c['lower_bound']:.12g}  (certified gap {c['gap']:.3g}, relative {c['rel_gap']:.3g})")
+        print(f"  theorem            {out['theory']['regime']}: {out['theory']['reason']}")
+    else:
+        print("  (give --lam-W and --lam-H for the objective and the certificate)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
     "solve": (_add_solve, _cmd_solve),
     "verify": (_add_verify, _cmd_verify),
+    "sweep": (_add_sweep, _cmd_sweep),
+    "report": (_add_report, _cmd_report),
+    "metrics": (_add_metrics, _cmd_metrics),
 }
 
 

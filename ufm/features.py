@@ -1,19 +1,7 @@
 r"""Features of a solution or of a trained network: load, measure, describe the geometry.
 
-The ``.npz`` layout read by :func:`load_npz` and ``ufm metrics FILE.npz``
---------------------------------------------------------------------------
-============  ===========  ==========================================================
-key           shape        meaning
-============  ===========  ==========================================================
-``H``         (d, N)       last-layer features, one *column* per sample (float)
-``Y``         (K, N)       0/1 label indicators, one column per sample; every sample
-                           needs at least one label (PAL is undefined otherwise)
-``W``         (K, d)       last-layer classifier, one row per class
-``b``         (K,)         optional bias; absent means a model without bias (b = 0)
-``lam_W``,    ()           optional scalars: the weight decays, used for the objective
-``lam_H``,                 and the certificate when no ``--lam-*`` flag is given
-``lam_b``
-============  ===========  ==========================================================
+The ``.npz`` layout read by :func:`load_npz` and ``ufm metrics FILE.npz``: see ``LAYOUT``
+(printed by ``ufm metrics --help``).
 
 Samples may come in any order; features exported as (N, d) or labels as (N, K) must be
 transposed first (the error message says so). ``ufm solve --save`` writes this layout.
@@ -39,6 +27,20 @@ import numpy as np
 from .exceptions import UFMError
 from .metrics import Groups, all_metrics, nc2_w
 
+LAYOUT = """\
+============  ===========  ==========================================================
+key           shape        meaning
+============  ===========  ==========================================================
+``H``         (d, N)       last-layer features, one *column* per sample (float)
+``Y``         (K, N)       0/1 label indicators, one column per sample; every sample
+                           needs at least one label (PAL is undefined otherwise)
+``W``         (K, d)       last-layer classifier, one row per class
+``b``         (K,)         optional bias; absent means a model without bias (b = 0)
+``lam_W``,    ()           optional scalars: the weight decays, used for the objective
+``lam_H``,                 and the certificate when no ``--lam-*`` flag is given
+``lam_b``
+============  ===========  ==========================================================
+"""
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same arrays give the same bytes
 
 
@@ -76,6 +78,8 @@ def load_npz(path: str | Path) -> dict[str, Any]:
         W = np.asarray(data["W"], dtype=np.float64)
         b = np.asarray(data["b"], dtype=np.float64) if "b" in data.files else None
         lams = {k: float(data[k]) for k in ("lam_W", "lam_H", "lam_b") if k in data.files}
+        if "bias" in data.files and not bool(data["bias"]):  # `ufm solve --save --no-bias`
+            b = None
     if W.ndim != 2:
         raise _shape_error("W", "(K, d)", W.shape)
     K, d = W.shape
@@ -232,5 +236,6 @@ def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict
     perm = gen.permutation(N)  # samples in no particular order, as from a data loader
     arrays = {"H": H[:, perm], "Y": problem.design.Y[:, perm].astype(np.int8), "W": W, "b": res.b,
               "lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_npz(path, **arrays)
     return arrays

@@ -118,8 +118,8 @@ def fig_phase(recs: list[Rec]) -> dict[str, Any]:
                      ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
         axes[2].semilogy(x, [float("nan") if is_trivial(r) else _pos(r["summary"]["metrics"]["nc2_w"]) for r in rs],
                          ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
-    axes[0].set(xlabel="mu / mu_crit", ylabel="logit margin s_m (in-set minus out-of-set logit)",
-                title="s*_m: predicted (lines), measured (o: ratio 1, x: ratio 4)")
+    axes[0].set(xlabel="mu / mu_crit", ylabel="logit margin s_m",
+                title="s*_m: lines predicted; markers measured")
     axes[1].set(xlabel="mu / mu_crit", ylabel="sqrt(lam_W) ||W||_F  (= sqrt(lam_H) ||H||_F)",
                 title="Norms vanish continuously at mu_crit")
     axes[2].set(xlabel="mu / mu_crit", ylabel="NC2_W", ylim=(1e-16, 1e-8),

@@ -179,7 +179,7 @@ def _dask_executor(pending: list[dict[str, Any]], dask: Any) -> Iterator[dict[st
         futures = client.map(compute_cell, pending, key=[f"ufm-cell-{c['key']}" for c in pending],
                              pure=False)
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures, loop=client.loop):
                 yield fut.result()
         finally:
             client.cancel(futures)
