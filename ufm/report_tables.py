@@ -136,3 +136,22 @@ def group(recs: Iterable[Rec], key: Callable[[Rec], Any]) -> dict[Any, list[Rec]
 def nanmax(vals: Iterable[float]) -> float:
     v = [x for x in vals if not math.isnan(x)]
     return max(v) if v else float("nan")
+
+
+def upto(x: float) -> str:
+    """``<= x``, or ``< 1e-10`` when x is below the residual floor."""
+    t = fmt(x, "r")
+    return t if t.startswith("<") else f"<= {t}"
+
+
+def span(vals: list[float], kind: str = "g") -> str:
+    a, b = fmt(min(vals), kind), fmt(max(vals), kind)
+    return a if a == b else f"{a}..{b}"
+
+
+def best_run(rs: list[Rec]) -> Rec:
+    """The run with the lowest F; ties (within 1e-9 relative) go to the lowest seed."""
+    f0 = min(r["summary"]["objective"] for r in rs)
+    tied = [r for r in rs if r["summary"]["objective"] <= f0 + 1e-9 * abs(f0)]
+    return min(tied, key=lambda r: r["cell"]["seed"])
+
