@@ -83,7 +83,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
             "Everything here is written by `make report` (`ufm report --regenerate`): every shipped spec",
             "is swept from scratch into `runs/report/`, then rendered. Re-render stored runs with",
             "`ufm report --from DIR --out reports`; load them yourself with `ufm.sweep.load(DIR)`.",
-            "Numbers below 1e-10 that are residuals (gaps, NC metrics, angles) print as `<1e-10`.",
+            "Residuals (gaps, NC metrics, angles) below 1e-8 print as `<1e-08`: their digits are rounding noise.",
             "Wall times are in `timings.md`, the only file that differs between runs.", "",
             "Contents: " + ", ".join(f"[{_spec_text(n, src)[0]}](#{_anchor(_spec_text(n, src)[0])})"
                                      for n in [n for n in ORDER if n in by_spec]), ""]

@@ -160,10 +160,9 @@ def dimension(recs: list[Rec]) -> Built:
         ("K", "K", "i"), ("d", "d", "i"), ("d-(K-1)", "rel", "i"), ("min F / min phi - 1 (best)", "best", "r"),
         ("(worst start)", "worst", "r"), ("distinct minima", "distinct", "i"), ("rank W", "rank", "i"),
         ("min cos(w_j,w_k)", "cmin", "g"), ("max cos", "cmax", "g"), ("NC2_W", "nc2", "r"),
-        ("decoding acc.", "acc", "g"), ("certified gap", "cert", "r")], rows,
+        ("certified gap", "cert", "r")], rows,
         note="min phi is the theorem's optimum, reached for every d >= K-1; the certified gap is relative "
-             "to the convex bound, which does not depend on d. At d = 1 prototypes of different label sets "
-             "can coincide: the decoding accuracy there depends on how ties fall and is fragile.")
+             "to the convex bound, which does not depend on d.")
     below = [x for x in rows if x["rel"] < 0]
     at = [x for x in rows if x["rel"] >= 0]
     multi = [f"(K={x['K']}, d={x['d']})" for x in below if x["distinct"] > 1]
