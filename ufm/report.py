@@ -113,7 +113,7 @@ def _features_section(feat: dict, out: Path, written: list[Path]) -> str:
                  {"metric": "certified lower bound", "value": feat["certificate"]["lower_bound"]},
                  {"metric": "certified relative gap", "value": feat["certificate"]["rel_gap"]}]
     t = Table("features_example", "ufm metrics examples/features_example.npz", [("metric", "metric", "s"),
-                                                                               ("value", "value", "g")], rows)
+                                                                               ("value", "value", "f")], rows)
     written += t.write(out / "tables")
     return "\n".join([
         "## Features of a trained network: `ufm metrics`", "",

@@ -107,8 +107,8 @@ def phase(recs: list[Rec]) -> Built:
                      "claims": "{}/{}".format(*_claims([r]))})
     t1 = Table("phase", "Across the phase transition: predicted s*_m against measured logit margins", [
         ("K", "K", "i"), ("lam_W/lam_H", "ratio", "g"), ("mu/mu_crit", "x", "g"), ("regime", "regime", "s"),
-        ("s_1 predicted", "s1", "g"), ("s_1 measured", "s1m", "g"), ("s_2 predicted", "s2", "g"),
-        ("s_2 measured", "s2m", "g"), ("norm W", "W", "r"), ("norm H", "H", "r"), ("NC2_W", "nc2", "r"),
+        ("s_1 predicted", "s1", "g"), ("s_1 measured", "s1m", "f"), ("s_2 predicted", "s2", "g"),
+        ("s_2 measured", "s2m", "f"), ("norm W", "W", "r"), ("norm H", "H", "r"), ("NC2_W", "nc2", "r"),
         ("rel. F - min phi", "gap", "r"), ("claims", "claims", "s")], rows,
         note="Measured s_m: mean logit inside the label set minus mean logit outside, per multiplicity. "
              "NC2_W is undefined (—) at the trivial solution W = 0.")
@@ -159,7 +159,7 @@ def dimension(recs: list[Rec]) -> Built:
     t = Table("dimension", "Feature dimension d against K-1: cost and geometry of the best of 3 starts", [
         ("K", "K", "i"), ("d", "d", "i"), ("d-(K-1)", "rel", "i"), ("min F / min phi - 1 (best)", "best", "r"),
         ("(worst start)", "worst", "r"), ("distinct minima", "distinct", "i"), ("rank W", "rank", "i"),
-        ("min cos(w_j,w_k)", "cmin", "g"), ("max cos", "cmax", "g"), ("NC2_W", "nc2", "r"),
+        ("min cos(w_j,w_k)", "cmin", "c"), ("max cos", "cmax", "c"), ("NC2_W", "nc2", "r"),
         ("certified gap", "cert", "r")], rows,
         note="min phi is the theorem's optimum, reached for every d >= K-1; the certified gap is relative "
              "to the convex bound, which does not depend on d.")
@@ -210,8 +210,8 @@ def imbalance(recs: list[Rec]) -> Built:
     rows1.sort(key=lambda x: (x["pairs"], x["mu"], x["ratio"]))
     t1 = Table("imbalance_single", "Imbalanced single-label classes (K = 5; n_k from n_max down to 2)", [
         ("n_max/n_min", "ratio", "g"), ("pairs each", "pairs", "i"), ("mu", "mu", "g"),
-        ("norm w_0 / w_4", "w", "g"), ("norm h_0 / h_4", "h", "g"), ("cos(w_0,w_1) majority", "cmaj", "g"),
-        ("cos(w_3,w_4) minority", "cmin", "g"), ("NC2_W", "nc2", "r"), ("max pair angle (deg)", "ang", "r"),
+        ("norm w_0 / w_4", "w", "g"), ("norm h_0 / h_4", "h", "g"), ("cos(w_0,w_1) majority", "cmaj", "c"),
+        ("cos(w_3,w_4) minority", "cmin", "c"), ("NC2_W", "nc2", "r"), ("max pair angle (deg)", "ang", "r"),
         ("pair scale min", "smin", "g"), ("pair scale max", "smax", "g"), ("certified gap", "cert", "r")], rows1,
         note="The ETF has cos = -0.25 for K = 5. Pair angle: between h_S and h_j + h_k (S = {j, k}).")
     rows2 = []
@@ -227,7 +227,7 @@ def imbalance(recs: list[Rec]) -> Built:
     t2 = Table("imbalance_pairs", "One heavy pair {0,1} (K = 5; singles 4 each, other pairs 1 each)", [
         ("n_{0,1}", "n", "i"), ("mu", "mu", "g"), ("angle heavy (deg)", "ah", "r"),
         ("max angle light (deg)", "al", "r"), ("scale heavy", "sh", "g"), ("scale light (mean)", "sl", "g"),
-        ("cos(w_0,w_1)", "c01", "g"), ("cos(w_2,w_3)", "c23", "g"), ("NC2_W", "nc2", "r"),
+        ("cos(w_0,w_1)", "c01", "c"), ("cos(w_2,w_3)", "c23", "c"), ("NC2_W", "nc2", "r"),
         ("certified gap", "cert", "r")], rows2, note="n_{0,1} = 1 is the balanced design (the theorem applies).")
     r16 = {(x["pairs"], x["mu"]): x for x in rows1 if x["ratio"] == 16}
     h32 = [x for x in rows2 if x["n"] == 32]
@@ -270,7 +270,7 @@ def losses(recs: list[Rec]) -> Built:
     t = Table("losses", "Loss variants on the same designs (mu = 5e-3, d = K)", [
         ("K", "K", "i"), ("design", "design", "s"), ("loss", "loss", "s"), ("NC1", "nc1", "r"),
         ("NC2_W", "nc2", "r"), ("NC2_W of W - mean w", "nc2c", "r"), ("norm mean w / norm w", "wmean", "r"),
-        ("max cos(w_j,w_k)", "cos", "g"), ("NC2_H", "nc2h", "r"), ("NC3", "nc3", "r"),
+        ("max cos(w_j,w_k)", "cos", "c"), ("NC2_H", "nc2h", "r"), ("NC3", "nc3", "r"),
         ("max angle m=2 (deg)", "a2", "r"), ("scale m=2", "s2", "g"), ("PAL c_2", "c2", "g"),
         ("scale m=3", "s3", "g"), ("decoding acc.", "acc", "g"), ("bias spread", "bias", "r")], rows,
         note="NC2_H and NC3 use centred feature means; NC2_W does not centre W. Angles are between h_S "

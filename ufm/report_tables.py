@@ -29,7 +29,8 @@ def num(x: Any) -> float:
 
 
 def fmt(x: Any, kind: str = "g") -> str:
-    """``kind``: "g" 4 significant digits, "r" residual (floor, 2 digits), "i" int, "s" str."""
+    """``kind``: "g" 4 significant digits, "f" the same with the residual floor, "r" residual
+    (floor, 2 digits), "c" cosine (3 decimals), "i" int, "s" str."""
     if kind == "s" or isinstance(x, str):
         return str(x)
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -38,8 +39,12 @@ def fmt(x: Any, kind: str = "g") -> str:
         return "yes" if x else "no"
     if kind == "i":
         return str(int(x))
+    if kind in ("r", "f") and abs(x) < FLOOR:
+        return f"<{FLOOR:.0e}"
     if kind == "r":
-        return f"<{FLOOR:.0e}" if abs(x) < FLOOR else f"{x:.2g}"
+        return f"{x:.2g}"
+    if kind == "c":  # a cosine: 3 decimals, no negative zero
+        return f"{x:.3f}".replace("-0.000", "0.000")
     return f"{x:.4g}"
 
 
