@@ -152,7 +152,8 @@ def build_design(K: int, spec: Mapping[str, Any]) -> designs.LabelDesign:
         if kind == "imbalanced_single":
             cc = spec.get("counts") or _counts_linear(K, int(spec["n_max"]), int(spec["n_min"]))
             pairs = int(spec.get("pairs", 0))
-            extra = {S: pairs for S in itertools.combinations(range(K), 2)} if pairs else None
+            extra: dict[Any, int] | None = (
+                {S: pairs for S in itertools.combinations(range(K), 2)} if pairs else None)
             return designs.imbalanced_single(K, cc, extra)
         if kind == "imbalanced_pairs":
             heavy = tuple(tuple(S) for S in spec.get("heavy", [[0, 1]]))

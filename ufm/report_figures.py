@@ -34,7 +34,7 @@ from .report_tables import (  # noqa: E402
 STYLE = {"figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize": 9.5,
          "axes.labelsize": 9, "legend.fontsize": 7.5, "axes.grid": True, "grid.alpha": 0.3,
          "svg.hashsalt": "ufm-report", "pdf.fonttype": 42, "lines.markersize": 4}
-COLORS = plt.get_cmap("tab10").colors
+COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 TINY = 1e-17  # log-scale floor for exact zeros
 
 

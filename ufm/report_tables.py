@@ -102,7 +102,7 @@ def prob(r: Rec) -> dict:
 
 def profile_of(r: Rec) -> str:
     des = r["params"]["design"]
-    return des.get("profile", des.get("kind", "")) if isinstance(des, dict) else str(des)
+    return str(des.get("profile", des.get("kind", ""))) if isinstance(des, dict) else str(des)
 
 
 def tag(r: Rec, m: int, key: str) -> float:
