@@ -5,7 +5,8 @@ Profiles: ``ci`` (default; derandomized, few examples, no deadline, no example
 database: the same examples on every machine), ``long`` (``HYPOTHESIS_PROFILE=long``,
 used by ``make test-slow`` and ``ufm verify --thorough``: hundreds of examples per
 property, random, failures kept in the ``.hypothesis/`` database, which git ignores),
-``dev`` (30 random examples).
+``dev`` (30 random examples). ``UFM_MAX_EXAMPLES`` overrides the long profile's 300
+(``ufm verify --thorough --examples N``); properties that set their own count scale with it.
 
 BLAS threads: the tests run one BLAS thread per process unless the caller set the
 variables. On a shared two-core machine OpenBLAS' spinning worker threads made small
@@ -33,7 +34,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "long", max_examples=300, deadline=None, derandomize=False, print_blob=True, phases=PHASES,
+    "long", max_examples=int(os.environ.get("UFM_MAX_EXAMPLES", "300")), deadline=None, derandomize=False, print_blob=True, phases=PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("dev", max_examples=30, deadline=None)

@@ -361,3 +361,39 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
         min_phi = predict(full).value
         ev.claim("F_above_min_phi", max(min_phi - res.fun, 0.0) / abs(min_phi), 1e-12, desc)
         ev.claim("certificate_below_min_phi", max(cert.lower_bound - min_phi, 0.0) / abs(min_phi), 1e-12, desc)
+
+
+@given(problem=S.problems_at_ratio(S.balanced_designs(partial=True), d="theorem", rho=(0.9, 0.9999)),
+       seed=S.SEEDS)
+def test_just_below_the_transition_the_theorem_holds(problem, seed):
+    """Balanced design, ``d >= K-1``, ``mu / mu_crit`` in [0.9, 0.9999] (``s*`` small,
+    the landscape nearly flat): the theory's ``s*`` minimises SPEC's ``phi`` (stationary,
+    1e-9) with ``phi(s*) < phi(0)``, and L-BFGS reaches ``min phi`` (1e-7) with every
+    structural claim within 1e-6. (This property found the theory's Newton method
+    converging to the kink ``s = 0`` near the transition.)"""
+    ev.example()
+    desc = f"{S.describe(problem)}, seed={seed}"
+    pred = predict(problem)
+    ev.check("regime", pred.regime == COLLAPSE, desc, pred.reason)
+    s = np.array([pred.s[m] for m in sorted(pred.s)])
+    g, terms = ref.phi_grad(problem, s)
+    ev.claim("phi_stationary", float(np.max(np.abs(g) / terms)), 1e-9, desc)
+    ev.check("phi_below_phi0", ref.phi(problem, s) < ref.phi(problem, np.zeros_like(s)), desc, f"s* = {pred.s}")
+    res = solve(problem, "lbfgs", rng=seed, **solver_options(problem, pred.regime))
+    _check_collapse(problem, pred, res, desc)
+    _check_verdict(problem, pred, res, desc)
+
+
+@given(problem=S.problems_at_ratio(S.balanced_designs(partial=True), d="any", rho=(1.0001, 1.1)),
+       seed=S.SEEDS)
+def test_just_above_the_transition_the_solution_is_trivial(problem, seed):
+    """Balanced design, any ``d``, ``mu / mu_crit`` in [1.0001, 1.1] (the curvature at 0 is
+    nearly zero): the package reports the trivial regime and L-BFGS reaches ``W = 0,
+    H = 0`` (1e-6) at the value ``(1/N) sum_i m_i log K`` (1e-7)."""
+    ev.example()
+    desc = f"{S.describe(problem)}, seed={seed}"
+    pred = predict(problem)
+    ev.check("regime", pred.regime == TRIVIAL, desc, pred.reason)
+    res = solve(problem, "lbfgs", rng=seed, **solver_options(problem, TRIVIAL))
+    _check_trivial(problem, pred, res, desc)
+    _check_verdict(problem, pred, res, desc)
