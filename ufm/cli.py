@@ -114,9 +114,25 @@ def _add_verify(sub: Any) -> None:
     p = sub.add_parser("verify", help="confirm the theorem on the default suite (the main job)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--thorough", action="store_true",
+                   help="run the property-based tests with the long hypothesis profile (hundreds of "
+                        "random problems per property; needs the source tree and .[dev]) and "
+                        "summarise examples tried and the largest deviation per claim")
+    p.add_argument("--examples", type=int, default=None, metavar="N",
+                   help="with --thorough: examples per property (default: the long profile's 300)")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if args.thorough:
+        from .thorough import run_thorough
+
+        out = run_thorough(seed=args.seed, max_examples=args.examples,
+                           say=None if args.json else (lambda s: print(s, flush=True)))
+        if args.json:
+            _print_json(out)
+        return 0 if out["passed"] else 1
+    if args.examples is not None:
+        raise UFMError("--examples only applies with --thorough.")
     from .suite import run_suite
 
     t0 = time.perf_counter()
