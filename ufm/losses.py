@@ -16,9 +16,10 @@ import numpy as np
 def log_softmax_parts(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(LSE(z_i) for each column, softmax P)`` with the max shift; shapes (N,), (K, N)."""
     zmax = Z.max(axis=0)  # (N,)
-    E = np.exp(Z - zmax)  # (K, N)
+    E = Z - zmax  # (K, N)
+    np.exp(E, out=E)
     s = E.sum(axis=0)  # (N,)
-    E /= s
+    E *= 1.0 / s
     return np.log(s) + zmax, E
 
 
@@ -30,8 +31,9 @@ def pal(Z: np.ndarray, Y: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]
     N = Z.shape[1]
     lse, P = log_softmax_parts(Z)
     value = (m @ lse - np.vdot(Y, Z)) / N
-    P *= m / N
-    P -= Y / N
+    P *= m  # in place: no (K, N) temporaries beyond P itself
+    P -= Y
+    P *= 1.0 / N
     return float(value), P
 
 
@@ -39,11 +41,53 @@ def pal_normalized(Z: np.ndarray, Y: np.ndarray, m: np.ndarray) -> tuple[float, 
     r"""Normalised PAL, targets ``y/m``: :math:`\ell(z; y) = \mathrm{LSE}(z) - \langle y/m, z\rangle`."""
     N = Z.shape[1]
     lse, P = log_softmax_parts(Z)
-    T = Y / m  # (K, N)
-    value = (lse.sum() - np.vdot(T, Z)) / N
-    P -= T
-    P /= N
+    value = (lse.sum() - (Y * Z).sum(axis=0) @ (1.0 / m)) / N
+    P *= m
+    P -= Y
+    P *= 1.0 / (N * m)
     return float(value), P
+
+
+def pal_inplace(
+    Z: np.ndarray, y_flat: np.ndarray, col_weight: np.ndarray, y_weight: np.ndarray | float,
+) -> float:
+    r"""Fast PAL kernel on the label *positions*: overwrite ``Z`` with the gradient, return ``L``.
+
+    .. math::
+
+        L = \frac1N \sum_i \Big(c_i\,\mathrm{LSE}(z_i) - \sum_{k \in S_i} v_{ki} z_{ki}\Big),
+        \qquad G = \big(P \operatorname{diag}(c) - V\big) / N
+
+    where
+
+    - ``Z`` (K, N) C-contiguous logits, overwritten by ``G`` (K, N);
+    - ``y_flat`` (nnz,) the flat (row-major) positions of the ones of ``Y``;
+    - ``col_weight`` (N,) is ``c = m`` for PAL, ``1`` for normalised PAL;
+    - ``y_weight`` (nnz,) or scalar: the entries ``v`` of ``V`` at ``y_flat`` (``1`` for PAL,
+      ``1/m_i`` for normalised PAL).
+
+    One pass for the column max, one for the shift, one ``exp``, one column sum and one
+    column scaling over the ``K x N`` array; ``<Y, Z>`` and ``- Y`` touch only the
+    ``nnz(Y) = sum_i m_i`` label positions. Log-sum-exp with the max shift, float64.
+    """
+    N = Z.shape[1]
+    flat = Z.reshape(-1)  # a view (Z is C-contiguous)
+    yz = flat[y_flat]  # (nnz,) gathered before Z is overwritten
+    yz_term = float(yz.sum()) if np.isscalar(y_weight) and y_weight == 1.0 else float(yz @ y_weight)
+    zmax = Z.max(axis=0)  # (N,)
+    np.subtract(Z, zmax, out=Z)
+    np.exp(Z, out=Z)
+    s = Z.sum(axis=0)  # (N,), >= 1
+    lse = np.log(s)
+    lse += zmax
+    value = (float(col_weight @ lse) - yz_term) / N
+    scale = col_weight / (N * s)  # (N,)
+    np.multiply(Z, scale, out=Z)
+    if np.isscalar(y_weight):
+        flat[y_flat] -= float(y_weight) / N
+    else:
+        flat[y_flat] -= y_weight / N
+    return value
 
 
 def bce(Z: np.ndarray, Y: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]:
@@ -75,7 +119,19 @@ def hvp_logits(loss: str, Z: np.ndarray, dZ: np.ndarray, m: np.ndarray) -> np.nd
         s = 0.5 * (1.0 + np.tanh(0.5 * Z))
         return s * (1 - s) * dZ / N
     _, P = log_softmax_parts(Z)
-    dG = P * (dZ - (P * dZ).sum(axis=0))
-    if loss == "pal":
-        dG *= m
-    return dG / N
+    return softmax_hvp(P, dZ, m if loss == "pal" else None)
+
+
+def softmax_hvp(P: np.ndarray, dZ: np.ndarray, m: np.ndarray | None) -> np.ndarray:
+    r"""``dG = diag(c) (P \odot dZ - P \odot (1^T (P \odot dZ))) / N`` column-wise, ``c = m`` or 1.
+
+    ``P`` (K, N) is the column-wise softmax (left unchanged), ``dZ`` (K, N) the direction.
+    """
+    N = P.shape[1]
+    dG = P * dZ  # (K, N)
+    c = dG.sum(axis=0)  # (N,)
+    T = P * c
+    dG -= T
+    col = (m / N) if m is not None else np.full(N, 1.0 / N)
+    dG *= col
+    return dG

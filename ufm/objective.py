@@ -12,11 +12,14 @@ With ``Z = W H + b 1^T`` and ``G = dL/dZ`` (see :mod:`ufm.losses`):
 
 from __future__ import annotations
 
-import numpy as np
+import weakref
 
-from .designs import as_rng
+import numpy as np
+from scipy.linalg.blas import dgemm
+
+from .designs import LabelDesign, as_rng
 from .exceptions import UFMError
-from .losses import LOSS_FUNCTIONS, hvp_logits
+from .losses import LOSS_FUNCTIONS, hvp_logits, log_softmax_parts, pal_inplace, softmax_hvp
 from .problem import UFMProblem
 
 
@@ -56,28 +59,118 @@ def logits(W: np.ndarray, H: np.ndarray, b: np.ndarray) -> np.ndarray:
     return Z
 
 
+class _LabelIndex:
+    """Label positions of a design, for the fast PAL kernel (:func:`ufm.losses.pal_inplace`).
+
+    ``y_flat`` (nnz,): flat row-major positions of the ones of ``Y`` (K, N); ``m`` (N,);
+    ``y_over_m`` (nnz,): ``1/m_i`` at each position (for normalised PAL). Built once per
+    design (``nnz = sum_i m_i``, far fewer than ``K N``); exact for any design.
+    """
+
+    def __init__(self, design: LabelDesign) -> None:
+        N = design.N
+        rows, cols = [], []
+        for S, sl in zip(design.sets, design.group_slices):
+            i = np.arange(sl.start, sl.stop, dtype=np.int64)
+            for k in S:
+                rows.append(np.full(i.size, k, dtype=np.int64))
+                cols.append(i)
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        order = np.argsort(r * N + c, kind="stable")
+        self.y_flat = (r * N + c)[order]
+        self.m = design.m
+        self.ones = np.ones(N)
+        self.y_over_m = 1.0 / self.m[c[order]]
+
+
+_INDEX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _label_index(design: LabelDesign) -> _LabelIndex:
+    idx = _INDEX_CACHE.get(design)
+    if idx is None:
+        idx = _INDEX_CACHE[design] = _LabelIndex(design)
+    return idx
+
+
+def _loss_inplace(problem: UFMProblem, Z: np.ndarray) -> float:
+    """Overwrite the logits ``Z`` (K, N) with ``G = dL/dZ`` and return ``L`` (any loss)."""
+    if problem.loss == "pal":
+        idx = _label_index(problem.design)
+        return pal_inplace(Z, idx.y_flat, idx.m, 1.0)
+    if problem.loss == "pal-normalized":
+        idx = _label_index(problem.design)
+        return pal_inplace(Z, idx.y_flat, idx.ones, idx.y_over_m)
+    design = problem.design
+    L, G = LOSS_FUNCTIONS[problem.loss](Z, design.Y, design.m)
+    Z[...] = G
+    return L
+
+
+def _grad_W(G: np.ndarray, H: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = G H^T`` (K, d), computed as ``(H G^T)^T``: both operands keep their long
+    ``N`` axis contiguous, the layout multithreaded OpenBLAS handles best."""
+    np.matmul(H, G.T, out=out.T)
+    return out
+
+
+def _grad_H(W: np.ndarray, G: np.ndarray, lam_H: float, H: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = W^T G + lam_H H`` (d, N) with one BLAS call accumulating onto ``lam_H H``
+    (no (d, N) temporary), when the layouts allow; plain numpy otherwise."""
+    if out.flags.c_contiguous and G.flags.c_contiguous and out.dtype == np.float64:
+        np.multiply(H, lam_H, out=out)
+        # Fortran view: out^T (N, d) = G^T (N, K) @ W (K, d) + out^T
+        res = dgemm(1.0, G.T, W.T, beta=1.0, c=out.T, trans_b=1, overwrite_c=1)
+        if np.shares_memory(res, out):
+            return out
+    np.matmul(W.T, G, out=out)  # pragma: no cover - unusual layouts only
+    out += lam_H * H
+    return out
+
+
+def _value_and_grad_into(
+    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray,
+    dW: np.ndarray, dH: np.ndarray, db: np.ndarray | None, Z: np.ndarray | None = None,
+) -> float:
+    """``F`` with its gradient written into ``dW`` (K, d), ``dH`` (d, N), ``db`` (K,).
+
+    One pass over the ``K x N`` logits (see :func:`ufm.losses.pal_inplace`) and three
+    matrix products ``W H``, ``G H^T``, ``W^T G``; ``Z`` (K, N) is an optional workspace.
+    """
+    if Z is None:
+        Z = np.empty((problem.K, problem.N))
+    np.matmul(W, H, out=Z)
+    if problem.bias:
+        Z += b[:, None]
+    L = _loss_inplace(problem, Z)  # Z now holds G
+    F = (
+        L
+        + 0.5 * problem.lam_W * float(np.vdot(W, W))
+        + 0.5 * problem.lam_H * float(np.vdot(H, H))
+        + (0.5 * problem.lam_b * float(np.vdot(b, b)) if problem.bias else 0.0)
+    )
+    _grad_W(Z, H, dW)
+    dW += problem.lam_W * W
+    _grad_H(W, Z, problem.lam_H, H, dH)
+    if db is not None:
+        if problem.bias:
+            Z.sum(axis=1, out=db)
+            db += problem.lam_b * b
+        else:
+            db[...] = 0.0
+    return F
+
+
 def value_and_grad(
     problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """``F`` and its gradient ``(dW, dH, db)`` (``db = 0`` when the model has no bias)."""
     if b is None or not problem.bias:
         b = np.zeros(problem.K)
-    design = problem.design
-    L, G = LOSS_FUNCTIONS[problem.loss](logits(W, H, b), design.Y, design.m)
-    F = (
-        L
-        + 0.5 * problem.lam_W * np.vdot(W, W)
-        + 0.5 * problem.lam_H * np.vdot(H, H)
-        + 0.5 * problem.lam_b * np.vdot(b, b)
-    )
-    dW = G @ H.T
-    dW += problem.lam_W * W
-    dH = W.T @ G
-    dH += problem.lam_H * H
-    if problem.bias:
-        db = G.sum(axis=1) + problem.lam_b * b
-    else:
-        db = np.zeros(problem.K)
+    dW = np.empty((problem.K, problem.d))
+    dH = np.empty((problem.d, problem.N))
+    db = np.empty(problem.K)
+    F = _value_and_grad_into(problem, W, H, b, dW, dH, db)
     return float(F), dW, dH, db
 
 
@@ -89,11 +182,37 @@ def objective(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray |
     return value_and_grad(problem, W, H, b)[0]
 
 
-def fun_and_grad(x: np.ndarray, problem: UFMProblem) -> tuple[float, np.ndarray]:
-    """``F`` and its gradient on the packed vector (for scipy-style solvers)."""
+def fun_and_grad(
+    x: np.ndarray, problem: UFMProblem, *, out: np.ndarray | None = None,
+    work: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
+    """``F`` and its gradient on the packed vector (for scipy-style solvers).
+
+    The gradient is written straight into its packed layout: ``out`` (n_vars,) if given
+    (returned), else a new array. ``work`` is an optional (K, N) workspace for the logits.
+    """
     W, H, b = unpack(x, problem)
-    F, dW, dH, db = value_and_grad(problem, W, H, b)
-    return F, pack(dW, dH, db, problem.bias)
+    g = np.empty(problem.n_vars) if out is None else out
+    dW, dH, db = unpack(g, problem)
+    F = _value_and_grad_into(problem, W, H, b, dW, dH, db if problem.bias else None, work)
+    return F, g
+
+
+class Evaluator:
+    """``F`` and its gradient on packed vectors with a reusable (K, N) workspace.
+
+    ``ev(x)`` returns ``(F, g)`` with a new gradient array; ``ev(x, out=g)`` reuses ``g``.
+    One instance per solver run (the workspace is not shared between threads).
+    """
+
+    def __init__(self, problem: UFMProblem) -> None:
+        self.problem = problem
+        self.work = np.empty((problem.K, problem.N))
+        self.nfev = 0
+
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        self.nfev += 1
+        return fun_and_grad(x, self.problem, out=out, work=self.work)
 
 
 def hvp(x: np.ndarray, v: np.ndarray, problem: UFMProblem) -> np.ndarray:
@@ -105,17 +224,32 @@ def hvp(x: np.ndarray, v: np.ndarray, problem: UFMProblem) -> np.ndarray:
     """
     W, H, b = unpack(x, problem)
     VW, VH, vb = unpack(v, problem)
-    design = problem.design
     Z = logits(W, H, b)
-    _, G = LOSS_FUNCTIONS[problem.loss](Z, design.Y, design.m)
-    dZ = VW @ H + W @ VH
+    dZ = VW @ H
+    dZ += W @ VH
     if problem.bias:
         dZ += vb[:, None]
-    dG = hvp_logits(problem.loss, Z, dZ, design.m)
-    hW = dG @ H.T + G @ VH.T + problem.lam_W * VW
-    hH = VW.T @ G + W.T @ dG + problem.lam_H * VH
-    hb = dG.sum(axis=1) + problem.lam_b * vb if problem.bias else None
-    return pack(hW, hH, hb, problem.bias)
+    if problem.loss == "bce":
+        dG = hvp_logits(problem.loss, Z, dZ, problem.design.m)
+        _loss_inplace(problem, Z)
+    else:
+        _, P = log_softmax_parts(Z)
+        dG = softmax_hvp(P, dZ, problem.design.m if problem.loss == "pal" else None)
+        del P
+        _loss_inplace(problem, Z)
+    G = Z  # (K, N) loss gradient
+    out = np.empty(problem.n_vars)
+    hW, hH, hb = unpack(out, problem)
+    _grad_W(dG, H, hW)
+    hW += G @ VH.T
+    hW += problem.lam_W * VW
+    np.matmul(W.T, dG, out=hH)
+    hH += VW.T @ G
+    hH += problem.lam_H * VH
+    if problem.bias:
+        dG.sum(axis=1, out=hb)
+        hb += problem.lam_b * vb
+    return out
 
 
 def random_point(
