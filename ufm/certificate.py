@@ -1,27 +1,57 @@
 r"""A closed-form dual lower bound on ``min F`` and the certified gap of any candidate
 (SPEC section 3).
 
-For any ``Gamma`` (K, N) with spectral norm ``||Gamma||_2 <= mu = sqrt(lam_W lam_H)``,
+For every ``d``, ``F(W, H, b) >= C(W H, b)`` with the convex function
 
 .. math::
 
-    D(\Gamma) = -L^*(-\Gamma) - \frac{\|\Gamma 1\|^2}{2\lambda_b}
-        \;\le\; \min C \;\le\; \min F,
-    \qquad L^*(V) = \frac1N \sum_i w_i m_i \sum_j q_{ij}\log q_{ij},
-    \quad q_i = \frac{N v_i / w_i + y_i}{m_i}
+    C(Z, b) = L(Z + b 1^T) + \mu \|Z\|_* + \frac{\lambda_b}{2}\|b\|^2,
+    \qquad L(X) = \frac1N \sum_i w_i\,\ell(x_i; y_i), \quad \mu = \sqrt{\lambda_W\lambda_H},
 
-where ``L`` is the averaged loss, ``w_i = 1`` for PAL and ``1/m_i`` for normalised PAL,
-and ``L*`` is finite only when every ``q_i`` lies in the simplex. Without a bias the
-second term is absent; with a free bias and ``lam_b = 0`` the dual needs ``Gamma 1 = 0``.
-From a candidate's logits ``X = W H + b 1^T`` we take ``Gamma = -t grad L(X)`` (centred
-across samples when ``lam_b = 0``), with ``t`` the largest value in [0, 1] keeping
-``||Gamma||_2 <= mu`` and every ``q_i`` in the simplex. The certified gap ``F - D >= 0``
-vanishes at the global optimum, whatever ``d``; it costs one ``K x K`` eigenproblem.
+and for every ``Gamma`` (K, N) with spectral norm ``||Gamma||_2 <= mu``
+
+.. math::
+
+    D(\Gamma) = -L^*(\Gamma) - \frac{\|\Gamma 1\|^2}{2\lambda_b} \;\le\; \min C \;\le\; \min F,
+    \qquad L^*(\Gamma) = \frac1N \sum_i w_i m_i \sum_j q_{ij}\log q_{ij},
+    \quad q_i = \frac{N \gamma_i / w_i + y_i}{m_i}
+
+where
+
+- ``w_i = 1`` for PAL and ``1/m_i`` for normalised PAL; ``m_i = |S_i|``, ``y_i`` (K,) 0/1;
+- ``L*`` is finite only when every ``q_i`` lies in the probability simplex;
+- without a bias the term in ``lam_b`` is absent; with a free bias and ``lam_b = 0`` it is
+  replaced by the constraint ``Gamma 1 = 0``.
+
+(SPEC writes ``-L*(-Gamma)`` with the opposite sign of ``Gamma``; norms are unchanged.)
+
+**The dual point.** Every feasible ``Gamma`` has the form ``gamma_i = (w_i m_i / N)(pi_i - y_i/m_i)``
+with ``pi_i`` in the simplex (then ``q_i = pi_i``). From a candidate's logits
+``X = W H + b 1^T`` we take ``pi_i = softmax(x_i)`` -- i.e. ``Gamma = grad L(X)``, the
+optimal dual point at a global minimiser -- and improve it three ways, each of which can
+only raise the bound:
+
+1. *Grouping.* ``pi_i`` is replaced by its mean over the samples of the same label set.
+   The conjugate terms of a label set are one convex function, so by Jensen ``-L*`` does
+   not decrease; averaging is an orthogonal projection, so ``||Gamma||_2`` does not grow;
+   ``Gamma 1`` is unchanged. Everything after one pass over the logits is on ``K x G``
+   arrays (``G`` label sets): the spectral norm is one small SVD of
+   ``Gamma_g D^{1/2}``, ``D = diag(n_S)``.
+2. *Free bias, ``lam_b = 0``.* The group means are exponentially tilted,
+   ``pi_S propto pibar_S * exp(beta)``, with ``beta`` (K,) found by Newton's method so that
+   ``Gamma 1 = 0`` (to float64 rounding; classes in no label set get ``pi = 0``). At a
+   minimiser ``beta = 0``.
+3. *Scaling.* ``q = y/m + t (pi - y/m)`` with ``t`` in ``[0, min(1, mu/||Gamma||_2)]``
+   maximising the (concave) ``D`` along the segment.
+
+The certified gap ``F - D >= 0`` vanishes at a global minimiser, whatever ``d``; it is
+small exactly when the candidate is globally optimal *and* the convex relaxation is tight
+at this ``d`` (``d >= rank`` of a minimiser of ``C``). Cost: one product ``W H``, one
+softmax pass over the ``K x N`` logits, then ``O(K G)`` work and one ``K x G`` SVD.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,7 +59,7 @@ from scipy.special import xlogy
 
 from .exceptions import UFMError
 from .losses import log_softmax_parts
-from .objective import _check_shapes, value_and_grad
+from .objective import _check_shapes
 from .problem import UFMProblem
 
 
@@ -40,7 +70,8 @@ class Certificate:
     Attributes
     ----------
     lower_bound : float
-        ``D(Gamma)``, a lower bound on the global minimum of ``F`` for every ``d``.
+        ``D(Gamma)``, a lower bound on the global minimum of ``F`` for every ``d`` (and on
+        ``min C``).
     objective : float
         ``F`` at the candidate.
     gap : float
@@ -48,7 +79,7 @@ class Certificate:
     rel_gap : float
         ``gap / max(|objective|, 1e-300)``.
     t : float
-        The scaling of ``-grad L`` used as dual point.
+        The scaling of the dual direction used (1 near a minimiser).
     """
 
     lower_bound: float
@@ -61,22 +92,212 @@ class Certificate:
         return asdict(self)
 
 
-def _weights(problem: UFMProblem) -> np.ndarray:
+# -- group statistics ------------------------------------------------------------------
+def _group_weights(problem: UFMProblem) -> np.ndarray:
+    """``w_S`` per label set (G,): 1 for PAL, ``1/m_S`` for normalised PAL."""
+    m = problem.design.group_multiplicity.astype(np.float64)
     if problem.loss == "pal":
-        return np.ones(problem.N)
+        return np.ones_like(m)
     if problem.loss == "pal-normalized":
-        return 1.0 / problem.design.m
+        return 1.0 / m
     raise UFMError(
         f"The certificate is derived for the pick-all-label losses; loss={problem.loss!r} has "
         "no closed-form conjugate here. Use loss='pal' or 'pal-normalized'."
     )
 
 
-def conjugate_loss(problem: UFMProblem, Q: np.ndarray) -> float:
-    """``L*`` expressed through the distributions ``Q`` (K, N): ``(1/N) sum_i w_i m_i sum_j q log q``."""
-    m = problem.design.m
-    w = _weights(problem)
-    return float(((w * m) @ xlogy(Q, Q).sum(axis=0)) / problem.N)
+def _group_starts(problem: UFMProblem) -> np.ndarray:
+    counts = problem.design.group_counts
+    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+
+
+def loss_and_group_softmax(problem: UFMProblem, X: np.ndarray) -> tuple[float, np.ndarray]:
+    """The averaged loss ``L(X)`` and the mean softmax of each label set.
+
+    Parameters
+    ----------
+    X : ndarray, shape (K, N) or (K, G)
+        Logits of every sample (canonical sample order of ``problem.design``), or one
+        logit column per label set (each standing for its ``n_S`` samples). When every
+        ``n_S = 1`` the two coincide.
+
+    Returns
+    -------
+    L : float
+        ``(1/N) sum_i w_i (m_i LSE(x_i) - <y_i, x_i>)``.
+    Pbar : ndarray, shape (K, G)
+        ``mean_{i in S} softmax(x_i)`` for each label set ``S``.
+    """
+    design = problem.design
+    w = _group_weights(problem)  # (G,)
+    m = design.group_multiplicity.astype(np.float64)
+    n = design.group_counts.astype(np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape == (problem.K, design.G):
+        lse, P = log_softmax_parts(X)  # (G,), (K, G)
+        xy = np.einsum("kg,kg->g", design.Yg, X)  # <y_S, x_S>
+        L = float((n * w) @ (m * lse - xy)) / problem.N
+        return L, P
+    if X.shape != (problem.K, problem.N):
+        raise UFMError(f"Logits must have shape (K, N) = ({problem.K}, {problem.N}) or (K, G) = "
+                       f"({problem.K}, {design.G}); got {X.shape}.")
+    starts = _group_starts(problem)
+    lse, P = log_softmax_parts(X)  # (N,), (K, N)
+    lse_sum = np.add.reduceat(lse, starts)  # (G,) sum of LSE over each label set
+    x_sum = np.add.reduceat(X, starts, axis=1)  # (K, G) sum of logits over each label set
+    xy = np.einsum("kg,kg->g", design.Yg, x_sum)
+    L = float(w @ (m * lse_sum - xy)) / problem.N
+    Pbar = np.add.reduceat(P, starts, axis=1)
+    Pbar /= n
+    return L, Pbar
+
+
+# -- the dual bound --------------------------------------------------------------------
+def _tilt(Pi: np.ndarray, c: np.ndarray, target: np.ndarray, *, max_iter: int = 100) -> np.ndarray | None:
+    r"""Tilt each column of ``Pi`` (K, G) as ``pi_S propto Pi_S exp(beta)`` so that
+    ``sum_S c_S pi_S = target`` (K,); classes with ``target = 0`` get ``pi = 0``.
+
+    Newton's method on the convex ``phi(beta) = sum_S c_S log(sum_j Pi_Sj e^{beta_j}) -
+    <target, beta>`` (whose gradient is the residual). Returns None if it fails.
+    """
+    present = target > 0
+    A = Pi[present]  # (K', G)
+    tgt = target[present]
+    with np.errstate(divide="ignore"):
+        logA = np.log(A)
+    beta = np.zeros(A.shape[0])
+    scale = float(c.sum())
+
+    def tilted(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        Lg = logA + beta[:, None]
+        mx = Lg.max(axis=0)
+        E = np.exp(Lg - mx)
+        s = E.sum(axis=0)
+        return float(c @ (np.log(s) + mx) - tgt @ beta), E / s
+
+    f, T = tilted(beta)
+    for _ in range(max_iter):
+        if not np.all(np.isfinite(T)):
+            return None
+        grad = T @ c - tgt  # (K',), sums to 0
+        if np.abs(grad).sum() <= 1e-14 * scale:
+            break
+        Hs = np.diag(T @ c) - (T * c) @ T.T + np.full((tgt.size, tgt.size), scale / tgt.size)
+        step = np.linalg.solve(Hs, -grad)
+        dec = float(-(grad @ step))
+        if dec <= 1e-30 * scale:
+            break
+        s = 1.0
+        while True:
+            f_new, T_new = tilted(beta + s * step)
+            if f_new <= f - 0.25 * s * dec:
+                break
+            if s < 1e-6:  # at float64 precision: accept the full step if it reduces the residual
+                f_new, T_new = tilted(beta + step)
+                if np.abs(T_new @ c - tgt).sum() >= np.abs(grad).sum():
+                    s = 0.0
+                else:
+                    s = 1.0
+                break
+            s *= 0.5
+        if s == 0.0:
+            break
+        beta, f, T = beta + s * step, f_new, T_new
+    out = np.zeros_like(Pi)
+    out[present] = T
+    if not np.all(np.isfinite(out)):
+        return None
+    residual = np.abs(out @ c - target).sum()
+    return out if residual <= 1e-10 * scale else None
+
+
+def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
+    """The lower bound ``D`` built from the label sets' mean softmax ``Pbar`` (K, G).
+
+    Returns ``(D, t)``; see the module docstring for the construction.
+    """
+    design = problem.design
+    N, mu = problem.N, problem.mu
+    n = design.group_counts.astype(np.float64)
+    m = design.group_multiplicity.astype(np.float64)
+    w = _group_weights(problem)
+    c = n * w * m / N  # (G,) weight of each label set's entropy term
+    base = design.Yg / m  # (K, G) y_S / m_S: the point t = 0
+    Pi = np.asarray(Pbar, dtype=np.float64)
+    free_bias = problem.bias and problem.lam_b == 0
+    if free_bias:
+        tilted = _tilt(Pi, c, base @ c)
+        Pi = base if tilted is None else tilted  # base satisfies Gamma 1 = 0 exactly (D weak but valid)
+    Dir = Pi - base  # (K, G): Gamma_S = t (w_S m_S / N) Dir_S
+    s1 = float(np.linalg.norm(Dir * (c / np.sqrt(n)), 2)) if Dir.size else 0.0  # ||Gamma||_2 at t = 1
+    t_max = 1.0 if s1 <= mu else mu / s1
+    bias_pen = problem.bias and problem.lam_b > 0
+    r2 = float(np.sum((Dir @ c) ** 2)) if bias_pen else 0.0  # ||Gamma 1||^2 at t = 1
+
+    def value(t: float) -> float:
+        Q = base + t * Dir
+        np.clip(Q, 0.0, None, out=Q)  # rounding only: Q is a convex combination of simplex points
+        v = -float(c @ xlogy(Q, Q).sum(axis=0))
+        if bias_pen:
+            v -= t * t * r2 / (2.0 * problem.lam_b)
+        return v
+
+    def slope(t: float) -> float:  # dD/dt (columns of Dir sum to 0)
+        Q = np.clip(base + t * Dir, 0.0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(Dir != 0, Dir * np.log(Q), 0.0)
+        return -float(c @ terms.sum(axis=0)) - (t * r2 / problem.lam_b if bias_pen else 0.0)
+
+    t = t_max
+    if t_max > 0 and not slope(t_max) >= 0:  # concave D peaks inside (0, t_max): slope(0+) = +inf
+        lo, hi = 0.0, t_max  # bisection on the decreasing slope (robust to -inf at t_max)
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            if slope(mid) > 0:
+                lo = mid
+            else:
+                hi = mid
+        t = lo if value(lo) >= value(hi) else hi
+    return value(t), float(t)
+
+
+def lower_bound_from_logits(problem: UFMProblem, X: np.ndarray) -> tuple[float, float]:
+    """Certified lower bound ``D <= min C <= min F`` from logits ``X`` (K, N) or grouped (K, G).
+
+    Returns ``(D, t)``. Used for the convex relaxation's solution, whose logits
+    ``Z + b 1^T`` come one column per label set.
+    """
+    _group_weights(problem)  # clear error for losses without a conjugate
+    _, Pbar = loss_and_group_softmax(problem, X)
+    return dual_bound(problem, Pbar)
+
+
+def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None) -> float:
+    r"""The convex function ``C(Z, b)`` (SPEC section 3) at ``Z`` (K, N) or grouped (K, G).
+
+    With grouped columns ``Z_g`` the nuclear norm is ``||Z_g D^{1/2}||_*``, ``D = diag(n_S)``
+    (the nuclear norm of ``Z_g`` with each column repeated ``n_S`` times).
+    """
+    design = problem.design
+    Z = np.asarray(Z, dtype=np.float64)
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    X = Z + b[:, None]
+    if problem.loss == "bce":
+        from .losses import bce
+
+        grouped = Z.shape == (problem.K, design.G)
+        Yx = design.Yg if grouped else design.Y
+        L, _ = bce(X, Yx, design.group_multiplicity if grouped else design.m)  # mean over columns
+        if grouped:  # weight each column by n_S
+            n = design.group_counts.astype(np.float64)
+            L = float((n @ (np.logaddexp(0.0, X).sum(axis=0) - (design.Yg * X).sum(axis=0))) / problem.N)
+    else:
+        L, _ = loss_and_group_softmax(problem, X)
+    if Z.shape == (problem.K, design.G):
+        nuc = float(np.linalg.svd(Z * np.sqrt(design.group_counts), compute_uv=False).sum())
+    else:
+        nuc = float(np.sqrt(np.clip(np.linalg.eigvalsh(Z @ Z.T), 0.0, None)).sum())
+    return L + problem.mu * nuc + 0.5 * problem.lam_b * float(b @ b)
 
 
 def certify(
@@ -85,47 +306,35 @@ def certify(
     """Certified lower bound and gap for the candidate ``(W, H, b)`` of ``problem``.
 
     Works for a candidate from any source (a solver, a file, a trained network's last
-    layer and features), any ``d``, with ``lam_b > 0``, without bias, and with a free
-    bias at ``lam_b = 0`` (then ``Gamma`` is centred so that ``Gamma 1 = 0``; far from
-    the optimum the bound may then be weak, never wrong).
+    layer and features in the canonical sample order of ``problem.design``), any ``d``,
+    with ``lam_b > 0``, without bias, and with a free bias at ``lam_b = 0``.
+
+    Parameters
+    ----------
+    problem : UFMProblem
+        With ``loss`` "pal" or "pal-normalized".
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    b : ndarray, shape (K,), optional
+        Ignored (``b = 0``) when ``problem.bias`` is False.
     """
+    _group_weights(problem)
     W = np.asarray(W, dtype=np.float64)
     H = np.asarray(H, dtype=np.float64)
     b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
     _check_shapes(problem, W, H, b)
-    w = _weights(problem)
-    design = problem.design
-    Y, m, N = design.Y, design.m, problem.N
-    F = value_and_grad(problem, W, H, b)[0]
-
-    X = W @ H
+    for name, arr in (("W", W), ("H", H), ("b", b)):
+        if not np.all(np.isfinite(arr)):
+            raise UFMError(f"'{name}' contains non-finite values; no bound can be certified.")
+    X = W @ H  # (K, N)
     X += b[:, None]
-    _, P = log_softmax_parts(X)  # (K, N) softmax
-    # grad L(X) = (w/N) (m p - y); the dual point is -t times it (centred if lam_b = 0)
-    D = P * m - Y  # (K, N): N/w times the loss gradient
-    free_bias_no_decay = problem.bias and problem.lam_b == 0
-    if free_bias_no_decay:
-        r = (D * w).sum(axis=1) / N  # (K,) = N/N * grad_b L / ... : row means of w-weighted D
-        # centred dual direction Gamma_dir = (w/N)(D) - (1/N) r 1^T, written as N/w scale:
-        Dc = D - r[:, None] / w[None, :]
-    else:
-        Dc = D
-    Gdir = Dc * (w / N)  # (K, N): the dual direction (minus Gamma / t)
-    spec = math.sqrt(max(float(np.linalg.eigvalsh(Gdir @ Gdir.T)[-1]), 0.0))
-    t = 1.0 if spec <= problem.mu else problem.mu / spec
-    # q_i = y_i/m_i + t * Dc_i / m_i must stay in the simplex (always true without centring)
-    if free_bias_no_decay:
-        base = Y / m
-        step = Dc / m
-        neg = step < 0
-        if np.any(neg):
-            t = min(t, float(np.min(base[neg] / -step[neg])))
-        t = max(t, 0.0)
-    Q = (Y + t * Dc) / m
-    Q = np.clip(Q, 0.0, None)  # remove -0.0 / 1e-17 rounding; the sum stays 1 within eps
-    lower = -conjugate_loss(problem, Q)
-    if problem.bias and problem.lam_b > 0:
-        Gamma1 = -t * Gdir.sum(axis=1)
-        lower -= float(Gamma1 @ Gamma1) / (2 * problem.lam_b)
+    L, Pbar = loss_and_group_softmax(problem, X)
+    F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
+         + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
+    lower, t = dual_bound(problem, Pbar)
     gap = F - lower
     return Certificate(lower_bound=lower, objective=F, gap=gap, rel_gap=gap / max(abs(F), 1e-300), t=t)
+
+
+__all__ = ["Certificate", "certify", "convex_value", "dual_bound", "lower_bound_from_logits",
+           "loss_and_group_softmax"]

@@ -23,6 +23,7 @@ class Status(enum.IntEnum):
     UNBOUNDED = -6
     SOLVER_ERROR = -7
     INTERRUPTED = -8
+    RANK_EXCEEDS_D = -9
 
 
 MESSAGES: dict[Status, str] = {
@@ -43,6 +44,12 @@ MESSAGES: dict[Status, str] = {
     Status.UNBOUNDED: "Failed: the convex solver reports the problem unbounded.",
     Status.SOLVER_ERROR: "Failed: the solver raised an error.",
     Status.INTERRUPTED: "Interrupted by the user; the last iterate is returned.",
+    Status.RANK_EXCEEDS_D: (
+        "Not factored: the convex relaxation's minimiser has rank > d, so no UFM point at this d "
+        "attains min C. extra['lower_bound'] (certified) and extra['value'] (min C) still bound "
+        "min F from below; (W, H, b) is the best rank-d truncation -- a starting point for a "
+        "nonconvex solver, not a minimiser."
+    ),
 }
 
 
@@ -71,7 +78,8 @@ class Result:
     nit, nfev : int
         Iterations and objective(-and-gradient) evaluations.
     grad_norm : float
-        Euclidean norm of the full gradient at the returned point (nan for convex solves).
+        Euclidean norm of the full gradient at the returned point (for convex solves: at
+        the factored point).
     time : float
         Wall time in seconds.
     history : dict of lists
@@ -98,6 +106,10 @@ class Result:
 
     @property
     def success(self) -> bool:
+        """True iff ``(W, H, b)`` is the solver's answer to the problem as posed, at its
+        tolerance (status ``>= 0``). False on failures, early stops, inaccurate convex solves
+        and ``RANK_EXCEEDS_D`` (a relaxation whose bound is valid but whose minimiser does
+        not fit in dimension ``d``)."""
         return int(self.status) >= 0
 
     @property
