@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import numpy as np
 from ..designs import as_rng
 from ..exceptions import ConvergenceWarning, UFMError, param_error
 from ..metrics import nc1, nc2_h, nc2_w, nc3
-from ..objective import fun_and_grad, pack, random_point, unpack
+from ..objective import Evaluator, fun_and_grad, pack, random_point, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 
@@ -31,7 +32,72 @@ def check_options(method: str, options: dict[str, Any], allowed: dict[str, Any])
     for name in ("gtol", "ftol"):
         if name in merged and not (isinstance(merged[name], (int, float)) and merged[name] >= 0):
             raise param_error(method, name, "a float >= 0", merged[name])
+    if "h_scale" in merged:
+        v = merged["h_scale"]
+        ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        if not ok or not (0 < float(v) < np.inf):
+            raise param_error(method, "h_scale", "a float in (0, inf) (1 = no scaling)", v)
+        merged["h_scale"] = float(v)
     return merged
+
+
+class ScaledObjective:
+    r"""``F`` and its gradient in scaled coordinates ``y = D^{-1} x``, exact for any design.
+
+    .. math::  D = \mathrm{diag}(1_W,\; s\,1_H,\; 1_b), \qquad
+        \tilde F(y) = F(D y), \qquad \nabla \tilde F(y) = D\, \nabla F(D y)
+
+    where ``s = h_scale``: the solver works on ``(W, H/s, b)`` and a plain gradient step on
+    ``y`` moves ``H`` by ``s^2`` times the step it gives ``W`` (a block-diagonal
+    preconditioner). Minimisers correspond one to one (``x* = D y*``); ``s = 1`` is the
+    identity and costs nothing. Each call counts in ``nfev``; the (K, N) workspace is reused.
+    """
+
+    def __init__(self, problem: UFMProblem, h_scale: float = 1.0) -> None:
+        self.problem, self.s = problem, float(h_scale)
+        K, d, N = problem.K, problem.d, problem.N
+        self.h = slice(K * d, K * d + d * N)
+        self.ev = Evaluator(problem)
+        self._x = None if self.s == 1.0 else np.empty(problem.n_vars)
+
+    @property
+    def nfev(self) -> int:
+        return self.ev.nfev
+
+    def to_x(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``x = D y`` (returns ``y`` itself when unscaled and ``out`` is None)."""
+        if self.s == 1.0:
+            if out is None:
+                return y
+            np.copyto(out, y)
+            return out
+        x = np.empty_like(y) if out is None else out
+        np.copyto(x, y)
+        x[self.h] *= self.s
+        return x
+
+    def to_y(self, x: np.ndarray) -> np.ndarray:
+        """``y = D^{-1} x`` (a new array)."""
+        y = np.array(x, dtype=np.float64)
+        if self.s != 1.0:
+            y[self.h] /= self.s
+        return y
+
+    def grad_norm(self, g: np.ndarray) -> float:
+        """Euclidean norm of ``grad F`` (in ``x``) from the scaled gradient ``g = D grad F``."""
+        if self.s == 1.0:
+            return float(np.linalg.norm(g))
+        gh = float(np.linalg.norm(g[self.h])) / self.s
+        rest = float(np.linalg.norm(g[: self.h.start])) ** 2 + float(np.linalg.norm(g[self.h.stop :])) ** 2
+        return math.sqrt(rest + gh * gh)
+
+    def __call__(self, y: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        if self.s == 1.0:
+            return self.ev(y, out=out)
+        x = self.to_x(y, out=self._x)
+        f, g = self.ev(x, out=out)
+        g[self.h] *= self.s
+        return f, g
 
 
 def starting_point(
@@ -129,3 +195,6 @@ def finish(
 
 
 Callback = Callable[[int, np.ndarray, float], bool | None]
+"""``callback(it, x, f) -> stop?``: ``x`` is the solver's current iterate (packed, unscaled).
+It is the solver's working array, valid during the call and overwritten by later
+iterations: copy it (``x.copy()``) to keep it."""

@@ -13,18 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from ..objective import fun_and_grad
 from ..problem import UFMProblem
 from ..result import Result, Status
-from ._common import History, check_options, finish, progress_bar, starting_point
+from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 
 GD_DEFAULTS: dict[str, Any] = {
     "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 100,
     "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
+    "h_scale": 1.0,
 }
 AGD_DEFAULTS: dict[str, Any] = {
     "step": 1.0, "max_iter": 50_000, "gtol": 1e-10, "ftol": 0.0, "history_every": 50,
     "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
+    "h_scale": 1.0,
 }
 
 
@@ -45,7 +46,13 @@ def gd(
     Options: ``step`` (0.1), ``max_iter`` (100000), ``gtol`` (1e-9, on the gradient
     norm), ``ftol`` (0: off; relative objective change), ``history_every`` (100),
     ``history_metrics`` (True), ``init_scale`` (0.1), ``progress`` (False),
-    ``callback(it, x, f) -> stop?``.
+    ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
+    ``h_scale`` (1.0: the plain literature baseline; ``s != 1`` runs GD on
+    ``(W, H/s, b)``, i.e. the step on ``H`` is ``s**2 * step``; see
+    :class:`~ufm.solvers._common.ScaledObjective`).
+
+    The iterates are exactly those of ``x = x - step * g`` (same floating-point
+    operations); the update is done in place in preallocated arrays.
     """
     o = check_options("gd", options, GD_DEFAULTS)
     x = starting_point(problem, x0, o["init_scale"], rng)
@@ -53,13 +60,21 @@ def gd(
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "gd")
     step = float(o["step"])
-    f, g = fun_and_grad(x, problem)
-    nfev, it, status = 1, 0, Status.MAX_ITER
+    fg = ScaledObjective(problem, o["h_scale"])
+    scaled = fg.s != 1.0
+    y = fg.to_y(x) if scaled else x  # the solver's variable (x itself when unscaled)
+    xv = np.empty_like(x) if scaled else x  # the unscaled iterate shown to callbacks/history
+    g = np.empty_like(x)
+    tmp = np.empty_like(x)
+    f, _ = fg(y, out=g)
+    it, status = 0, Status.MAX_ITER
     f_prev = math.inf
     try:
         while True:
-            gnorm = float(np.linalg.norm(g))
-            hist.maybe_record(it, x, f, gnorm)
+            gnorm = fg.grad_norm(g)
+            if scaled:
+                fg.to_x(y, out=xv)
+            hist.maybe_record(it, xv, f, gnorm)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -67,12 +82,12 @@ def gd(
             if done is not None:
                 status = done
                 break
-            if it >= o["max_iter"] or (o["callback"] and o["callback"](it, x, f)):
+            if it >= o["max_iter"] or (o["callback"] and o["callback"](it, xv, f)):
                 break
-            x = x - step * g
+            np.multiply(g, step, out=tmp)  # y - step * g, in place
+            np.subtract(y, tmp, out=y)
             f_prev = f
-            f, g = fun_and_grad(x, problem)
-            nfev += 1
+            f, _ = fg(y, out=g)
             it += 1
             bar.update()
             if it % 1000 == 0:
@@ -81,9 +96,14 @@ def gd(
         status = Status.INTERRUPTED
     finally:
         bar.close()
-    return finish(problem, "gd", x, status, nit=it, nfev=nfev, t0=t0, history=hist,
-                  f=f if status != Status.INTERRUPTED else None,
-                  g=g if status != Status.INTERRUPTED else None,
+    x = fg.to_x(y, out=np.empty_like(y)) if scaled else y
+    g_x = None
+    if status != Status.INTERRUPTED:
+        g_x = g.copy()
+        if scaled:
+            g_x[fg.h] /= fg.s  # back to the gradient in x
+    return finish(problem, "gd", x, status, nit=it, nfev=fg.nfev, t0=t0, history=hist,
+                  f=f if status != Status.INTERRUPTED else None, g=g_x,
                   hint="increase `max_iter` or `step` (if it stays stable)")
 
 
@@ -97,7 +117,7 @@ def agd(
     ``1/L``; ``L`` doubles until the sufficient-decrease condition
     ``F(y - g/L) <= F(y) - ||g||^2 / (2L)`` holds and shrinks by 0.9 after each
     iteration; momentum restarts when the objective increases. Options as :func:`gd`,
-    with ``step`` the initial ``1/L`` (1.0).
+    with ``step`` the initial ``1/L`` (1.0) and ``h_scale`` (1.0) the same variable scaling.
     """
     o = check_options("agd", options, AGD_DEFAULTS)
     x = starting_point(problem, x0, o["init_scale"], rng)
@@ -105,15 +125,28 @@ def agd(
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "agd")
     L = 1.0 / float(o["step"])
-    f, g = fun_and_grad(x, problem)
-    nfev, it, status = 1, 0, Status.MAX_ITER
+    fg = ScaledObjective(problem, o["h_scale"])
+    scaled = fg.s != 1.0
+    x = fg.to_y(x) if scaled else x
+    xv = np.empty_like(x) if scaled else None
+    # three point buffers (x, y, trial) and three gradient buffers, rotated by reference
+    pts = [x, np.empty_like(x), np.empty_like(x)]
+    grads = [np.empty_like(x) for _ in range(3)]
+    tmp = np.empty_like(x)
+
+    def free(bufs: list[np.ndarray], *used: np.ndarray) -> np.ndarray:
+        return next(b for b in bufs if all(b is not u for u in used))
+
+    f, g = fg(x, out=grads[0])
+    it, status = 0, Status.MAX_ITER
     y, fy, gy = x, f, g
     t = 1.0
     f_prev = math.inf
     try:
         while True:
-            gnorm = float(np.linalg.norm(g))
-            hist.maybe_record(it, x, f, gnorm)
+            gnorm = fg.grad_norm(g)
+            x_show = fg.to_x(x, out=xv) if scaled else x
+            hist.maybe_record(it, x_show, f, gnorm)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -121,14 +154,16 @@ def agd(
             if done is not None:
                 status = done
                 break
-            if it >= o["max_iter"] or (o["callback"] and o["callback"](it, x, f)):
+            if it >= o["max_iter"] or (o["callback"] and o["callback"](it, x_show, f)):
                 break
             gy2 = float(gy @ gy)
             slack = 4 * np.finfo(float).eps * max(abs(fy), 1.0)
+            x_new = free(pts, x, y)
+            g_new = free(grads, g, gy)
             while True:
-                x_new = y - gy / L
-                f_new, g_new = fun_and_grad(x_new, problem)
-                nfev += 1
+                np.divide(gy, L, out=tmp)  # x_new = y - gy / L
+                np.subtract(y, tmp, out=x_new)
+                f_new, _ = fg(x_new, out=g_new)
                 if f_new <= fy - 0.5 * gy2 / L + slack:
                     break
                 L *= 2.0
@@ -143,10 +178,14 @@ def agd(
                 y, fy, gy = x_new, f_new, g_new
             else:
                 t_new = 0.5 * (1 + math.sqrt(1 + 4 * t * t))
-                y = x_new + ((t - 1) / t_new) * (x_new - x)
+                y_buf = free(pts, x, x_new)
+                np.subtract(x_new, x, out=tmp)  # y = x_new + ((t - 1) / t_new) * (x_new - x)
+                np.multiply((t - 1) / t_new, tmp, out=tmp)
+                np.add(x_new, tmp, out=y_buf)
+                y = y_buf
                 t = t_new
-                fy, gy = fun_and_grad(y, problem)
-                nfev += 1
+                gy_buf = free(grads, g_new)
+                fy, gy = fg(y, out=gy_buf)
             x, f, g = x_new, f_new, g_new
             L *= 0.9
     except StopIteration:
@@ -155,7 +194,12 @@ def agd(
         status = Status.INTERRUPTED
     finally:
         bar.close()
-    return finish(problem, "agd", x, status, nit=it, nfev=nfev, t0=t0, history=hist,
-                  f=f if status != Status.INTERRUPTED else None,
-                  g=g if status != Status.INTERRUPTED else None,
+    g_x = None
+    if status != Status.INTERRUPTED:
+        g_x = g.copy()
+        if scaled:
+            g_x[fg.h] /= fg.s
+    x_out = fg.to_x(x, out=np.empty_like(x)) if scaled else x.copy()
+    return finish(problem, "agd", x_out, status, nit=it, nfev=fg.nfev, t0=t0, history=hist,
+                  f=f if status != Status.INTERRUPTED else None, g=g_x,
                   hint="increase `max_iter`")
