@@ -41,13 +41,21 @@ only raise the bound:
    ``pi_S propto pibar_S * exp(beta)``, with ``beta`` (K,) found by Newton's method so that
    ``Gamma 1 = 0`` (to float64 rounding; classes in no label set get ``pi = 0``). At a
    minimiser ``beta = 0``.
-3. *Scaling.* ``q = y/m + t (pi - y/m)`` with ``t`` in ``[0, min(1, mu/||Gamma||_2)]``
-   maximising the (concave) ``D`` along the segment.
+3. *Spectrum.* At a minimiser ``Gamma = -mu U V^T`` on the singular pairs of ``Z``. Near
+   one, scaling alone leaves a gap of first order in the distance; snapping the large
+   singular values of ``Gamma`` to ``mu`` and projecting back onto the simplex (a few
+   alternations) makes it second order.
+4. *Scaling.* ``q = y/m + t (pi - y/m)`` with the largest ``t`` keeping ``||Gamma||_2 <= mu``
+   and ``q`` in the simplex (it may exceed 1), or the maximiser of the concave ``D``
+   below it.
+
+Every candidate is exactly feasible (up to float64 rounding), so the best of them is a
+valid bound.
 
 The certified gap ``F - D >= 0`` vanishes at a global minimiser, whatever ``d``; it is
 small exactly when the candidate is globally optimal *and* the convex relaxation is tight
 at this ``d`` (``d >= rank`` of a minimiser of ``C``). Cost: one product ``W H``, one
-softmax pass over the ``K x N`` logits, then ``O(K G)`` work and one ``K x G`` SVD.
+softmax pass over the ``K x N`` logits, then ``O(K G)`` work and a few ``K x G`` SVDs.
 """
 
 from __future__ import annotations
@@ -211,32 +219,25 @@ def _tilt(Pi: np.ndarray, c: np.ndarray, target: np.ndarray, *, max_iter: int = 
     return out if residual <= 1e-10 * scale else None
 
 
-def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
-    """The lower bound ``D`` built from the label sets' mean softmax ``Pbar`` (K, G).
-
-    Returns ``(D, t)``; see the module docstring for the construction.
-    """
-    design = problem.design
-    N, mu = problem.N, problem.mu
-    n = design.group_counts.astype(np.float64)
-    m = design.group_multiplicity.astype(np.float64)
-    w = _group_weights(problem)
-    c = n * w * m / N  # (G,) weight of each label set's entropy term
-    base = design.Yg / m  # (K, G) y_S / m_S: the point t = 0
-    Pi = np.asarray(Pbar, dtype=np.float64)
-    free_bias = problem.bias and problem.lam_b == 0
-    if free_bias:
-        tilted = _tilt(Pi, c, base @ c)
-        Pi = base if tilted is None else tilted  # base satisfies Gamma 1 = 0 exactly (D weak but valid)
-    Dir = Pi - base  # (K, G): Gamma_S = t (w_S m_S / N) Dir_S
-    s1 = float(np.linalg.norm(Dir * (c / np.sqrt(n)), 2)) if Dir.size else 0.0  # ||Gamma||_2 at t = 1
-    t_max = 1.0 if s1 <= mu else mu / s1
+def _best_on_segment(
+    problem: UFMProblem, Dir: np.ndarray, base: np.ndarray, c: np.ndarray, n: np.ndarray
+) -> tuple[float, float]:
+    """Best ``D`` along ``q = base + t Dir``, ``t`` in ``[0, t_cap]`` with ``t_cap`` keeping
+    ``||Gamma||_2 <= mu`` and every ``q`` in the simplex. Returns ``(D, t)``."""
+    mu = problem.mu
+    s1 = float(np.linalg.norm(Dir * (c / np.sqrt(n)), 2))  # ||Gamma||_2 at t = 1
+    if s1 == 0.0:
+        return -float(c @ xlogy(base, base).sum(axis=0)), 0.0
+    t_cap = mu / s1  # may exceed 1: q = base + t Dir can stay in the simplex beyond t = 1
+    neg = Dir < 0
+    if np.any(neg):  # q = base + t Dir >= 0
+        t_cap = min(t_cap, float(np.min(base[neg] / -Dir[neg])))
     bias_pen = problem.bias and problem.lam_b > 0
     r2 = float(np.sum((Dir @ c) ** 2)) if bias_pen else 0.0  # ||Gamma 1||^2 at t = 1
 
     def value(t: float) -> float:
         Q = base + t * Dir
-        np.clip(Q, 0.0, None, out=Q)  # rounding only: Q is a convex combination of simplex points
+        np.clip(Q, 0.0, None, out=Q)  # rounding only: t <= t_cap keeps Q >= 0
         v = -float(c @ xlogy(Q, Q).sum(axis=0))
         if bias_pen:
             v -= t * t * r2 / (2.0 * problem.lam_b)
@@ -248,9 +249,9 @@ def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
             terms = np.where(Dir != 0, Dir * np.log(Q), 0.0)
         return -float(c @ terms.sum(axis=0)) - (t * r2 / problem.lam_b if bias_pen else 0.0)
 
-    t = t_max
-    if t_max > 0 and not slope(t_max) >= 0:  # concave D peaks inside (0, t_max): slope(0+) = +inf
-        lo, hi = 0.0, t_max  # bisection on the decreasing slope (robust to -inf at t_max)
+    t = t_cap
+    if t_cap > 0 and not slope(t_cap) >= 0:  # concave D peaks inside (0, t_cap): slope(0+) >= 0
+        lo, hi = 0.0, t_cap  # bisection on the decreasing slope (robust to -inf at t_cap)
         for _ in range(64):
             mid = 0.5 * (lo + hi)
             if slope(mid) > 0:
@@ -259,6 +260,77 @@ def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
                 hi = mid
         t = lo if value(lo) >= value(hi) else hi
     return value(t), float(t)
+
+
+def _snap_spectrum(Dir: np.ndarray, c: np.ndarray, n: np.ndarray, mu: float) -> np.ndarray | None:
+    """The direction whose ``Gamma`` has its singular values above ``mu/2`` set to ``mu``
+    and the others kept (at most ``mu``); None when nothing changes.
+
+    At a minimiser ``Gamma = -mu U V^T`` on the singular pairs of ``Z`` (SPEC section 3);
+    near one, those singular values are ``mu + O(delta)``, and snapping them back to
+    ``mu`` makes the gap second order in ``delta`` instead of first. The result keeps
+    ``1^T Gamma = 0`` and ``Gamma 1 = 0`` when they hold (null vectors of every singular
+    pair with a positive singular value)."""
+    scale = c / np.sqrt(n)  # (G,)
+    U, s, Vt = np.linalg.svd(Dir * scale, full_matrices=False)
+    s_new = np.where(s >= 0.5 * mu, mu, s)
+    if s.size == 0 or np.array_equal(s_new, s):
+        return None
+    return ((U * s_new) @ Vt) / scale
+
+
+def _project_simplex(V: np.ndarray) -> np.ndarray:
+    """Euclidean projection of every column of ``V`` (K, G) onto the probability simplex."""
+    U = -np.sort(-V, axis=0)  # descending
+    css = np.cumsum(U, axis=0) - 1.0
+    k = np.arange(1, V.shape[0] + 1)[:, None]
+    rho = np.count_nonzero(U - css / k > 0, axis=0)  # >= 1
+    theta = css[rho - 1, np.arange(V.shape[1])] / rho
+    return np.maximum(V - theta, 0.0)
+
+
+def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
+    """The lower bound ``D`` built from the label sets' mean softmax ``Pbar`` (K, G).
+
+    Candidate dual directions (``q = y/m + t Dir``): ``Pbar - y/m``; with a free bias and
+    ``lam_b = 0`` instead its exponential tilt and its centring (both with ``Gamma 1 = 0``);
+    and from each, a few rounds of: snap the singular values of ``Gamma`` above ``mu/2`` to
+    ``mu`` (:func:`_snap_spectrum`), project the columns back onto the simplex (and re-tilt).
+    Each candidate is scaled optimally; the best bound is returned with its ``t``.
+    """
+    design = problem.design
+    N, mu = problem.N, problem.mu
+    n = design.group_counts.astype(np.float64)
+    m = design.group_multiplicity.astype(np.float64)
+    w = _group_weights(problem)
+    c = n * w * m / N  # (G,) weight of each label set's entropy term
+    base = design.Yg / m  # (K, G) y_S / m_S: the point t = 0
+    Dir = np.asarray(Pbar, dtype=np.float64) - base  # (K, G): Gamma_S = t (w_S m_S / N) Dir_S
+    if problem.bias and problem.lam_b == 0:
+        dirs = [Dir - np.outer(Dir @ c, 1.0 / (w * m))]  # centred: sum_S c_S Dir_S = 0
+        tilted = _tilt(base + Dir, c, base @ c)
+        if tilted is not None:
+            dirs.append(tilted - base)
+    else:
+        dirs = [Dir]
+    for d1 in list(dirs):  # alternate: snap the spectrum, back into the simplex (and Gamma 1 = 0)
+        for _ in range(3):
+            d2 = _snap_spectrum(d1, c, n, mu)
+            if d2 is None:
+                break
+            pi = _project_simplex(base + d2)
+            if problem.bias and problem.lam_b == 0:
+                pi = _tilt(pi, c, base @ c)
+                if pi is None:
+                    break
+            d1 = pi - base
+            dirs.append(d1)
+    best, t_best = -float(c @ xlogy(base, base).sum(axis=0)), 0.0  # Gamma = 0
+    for d1 in dirs:
+        val, t = _best_on_segment(problem, d1, base, c, n)
+        if val > best:
+            best, t_best = val, t
+    return best, t_best
 
 
 def lower_bound_from_logits(problem: UFMProblem, X: np.ndarray) -> tuple[float, float]:

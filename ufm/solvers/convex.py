@@ -61,9 +61,10 @@ CONVEX_DEFAULTS: dict[str, Any] = {
 FORMULATIONS = ("auto", "variational", "nuc")
 SOLVERS = ("CLARABEL", "SCS")
 SOLVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    # tighter than the defaults: the relaxation is compared with other solvers at 1e-6 and better
-    "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200},
-    "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000},
+    # Clarabel's own tolerances (1e-8) give min C to ~1e-9 relative; SCS's defaults (1e-4)
+    # are far too loose for comparisons at 1e-6, 1e-8 gives ~1e-9 or better
+    "CLARABEL": {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8, "max_iter": 200},
+    "SCS": {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 100_000},
 }
 
 

@@ -1,0 +1,240 @@
+"""The certificate (SPEC section 3): a valid lower bound everywhere, tight at the optimum.
+
+Validity is tested against quantities computed independently of the certificate: ``F``
+at the same point, ``min F`` from L-BFGS at ``d >= K`` (where ``min F = min C``), the
+theorem's ``min phi``, and a direct per-sample implementation of the SPEC's dual point
+(no grouping, no tilting), which the certificate must never do worse than.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from scipy.special import xlogy
+
+from ufm.certificate import (
+    certify,
+    convex_value,
+    dual_bound,
+    loss_and_group_softmax,
+    lower_bound_from_logits,
+)
+from ufm.designs import balanced, from_counts, imbalanced_pairs, imbalanced_single, random_subset
+from ufm.exceptions import UFMError
+from ufm.objective import value_and_grad
+from ufm.problem import UFMProblem
+from ufm.solvers import solve
+from ufm.theory import predict
+
+
+def spec_bound(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> float:
+    """SPEC section 3 literally: ``Gamma = -t grad L(X)``, ``t = min(1, mu/||grad L||_2)``,
+    per sample; for ``lam_b = 0`` with a free bias the gradient is centred and ``t`` further
+    limited to keep every ``q_i`` in the simplex. Returns ``D``."""
+    design = problem.design
+    Y, m, N = design.Y, design.m, problem.N
+    w = np.ones(N) if problem.loss == "pal" else 1.0 / m
+    X = W @ H + (b[:, None] if problem.bias else 0.0)
+    E = np.exp(X - X.max(axis=0))
+    Pm = E / E.sum(axis=0)
+    Dm = Pm * m - Y
+    free = problem.bias and problem.lam_b == 0
+    if free:
+        r = (Dm * w).sum(axis=1) / N
+        Dm = Dm - r[:, None] / w[None, :]
+    grad = Dm * (w / N)
+    t = min(1.0, problem.mu / np.linalg.norm(grad, 2))
+    if free:
+        step = Dm / m
+        neg = step < 0
+        if np.any(neg):
+            t = min(t, float(np.min((Y / m)[neg] / -step[neg])))
+    Q = np.clip((Y + t * Dm) / m, 0.0, None)
+    lower = -float(((w * m) @ xlogy(Q, Q).sum(axis=0)) / N)
+    if problem.bias and problem.lam_b > 0:
+        g1 = t * grad.sum(axis=1)
+        lower -= float(g1 @ g1) / (2 * problem.lam_b)
+    return lower
+
+
+PROBLEMS = [
+    UFMProblem(balanced(4, "1:3,2:1"), 5, 5e-3, 5e-3, 1e-2),
+    UFMProblem(balanced(5, "1:2,2:1,3:1"), 6, 2e-3, 8e-3, 0.0),  # free bias, lam_b = 0
+    UFMProblem(balanced(5, "1:2,2:1"), 5, 5e-3, 2e-3, 0.0, bias=False),
+    UFMProblem(imbalanced_pairs(5, 3, heavy_count=5), 6, 5e-3, 5e-3, 1e-3),
+    UFMProblem(imbalanced_single(4, [9, 4, 2, 1]), 4, 5e-3, 5e-3, 0.0),
+    UFMProblem(balanced(4, "1:3,2:1,4:2"), 4, 5e-3, 2e-3, 1e-2, loss="pal-normalized"),
+    UFMProblem(random_subset(6, 5, max_multiplicity=3, count=(1, 3), rng=3), 6, 3e-3, 3e-3, 0.0),
+]
+IDS = ["balanced", "free-bias", "no-bias", "imb-pairs", "imb-single-free", "normalized", "random"]
+
+
+@pytest.fixture(scope="module")
+def optima() -> dict[int, object]:
+    """L-BFGS solutions at d >= K (where min F = min C), one per problem."""
+    return {i: solve(p, "lbfgs", rng=i) for i, p in enumerate(PROBLEMS)}
+
+
+@pytest.mark.parametrize("i", range(len(PROBLEMS)), ids=IDS)
+def test_tight_at_the_global_optimum(i, optima):
+    """At a global minimiser (d >= K) the certified relative gap is at float64 level."""
+    problem, res = PROBLEMS[i], optima[i]
+    cert = certify(problem, res.W, res.H, res.b)
+    assert cert.objective == pytest.approx(res.fun, rel=1e-13, abs=0)
+    assert cert.lower_bound <= cert.objective + 1e-13 * abs(cert.objective)
+    assert cert.rel_gap < 1e-9, (problem.describe(), cert)
+    assert cert.t == pytest.approx(1.0, rel=1e-4, abs=0)
+
+
+@pytest.mark.parametrize("i", range(len(PROBLEMS)), ids=IDS)
+def test_valid_and_no_weaker_than_the_spec_point_at_random_points(i, optima, rng):
+    """At random points of several scales: ``D <= F`` there, ``D <= min F``, and ``D`` is at
+    least the bound of SPEC's literal (ungrouped, centred) dual point."""
+    problem, res = PROBLEMS[i], optima[i]
+    min_F = res.fun
+    for scale in (0.01, 0.3, 1.0, 3.0):
+        W = scale * rng.standard_normal((problem.K, problem.d))
+        H = scale * rng.standard_normal((problem.d, problem.N))
+        b = scale * rng.standard_normal(problem.K)
+        cert = certify(problem, W, H, b)
+        F = value_and_grad(problem, W, H, b)[0]
+        assert math.isfinite(cert.lower_bound)
+        assert cert.lower_bound <= F + 1e-13 * abs(F)
+        assert cert.lower_bound <= min_F + 1e-12 * abs(min_F), (problem.describe(), scale)
+        assert cert.lower_bound >= spec_bound(problem, W, H, b) - 1e-13 * abs(min_F)
+
+
+@pytest.mark.parametrize("i", [0, 1, 2], ids=IDS[:3])
+def test_valid_near_the_optimum(i, optima, rng):
+    """Small perturbations of the optimum: the bound stays below min F and the gap is
+    of second order in the perturbation."""
+    problem, res = PROBLEMS[i], optima[i]
+    for eps in (1e-2, 1e-4):
+        W = res.W + eps * rng.standard_normal(res.W.shape)
+        H = res.H + eps * rng.standard_normal(res.H.shape)
+        b = res.b + eps * rng.standard_normal(res.b.shape)
+        cert = certify(problem, W, H, b)
+        assert cert.lower_bound <= res.fun + 1e-12 * abs(res.fun)
+        assert cert.rel_gap < 1e3 * eps**2 + 1e-10
+
+
+def test_below_the_theorem_and_the_trivial_value(rng):
+    """Below ``min phi`` (the theorem's optimum) at random points, in both regimes."""
+    for lam in (5e-3, 0.3):
+        problem = UFMProblem(balanced(5, "1:2,2:2"), 4, lam, lam, 1e-2)
+        pred = predict(problem)
+        for _ in range(5):
+            W = rng.standard_normal((5, 4))
+            H = rng.standard_normal((4, problem.N))
+            cert = certify(problem, W, H, rng.standard_normal(5))
+            assert cert.lower_bound <= pred.value + 1e-12 * pred.value
+
+
+def test_grouped_and_per_sample_logits_agree(rng):
+    """``lower_bound_from_logits`` on one column per label set equals the bound on the
+    expanded per-sample logits; ``convex_value`` likewise."""
+    problem = UFMProblem(balanced(5, "1:3,2:2"), 5, 5e-3, 5e-3, 1e-2)
+    Zg = rng.standard_normal((5, problem.design.G))
+    b = rng.standard_normal(5)
+    Z = Zg[:, problem.design.group_index]
+    Dg, tg = lower_bound_from_logits(problem, Zg + b[:, None])
+    Ds, ts = lower_bound_from_logits(problem, Z + b[:, None])
+    assert Dg == pytest.approx(Ds, rel=1e-12, abs=1e-14)
+    assert tg == pytest.approx(ts, rel=1e-10, abs=1e-14)
+    assert convex_value(problem, Zg, b) == pytest.approx(convex_value(problem, Z, b), rel=1e-12, abs=0)
+    L, Pbar = loss_and_group_softmax(problem, Z + b[:, None])
+    assert L == pytest.approx(value_and_grad(problem, np.eye(5), Z, b)[0]
+                              - 0.5 * problem.lam_W * 5 - 0.5 * problem.lam_H * np.vdot(Z, Z)
+                              - 0.5 * problem.lam_b * b @ b, rel=1e-12, abs=0)
+    assert np.allclose(Pbar.sum(axis=0), 1.0, rtol=0, atol=1e-14)
+
+
+def test_free_bias_dual_point_has_zero_bias_gradient(rng):
+    """With ``lam_b = 0`` the dual point is tilted so that ``Gamma 1 = 0``; far from the
+    optimum it still gives a finite bound, better than SPEC's centred point."""
+    problem = UFMProblem(balanced(4, "1:3,2:1"), 4, 5e-3, 5e-3, 0.0)
+    W = 2 * rng.standard_normal((4, 4))
+    H = 2 * rng.standard_normal((4, problem.N))
+    b = 5 * rng.standard_normal(4)
+    cert = certify(problem, W, H, b)
+    assert cert.lower_bound > spec_bound(problem, W, H, b)
+    # the bound does not depend on a common shift of the bias (the loss does not)
+    cert2 = certify(problem, W, H, b + 7.0)
+    assert cert2.lower_bound == pytest.approx(cert.lower_bound, rel=1e-10, abs=0)
+
+
+def test_class_in_no_label_set_with_free_bias(rng):
+    """A class that no sample carries, free bias: the bound is valid (``min C`` is an
+    infimum there) and the dual gives those classes zero probability."""
+    design = from_counts(4, {(0,): 3, (1,): 2, (0, 1): 2, (2,): 1})  # class 3 never occurs
+    problem = UFMProblem(design, 4, 5e-3, 5e-3, 0.0)
+    for _ in range(3):
+        W = rng.standard_normal((4, 4))
+        H = rng.standard_normal((4, problem.N))
+        b = rng.standard_normal(4)
+        cert = certify(problem, W, H, b)
+        F = value_and_grad(problem, W, H, b)[0]
+        assert math.isfinite(cert.lower_bound) and cert.lower_bound <= F
+
+
+def test_d_below_K_minus_1_shows_the_relaxation_gap():
+    """At ``d = 2 < K-1`` the nonconvex optimum is above ``min C``: the certificate says
+    so (a large gap) while its bound stays below ``min C = min phi``."""
+    problem = UFMProblem(balanced(5, "1:3,2:2"), 2, 5e-3, 5e-3, 1e-2)
+    res = solve(problem, "lbfgs", rng=0)
+    cert = certify(problem, res.W, res.H, res.b)
+    min_C = predict(UFMProblem(problem.design, 5, 5e-3, 5e-3, 1e-2)).value  # min C ignores d
+    assert cert.rel_gap > 0.1
+    assert cert.lower_bound <= min_C + 1e-12 * min_C
+    assert res.fun > min_C * (1 + 0.1)
+
+
+def test_refusals():
+    problem = UFMProblem(balanced(3, "1:2"), 2, 1e-2, 1e-2, loss="bce")
+    with pytest.raises(UFMError, match="pick-all-label"):
+        certify(problem, np.zeros((3, 2)), np.zeros((2, 6)), np.zeros(3))
+    problem = UFMProblem(balanced(3, "1:2"), 2, 1e-2, 1e-2)
+    H = np.zeros((2, 6))
+    H[0, 0] = np.nan
+    with pytest.raises(UFMError, match="non-finite"):
+        certify(problem, np.zeros((3, 2)), H, np.zeros(3))
+    with pytest.raises(UFMError, match="shape"):
+        certify(problem, np.zeros((3, 2)), np.zeros((2, 5)), np.zeros(3))
+    with pytest.raises(UFMError, match="Logits"):
+        lower_bound_from_logits(problem, np.zeros((3, 4)))
+
+
+def test_dual_bound_at_t0_is_the_loss_floor():
+    """``Pbar = y/m`` (the dual point 0) gives ``D = (1/N) sum_i w_i m_i log m_i``: the bound
+    on ``L`` alone."""
+    problem = UFMProblem(balanced(4, "1:1,2:2,3:1"), 3, 1e-2, 1e-2, 1e-2)
+    design = problem.design
+    D, _ = dual_bound(problem, design.Yg / design.group_multiplicity)
+    expected = float(design.group_counts @ (design.group_multiplicity * np.log(design.group_multiplicity))) / problem.N
+    assert D == pytest.approx(expected, rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.slow
+def test_cost_at_large_N_relative_to_one_gradient(rng):
+    """N >= 20000: the certificate costs less than 20 objective-and-gradient evaluations
+    (in practice about one)."""
+    problem = UFMProblem(balanced(10, "1:1000,2:250"), 16, 1e-3, 1e-3, 1e-3)
+    assert problem.N >= 20000
+    W = rng.standard_normal((10, 16))
+    H = rng.standard_normal((16, problem.N))
+    b = rng.standard_normal(10)
+
+    def best_of(f, k=5):
+        times = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_grad = best_of(lambda: value_and_grad(problem, W, H, b))
+    t_cert = best_of(lambda: certify(problem, W, H, b))
+    assert t_cert < 20 * t_grad, (t_cert, t_grad)
