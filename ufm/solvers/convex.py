@@ -179,8 +179,9 @@ def _run(prob: Any, solver: str, verbose: bool, options: dict[str, Any]) -> tupl
         with warnings.catch_warnings():  # cvxpy warns on inaccurate solves; we report a Status
             warnings.simplefilter("ignore")
             prob.solve(solver=solver, verbose=verbose, **options)
-    except cp.error.SolverError as exc:
-        return cp.SOLVER_ERROR, time.perf_counter() - t0, 0, str(exc).splitlines()[0] if str(exc) else "error"
+    except (cp.error.SolverError, np.linalg.LinAlgError) as exc:  # LinAlgError: cvxpy evaluating
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # a garbage point
+        return cp.SOLVER_ERROR, time.perf_counter() - t0, 0, text
     stats = prob.solver_stats
     nit = int(stats.num_iters) if stats is not None and stats.num_iters is not None else 0
     return str(prob.status), time.perf_counter() - t0, nit, ""
@@ -201,7 +202,8 @@ def convex(problem: UFMProblem, **options: Any) -> Result:
         Print the solver's log.
     rank_tol : float
         Singular values of ``Z`` below ``rank_tol`` times the largest -- or whose nuclear
-        norm term ``mu sigma`` is below ``1e-9`` of ``|C|`` -- count as zero (1e-6).
+        norm term ``mu sigma`` is below ``1e-7`` of ``|C|``, the interior-point solver's
+        noise level -- count as zero (1e-6).
     solver_options : dict
         Passed to the solver, over the package's tolerances ``SOLVER_DEFAULTS``.
     polish : bool
@@ -318,7 +320,7 @@ def _factor(
     lower = lower_bound_from_logits(problem, Zg + b[:, None])[0] if certifiable else float("nan")
     sq = np.sqrt(design.group_counts.astype(np.float64))
     U, s, Vt = np.linalg.svd(Zg * sq, full_matrices=False)  # Zg D^{1/2} = U S V^T
-    floor = 1e-9 * max(abs(value), 1e-300) / problem.mu
+    floor = 1e-7 * max(abs(value), 1e-300) / problem.mu  # mu sigma below 1e-7 |C|: solver noise
     rank = int(np.sum(s > max(rank_tol * (s[0] if s.size else 0.0), floor)))
     k = min(rank, d)
     cW = (problem.lam_H / problem.lam_W) ** 0.25
