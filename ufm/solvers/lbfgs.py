@@ -286,8 +286,10 @@ def _lbfgs_scipy(
             gnorm = float(np.linalg.norm(g))
         if gnorm <= o["gtol"]:
             status = Status.CONVERGED_GTOL
-        elif res.status == 0:  # scipy's relative reduction of F reached ftol (or float64 eps)
+        elif res.status == 0 and o["ftol"] > 0:  # scipy's relative reduction of F reached ftol
             status = Status.CONVERGED_FTOL
+        # with ftol = 0 (off) scipy's "RELATIVE REDUCTION OF F <= FACTR*EPSMCH" means F stopped
+        # decreasing above gtol: a stall, reported (and warned about) as LINE_SEARCH_FAILED
         elif res.status == 1:
             status = Status.MAX_ITER
         else:
