@@ -19,12 +19,11 @@ import strategies as S
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.linalg import LinearOperator, eigsh
-from test_properties import TOL_VALUE, _gradient_terms, solver_options
+from test_properties import TOL_VALUE, _gradient_terms, run_solver, solver_options
 
 from ufm.certificate import certify
 from ufm.objective import fun_and_grad, hvp, pack, unpack
 from ufm.problem import UFMProblem
-from ufm.solvers import solve
 from ufm.theory import COLLAPSE, TRIVIAL, predict
 
 TOL_EIG = 1e-8  # eigenvalues, relative to lam_W + lam_H (+ lam_b)
@@ -62,7 +61,7 @@ def test_random_starts_reach_the_global_minimum(problem, starts):
     values = []
     for scale, seed in starts:
         desc = f"{S.describe(problem)}, init_scale={scale!r}, seed={seed}"
-        res = solve(problem, "lbfgs", rng=seed, init_scale=scale, **solver_options(problem, pred.regime))
+        res = run_solver(problem, desc, rng=seed, init_scale=scale, **solver_options(problem, pred.regime))
         values.append(res.fun)
         if pred.regime in (COLLAPSE, TRIVIAL):
             ev.claim("value_vs_min_phi", abs(res.fun - pred.value) / abs(pred.value), TOL_VALUE, desc)
@@ -136,7 +135,7 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
     seed = data.draw(S.SEEDS, label="seed")
     desc = f"{S.describe(problem)}, r={r}, seed={seed}"
     small = UFMProblem(problem.design, r, problem.lam_W, problem.lam_H, problem.lam_b, problem.bias)
-    res = solve(small, "lbfgs", rng=seed, **solver_options(small, COLLAPSE))
+    res = run_solver(small, desc, rng=seed, **solver_options(small, COLLAPSE))
     d, N = problem.d, problem.N
     W = np.zeros((K, d))
     W[:, :r] = res.W
