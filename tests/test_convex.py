@@ -234,3 +234,4 @@ def test_haar_basis_and_formulation_choice():
         assert np.allclose(B.sum(axis=0), 0.0, rtol=0, atol=1e-14)
     assert choose_formulation(29, 30) == "nuc"  # single labels, K = 30: few label sets
     assert choose_formulation(29, 465) == "variational"  # singles and pairs, K = 30
+    assert choose_formulation(30, 465, "SCS") == "nuc" and choose_formulation(30, 2000, "SCS") == "variational"
