@@ -68,6 +68,10 @@ def _add_solve(sub: Any) -> None:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz", help="save W (K x d), H (d x N), b (K), Y (K x N)")
+    p.add_argument("--formulation", choices=["auto", "variational", "nuc"], default=None,
+                   help="convex: nuclear-norm formulation (default auto: the cheaper for the solver)")
+    p.add_argument("--cvx-solver", choices=["CLARABEL", "SCS"], default=None, dest="cvx_solver",
+                   help="convex: CLARABEL (default, interior point) or SCS (faster from K ~ 15 on)")
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -82,6 +86,11 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         if args.step is not None:
             opts["step"] = args.step
         opts["progress"] = args.progress
+    else:
+        if args.formulation is not None:
+            opts["formulation"] = args.formulation
+        if args.cvx_solver is not None:
+            opts["solver"] = args.cvx_solver
     result = solve(problem, args.method, rng=args.seed, **opts)
     summary = summarize(problem, result)
     if args.save:
@@ -100,10 +109,76 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if "certificate" in summary:
         print(f"  bound    {summary['certificate']['lower_bound']:.15g}   (certified gap "
               f"{summary['certificate']['gap']:.2e})")
+    if "convex" in summary:
+        cv = summary["convex"]
+        print(f"  min C    {cv['value']:.15g}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
+              f"rank {cv['rank']}; certified lower bound {cv['lower_bound']:.15g})")
+        print(f"  note     {cv['note']}")
     from .verify import verify
 
     print(verify(problem, result.W, result.H, result.b).table())
     return 0
+
+
+# -- certify ------------------------------------------------------------------------
+def _add_certify(sub: Any) -> None:
+    from .features import LAYOUT
+
+    p = sub.add_parser(
+        "certify", help="certified lower bound and gap of a saved solution (any d, any source)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Certify a candidate (W, H, b) -- from `ufm solve --save`, another solver or a "
+        "trained network's last layer -- with the closed-form dual bound D <= min F (SPEC section 3). "
+        "Exit status 0 when the relative gap (F - D)/|F| is at most --tol, 1 otherwise, 2 on bad "
+        "input. Layout of the .npz file (samples in any order):\n\n" + LAYOUT)
+    p.add_argument("file", help=".npz with W (K, d), H (d, N), Y (K, N), optional b (K,) and lambdas")
+    p.add_argument("--lam-W", type=_float, dest="lam_W", help="weight decay of W (overrides the file)")
+    p.add_argument("--lam-H", type=_float, dest="lam_H", help="weight decay of H, on the sum over samples")
+    p.add_argument("--lam-b", type=_float, dest="lam_b", help="bias decay (default: the file's, else 0)")
+    p.add_argument("--no-bias", action="store_true", help="ignore any b in the file (model without bias)")
+    p.add_argument("--loss", default="pal", choices=["pal", "pal-normalized"])
+    p.add_argument("--tol", type=_float, default=1e-6, help="relative gap accepted as certified (1e-6)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from .certificate import certify
+    from .designs import from_indicator
+    from .features import load_npz
+    from .problem import UFMProblem
+    from .summary import theory_dict
+    from .theory import predict
+
+    data = load_npz(args.file)
+    lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
+    missing = [k for k in ("lam_W", "lam_H") if lam[k] is None]
+    if missing:
+        raise UFMError(f"{args.file} stores no {' or '.join(missing)}; give --lam-W and --lam-H "
+                       "(the certificate depends on the weight decays).")
+    b = None if args.no_bias else data["b"]
+    design, order = from_indicator(data["Y"])
+    W = data["W"]
+    problem = UFMProblem(design, int(W.shape[1]), lam["lam_W"], lam["lam_H"],
+                         0.0 if lam["lam_b"] is None else lam["lam_b"], bias=b is not None, loss=args.loss)
+    cert = certify(problem, W, data["H"][:, order], b)
+    pred = predict(problem)
+    certified = cert.rel_gap <= args.tol
+    out = {"file": args.file, "problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},
+           "certificate": cert.to_dict(), "certified": certified, "tol": args.tol, "theory": theory_dict(pred)}
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"{args.file}: {problem.describe()}")
+        print(f"  F            {cert.objective:.15g}")
+        print(f"  lower bound  {cert.lower_bound:.15g}   (D <= min F for every d)")
+        print(f"  gap          {cert.gap:.3e}   (relative {cert.rel_gap:.3e})")
+        print(f"  theorem      {pred.regime}: {pred.reason}")
+        if pred.value is not None:
+            print(f"  min F        {pred.value:.15g}   (theorem)")
+        print(f"  {'CERTIFIED globally optimal' if certified else 'NOT certified'} to relative gap "
+              f"{args.tol:g}" + ("" if certified else
+                                 " (not optimal, or d below the rank where the relaxation is tight)"))
+    return 0 if certified else 1
 
 
 # -- verify -------------------------------------------------------------------------
@@ -306,6 +381,7 @@ COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], 
     "sweep": (_add_sweep, _cmd_sweep),
     "report": (_add_report, _cmd_report),
     "metrics": (_add_metrics, _cmd_metrics),
+    "certify": (_add_certify, _cmd_certify),
 }
 
 

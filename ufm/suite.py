@@ -2,8 +2,10 @@
 
 Several K, mixes of multiplicities (with and without single labels, with the full label
 set), unequal ``lam_W != lam_H``, with and without bias, ``lam_b = 0``, and one case in
-the trivial regime. Each problem is solved with L-BFGS from a seeded random start and
-checked claim by claim against the theorem and the certificate.
+the trivial regime, and one imbalanced design where the theorem is silent. Each problem
+is solved with L-BFGS from a seeded random start and checked claim by claim against the
+theorem and the certificate; the convex relaxation (cvxpy, :mod:`ufm.solvers.convex`) is
+solved too, independently, and compared (:func:`convex_claims`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .designs import balanced
+from .designs import balanced, from_counts, imbalanced_pairs
 from .problem import UFMProblem
 from .solvers import solve
-from .theory import predict
+from .theory import NOT_APPLICABLE, predict
 from .verify import Claim, Verdict, verify
+
+TOL_CONVEX = 1e-6  # relative agreement of cvxpy's min C with L-BFGS and the theorem
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,17 @@ class SuiteCase:
     lam_H: float
     lam_b: float = 1e-2
     bias: bool = True
+    counts: tuple[tuple[tuple[int, ...], int], ...] | None = None  # a design beyond profiles
 
     def problem(self) -> UFMProblem:
-        return UFMProblem(balanced(self.K, self.profile), self.d, self.lam_W, self.lam_H, self.lam_b, self.bias)
+        if self.counts is not None:
+            design = from_counts(self.K, dict(self.counts), kind="imbalanced")
+        else:
+            design = balanced(self.K, self.profile)
+        return UFMProblem(design, self.d, self.lam_W, self.lam_H, self.lam_b, self.bias)
+
+
+_HEAVY_PAIRS = tuple(imbalanced_pairs(5, 3, heavy=((0, 1), (2, 3)), heavy_count=5).counts_by_set().items())
 
 
 DEFAULT_SUITE: tuple[SuiteCase, ...] = (
@@ -44,6 +56,7 @@ DEFAULT_SUITE: tuple[SuiteCase, ...] = (
     SuiteCase("with the full label set", 4, "1:3,2:1,4:2", 3, 5e-3, 2e-3),
     SuiteCase("K = 10, imbalanced across m", 10, "1:5,2:1", 10, 1e-3, 1e-3, 1e-3),
     SuiteCase("trivial regime (mu above threshold)", 5, "1:2,2:1", 6, 0.2, 0.1),
+    SuiteCase("imbalanced pairs, d = K (theorem silent)", 5, "", 5, 5e-3, 5e-3, 1e-2, counts=_HEAVY_PAIRS),
 )
 
 
@@ -58,11 +71,47 @@ class SuiteOutcome:
 SuiteHook = Callable[[UFMProblem, Any, Verdict], None]
 
 
+def convex_claims(problem: UFMProblem, result: Any, verdict: Verdict) -> None:
+    """Solve the cvxpy relaxation of ``problem`` and append its claims to ``verdict``.
+
+    Where the theorem applies: ``convex_value`` (``|min C - min phi| / |min phi|``) and
+    ``three_way`` (the largest relative disagreement among L-BFGS's ``F``, cvxpy's
+    ``min C`` and ``min phi``). Where it does not: ``convex_bound`` (``min C <= F``, as
+    ``max(min C - F, 0) / |F|``) and, when the relaxation's minimiser fits in ``d``,
+    ``convex_tight`` (``|F - min C| / |F|``: the nonconvex solver reached the relaxation's
+    value, so its point is globally optimal without the theorem). ``min C`` is cvxpy's
+    value, computed from the relaxation alone (no polishing by the nonconvex objective).
+    """
+    if problem.loss not in ("pal", "pal-normalized"):
+        return
+    cvx = solve(problem, "convex", polish=False)
+    C = float(cvx.extra["value"])
+    F = float(result.fun)
+    add = verdict.claims.append
+    how = f"cvxpy/{cvx.extra['solver'].lower()}, {cvx.extra['formulation']}, {cvx.extra['solve_time']:.2f} s"
+    if verdict.regime != NOT_APPLICABLE:
+        th = predict(problem).value
+        assert th is not None
+        add(Claim("convex_value", f"cvxpy's min C equals min phi ({how})", abs(C - th) / abs(th), TOL_CONVEX))
+        spread = (max(F, C, th) - min(F, C, th)) / abs(th)
+        add(Claim("three_way", "L-BFGS F, cvxpy min C and min phi agree (max relative spread)", spread, TOL_CONVEX))
+    else:
+        mag = max(abs(F), 1e-300)
+        add(Claim("convex_bound", f"cvxpy's min C <= F of L-BFGS ({how})", max(C - F, 0.0) / mag, TOL_CONVEX))
+        if cvx.extra["factored"]:
+            add(Claim("convex_tight", f"F = min C: the relaxation is tight at d = {problem.d} >= rank "
+                      f"{cvx.extra['rank']}", abs(F - C) / mag, TOL_CONVEX))
+
+
 def run_suite(
     cases: tuple[SuiteCase, ...] = DEFAULT_SUITE, *, seed: int = 0, hooks: tuple[SuiteHook, ...] = (),
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, convex: bool = True,
 ) -> list[SuiteOutcome]:
-    """Solve and verify each case; ``hooks(problem, result, verdict)`` may append claims."""
+    """Solve and verify each case; ``hooks(problem, result, verdict)`` may append claims.
+
+    With ``convex`` (default) :func:`convex_claims` runs first among the hooks.
+    """
+    hooks = ((convex_claims,) if convex else ()) + tuple(hooks)
     out = []
     for i, case in enumerate(cases):
         problem = case.problem()

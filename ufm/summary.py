@@ -70,4 +70,9 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
     if verdict.certificate is not None:
         cr = verdict.certificate
         out["certificate"] = {"lower_bound": cr.lower_bound, "gap": cr.gap, "rel_gap": cr.rel_gap}
+    if result.method == "convex":  # the relaxation's own numbers (ufm.solvers.convex)
+        e = result.extra
+        out["convex"] = {k: e.get(k) for k in (
+            "value", "lower_bound", "solver_value", "rank", "factored", "note", "formulation", "solver",
+            "cvxpy_status", "solve_time", "setup_time", "singular_values", "polish_steps")}
     return jsonable(out)
