@@ -320,9 +320,10 @@ def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
                 break
             pi = _project_simplex(base + d2)
             if problem.bias and problem.lam_b == 0:
-                pi = _tilt(pi, c, base @ c)
-                if pi is None:
+                tilted = _tilt(pi, c, base @ c)
+                if tilted is None:
                     break
+                pi = tilted
             d1 = pi - base
             dirs.append(d1)
     best, t_best = -float(c @ xlogy(base, base).sum(axis=0)), 0.0  # Gamma = 0

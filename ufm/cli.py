@@ -151,14 +151,15 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
     data = load_npz(args.file)
     lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
-    missing = [k for k in ("lam_W", "lam_H") if lam[k] is None]
-    if missing:
-        raise UFMError(f"{args.file} stores no {' or '.join(missing)}; give --lam-W and --lam-H "
+    lam_W, lam_H = lam["lam_W"], lam["lam_H"]
+    if lam_W is None or lam_H is None:
+        missing = " or ".join(k for k in ("lam_W", "lam_H") if lam[k] is None)
+        raise UFMError(f"{args.file} stores no {missing}; give --lam-W and --lam-H "
                        "(the certificate depends on the weight decays).")
     b = None if args.no_bias else data["b"]
     design, order = from_indicator(data["Y"])
     W = data["W"]
-    problem = UFMProblem(design, int(W.shape[1]), lam["lam_W"], lam["lam_H"],
+    problem = UFMProblem(design, int(W.shape[1]), lam_W, lam_H,
                          0.0 if lam["lam_b"] is None else lam["lam_b"], bias=b is not None, loss=args.loss)
     cert = certify(problem, W, data["H"][:, order], b)
     pred = predict(problem)

@@ -93,7 +93,9 @@ def map_status(cvxpy_status: str | None) -> Status:
         cp.USER_LIMIT: Status.MAX_ITER,
         cp.SOLVER_ERROR: Status.SOLVER_ERROR,
     }
-    return table.get(cvxpy_status, Status.SOLVER_ERROR)  # incl. infeasible_or_unbounded, None
+    if cvxpy_status is None:
+        return Status.SOLVER_ERROR
+    return table.get(cvxpy_status, Status.SOLVER_ERROR)  # incl. infeasible_or_unbounded
 
 
 def haar_basis(K: int) -> sp.csr_matrix:
