@@ -1,0 +1,215 @@
+"""``python -m benchmarks``: the ladder, the GD baseline, the evaluation and convex scaling.
+
+Examples::
+
+    python -m benchmarks                      # everything (about 35-45 min on 2 cores)
+    python -m benchmarks --sizes S,M --budget 120 --skip-convex
+    python -m benchmarks --quick              # budgets of 60 s, one repeat: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import ufm
+
+from . import blas, convex_scaling, evaluation, gd_grid, output
+from .ladder import (
+    CERT_TARGET,
+    FAST_SOLVERS,
+    LADDER,
+    LITERATURE_STEP,
+    REL_TARGET,
+    STEP_GRID,
+    gd_spec,
+    start,
+)
+from .tracker import RunRecord, _Counter, peak_memory, run
+
+GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _median_hit(recs: list[RunRecord], key: str) -> dict[str, Any] | None:
+    hits = [getattr(r, key) for r in recs if getattr(r, key) is not None]
+    if len(hits) < len(recs) or not hits:
+        return None
+    return {"time": statistics.median(h.time for h in hits), "nfev": int(statistics.median(h.nfev for h in hits)),
+            "it": int(statistics.median(h.it for h in hits)), "times": [h.time for h in hits]}
+
+
+def _summ(label: str, recs: list[RunRecord], note: str, mem: int | None, **more: Any) -> dict[str, Any]:
+    last = recs[-1]
+    return {"label": label, "note": note, "runs": len(recs), "rel": _median_hit(recs, "rel"),
+            "cert": _median_hit(recs, "cert"), "time": statistics.median(r.time for r in recs),
+            "nit": last.nit, "nfev": last.nfev, "final_rel": last.final_rel, "best_cert": last.best_cert,
+            "stopped": last.stopped, "peak_mem": mem, "checks": sum(r.cert_checks for r in recs), **more}
+
+
+def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    size = LADDER[name]
+    problem = size.problem()
+    x0 = start(problem)
+    pred = ufm.predict(problem)
+    F_star = float(pred.value)
+    _log(f"\n== {size.describe()}; theory: {pred.regime}, min F = {F_star:.15g}")
+    repeats = args.repeats_L if name == "L" else args.repeats
+    out: dict[str, Any] = {"size": name, "describe": size.describe(), "F_star": F_star, "N": problem.N,
+                           "n_vars": problem.n_vars, "solvers": []}
+
+    def fast(rep: int) -> None:
+        for spec in FAST_SOLVERS:
+            if name == "L" and rep > 0 and spec.label != FAST_SOLVERS[0].label:
+                continue  # at L only the numpy engine is repeated (the others take minutes)
+            rec = run(problem, spec, x0, F_star, args.budget, name)
+            fast_runs.setdefault(spec.label, []).append(rec)
+            _log(f"  [{rep + 1}] {spec.label:32s} {output.hit_text(rec.cert)} (certified); "
+                 f"{output.hit_text(rec.rel)} (rel. gap); stop: {rec.stopped}")
+
+    fast_runs: dict[str, list[RunRecord]] = {}
+    fast(0)
+    # a GD step needing more than GRID_CAP times the fastest solver cannot change the verdict
+    t_fast = min((r.cert.time for rs in fast_runs.values() for r in rs if r.cert), default=math.inf)
+    grid_budget = min(args.grid_budget, GRID_CAP * t_fast)
+    _log("  GD step grid " + ", ".join(f"{s:g}" for s in STEP_GRID) + f" (at most {grid_budget:.3g} s per step)")
+    grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log)
+    step = grid.winner
+    best_spec = gd_spec(step, f"gd, best grid step {step:g}")
+    gd_runs = [run(problem, best_spec, x0, F_star, args.budget, name)]
+    _log(f"  [1] {best_spec.label:32s} {output.hit_text(gd_runs[0].cert)} (certified); "
+         f"{output.hit_text(gd_runs[0].rel)} (rel. gap); stop: {gd_runs[0].stopped}")
+    for rep in range(1, repeats):
+        fast(rep)
+        if gd_runs[0].cert is not None and gd_runs[0].cert.time * (repeats - 1) < args.budget:
+            gd_runs.append(run(problem, best_spec, x0, F_star, args.budget, name))
+            _log(f"  [{rep + 1}] {best_spec.label:32s} {output.hit_text(gd_runs[-1].cert)} (certified)")
+    lit_spec = gd_spec(LITERATURE_STEP, f"gd, literature step {LITERATURE_STEP:g}")
+    if step == LITERATURE_STEP:
+        lit_runs = gd_runs
+    else:
+        lit_runs = [run(problem, lit_spec, x0, F_star, args.literature_budget, name)]
+        _log(f"  [1] {lit_spec.label:32s} {output.hit_text(lit_runs[0].cert)} (certified); "
+             f"rel. gap {lit_runs[0].final_rel:.2e} after {lit_runs[0].time:.0f} s ({lit_runs[0].nit} iterations)")
+    mem = {}
+    for spec in [*FAST_SOLVERS, best_spec]:
+        mem[spec.label] = peak_memory(problem, spec, x0)
+    mem[lit_spec.label] = mem[best_spec.label]
+    for spec in FAST_SOLVERS:
+        out["solvers"].append(_summ(spec.label, fast_runs[spec.label], spec.note, mem[spec.label]))
+    out["solvers"].append(_summ(best_spec.label, gd_runs, best_spec.note, mem[best_spec.label], baseline=True))
+    out["solvers"].append(_summ(lit_spec.label, lit_runs, lit_spec.note, mem[lit_spec.label], literature=True))
+    out["grid"] = {"steps": list(STEP_GRID), "winner": step, "trials": grid.describe(),
+                   "budget": grid_budget}
+    if args.scaling and name != "L":
+        out["scaling"] = scaling_study(problem, x0, F_star, name, args, grid_budget)
+    return out
+
+
+def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: str,
+                  args: argparse.Namespace, grid_budget: float) -> list[dict[str, Any]]:
+    """GD's best step and the numpy L-BFGS with the H block scaled by ``s``: steps on H
+    multiplied by ``s^2`` in {N^(1/2), N} (the "1/N in the loss" compensation)."""
+    rows = []
+    for s2_name, s2 in (("sqrt(N)", math.sqrt(problem.N)), ("N", float(problem.N))):
+        s = math.sqrt(s2)
+        grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log, h_scale=s)
+        won = dict(grid.trials)[grid.winner] if math.isfinite(grid.winner) else None
+        spec = FAST_SOLVERS[0]
+        lb = run(problem, type(spec)(spec.label, spec.method, {**spec.options, "h_scale": s}), x0, F_star,
+                 args.budget, name)
+        rows.append({"h_scale^2": s2_name, "gd_step": grid.winner,
+                     "gd_time": won.cert.time if won is not None and won.cert else None,
+                     "lbfgs_time": lb.cert.time if lb.cert else None,
+                     "lbfgs_nfev": lb.cert.nfev if lb.cert else None})
+        _log(f"  scaling s^2={s2_name}: GD best step {grid.winner:g} -> {rows[-1]['gd_time']} s; "
+             f"lbfgs numpy -> {rows[-1]['lbfgs_time']} s")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="S,M,L", help="comma-separated subset of S,M,L (default all)")
+    ap.add_argument("--budget", type=float, default=600.0,
+                    help="seconds per run for the fast solvers and the best-step GD (default 600)")
+    ap.add_argument("--literature-budget", type=float, default=600.0,
+                    help="seconds for GD at the literature's step 0.1 (default 600)")
+    ap.add_argument("--grid-budget", type=float, default=30.0,
+                    help="seconds per step of the GD step grid (default 30)")
+    ap.add_argument("--repeats", type=int, default=5, help="repeats at S and M (default 5; medians)")
+    ap.add_argument("--repeats-L", type=int, default=2, help="repeats of the fastest solver at L (default 2)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads for numpy's and scipy's OpenBLAS (default 1: one problem per core, "
+                         "as in a sweep, and stable under other load; 0 leaves the setting as is)")
+    ap.add_argument("--eval-repeats", type=int, default=9, help="repeats of the evaluation timing (default 9)")
+    ap.add_argument("--convex-limit", type=float, default=60.0, help="seconds for the convex K search")
+    ap.add_argument("--skip-convex", action="store_true", help="skip the cvxpy relaxation's K search")
+    ap.add_argument("--no-scaling", dest="scaling", action="store_false",
+                    help="skip the H-scaling study at S and M")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: budgets 60 s, grid 10 s, one repeat, no scaling study")
+    ap.add_argument("--out", default="reports", help="directory for bench.md and bench.csv")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.budget = args.literature_budget = 60.0
+        args.grid_budget, args.repeats, args.repeats_L, args.scaling, args.eval_repeats = 10.0, 1, 1, False, 3
+    sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
+    bad = [s for s in sizes if s not in LADDER]
+    if bad:
+        ap.error(f"unknown size(s) {bad}; choose from {sorted(LADDER)}")
+    if args.threads:
+        failed = blas.set_threads(args.threads)
+        if failed:
+            _log(f"warning: could not set BLAS threads for {failed}")
+    t_all = time.perf_counter()
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.node()} {platform.machine()}",
+        "cpus": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
+        "blas_threads": blas.get_threads(), "load_start": os.getloadavg(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "args": vars(args),
+        "targets": {"rel": REL_TARGET, "cert": CERT_TARGET},
+    }
+    _log(f"benchmarks: sizes {sizes}; BLAS threads {meta['blas_threads']}; load {meta['load_start']}")
+    _Counter.install()
+    results: dict[str, Any] = {"meta": meta, "sizes": []}
+    try:
+        for name in sizes:
+            results["sizes"].append(bench_size(name, args))
+        if "L" in sizes or args.sizes == "S,M,L":
+            _log("\n== one evaluation against its three matrix products (L)")
+            et = evaluation.measure(LADDER["L"].problem(), repeats=args.eval_repeats)
+            results["evaluation"] = et
+            _log(f"  evaluation {et.evaluation * 1e3:.1f} ms, three products {et.matmuls * 1e3:.1f} ms "
+                 f"(as written: {et.matmuls_naive * 1e3:.1f} ms): ratio {et.ratio:.2f}")
+            _log("\n== certificate at L")
+            results["certificate_L"] = output.time_certificate(LADDER["L"].problem(), args.eval_repeats)
+            _log(f"  certify(): {results['certificate_L']:.2f} s")
+    finally:
+        _Counter.uninstall()
+    if not args.skip_convex:
+        _log(f"\n== cvxpy relaxation (variational): largest K within {args.convex_limit:g} s")
+        results["convex"] = (convex_scaling.largest_K(args.convex_limit, log=_log)
+                             if convex_scaling.available() else None)
+    meta["load_end"] = os.getloadavg()
+    meta["total"] = time.perf_counter() - t_all
+    paths = output.write(results, Path(args.out))
+    _log("\n" + output.console_table(results))
+    _log(f"\nwritten: {', '.join(str(p) for p in paths)} (total {meta['total'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

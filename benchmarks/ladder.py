@@ -1,0 +1,80 @@
+"""The size ladder and the solvers compared on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import ufm
+from ufm.objective import random_point
+
+LAM = 5e-4  # lam_W = lam_H = lam_b on every size
+SEED = 0  # the one starting point every solver gets (per size)
+INIT_SCALE = 0.1  # the solvers' default init_scale
+
+REL_TARGET = 1e-8  # (F - min F_theory) / |min F_theory|
+CERT_TARGET = 1e-6  # certified relative gap (F - D) / |F| of ufm.certificate.certify
+
+# plain GD: the literature's step, and the grid the best fixed step is picked from
+LITERATURE_STEP = 0.1
+STEP_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    K: int
+    d: int
+    profile: str
+
+    def problem(self) -> ufm.UFMProblem:
+        return ufm.UFMProblem(ufm.balanced(self.K, self.profile), d=self.d, lam_W=LAM, lam_H=LAM, lam_b=LAM)
+
+    def describe(self) -> str:
+        p = self.problem()
+        return (f"{self.name}: K={self.K}, d={self.d}, profile {self.profile}, N={p.N}, "
+                f"{p.n_vars:,} variables")
+
+
+LADDER = {
+    "S": Size("S", 10, 16, "1:20,2:4"),
+    "M": Size("M", 50, 64, "1:10,2:1"),
+    "L": Size("L", 200, 256, "1:10,2:1"),
+}
+
+
+def start(problem: ufm.UFMProblem) -> np.ndarray:
+    """The common starting point (the solvers' own default initialisation, seed ``SEED``)."""
+    return random_point(problem, scale=INIT_SCALE, rng=SEED)
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A solver as the benchmark runs it: ``ufm.solve(problem, method, x0, **options)``."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+# every run: no history (NC metrics cost more than an iteration), no progress bar, and a
+# max_iter that leaves the time budget as the only limit
+COMMON = {"history_every": 0, "history_metrics": False, "max_iter": 10_000_000}
+
+FAST_SOLVERS = (
+    SolverSpec("lbfgs (numpy engine)", "lbfgs", {"engine": "numpy"},
+               "lean L-BFGS of ufm.solvers.lbfgs, m = 1"),
+    SolverSpec("lbfgs (scipy engine, default)", "lbfgs", {},
+               "scipy L-BFGS-B, m = 20: `ufm.solve(p, 'lbfgs')`"),
+    SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),
+)
+
+
+def gd_spec(step: float, label: str, h_scale: float = 1.0) -> SolverSpec:
+    opts: dict[str, Any] = {"step": step, "gtol": 0.0}
+    if h_scale != 1.0:
+        opts["h_scale"] = h_scale
+    return SolverSpec(label, "gd", opts, f"fixed step {step:g}" + (f", h_scale {h_scale:g}" if h_scale != 1.0 else ""))

@@ -1,0 +1,182 @@
+"""One timed solver run with the gap targets detected through the solver's callback.
+
+The callback sees every iterate ``(it, x, f)``. The relative gap to the theory value
+``(f - F*) / |F*|`` costs nothing and is tested every iteration. The certificate
+(:func:`ufm.certificate.certify`, a product ``W H`` and a softmax pass) is computed only
+when it can succeed -- a certified gap is never below the true gap, so not before
+``(f - F*)/|F*| <= CERT_TARGET`` -- and then at iterations spaced by at most 1% of the
+iteration count (every iteration for short runs). A run stops once both targets are met
+(the certificate may come first: it bounds ``F - min F`` from above, not the 1e-8 target). Its time, and the callback's own, are
+measured and subtracted from the solver's clock: ``time`` is the solver's own wall time up
+to the iterate that first met the target. Objective-and-gradient evaluations are counted
+by wrapping :class:`ufm.objective.Evaluator`, through which every solver evaluates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import ufm
+from ufm.certificate import certify
+from ufm.exceptions import ConvergenceWarning
+from ufm.objective import Evaluator, unpack
+
+from .ladder import CERT_TARGET, COMMON, REL_TARGET, SolverSpec
+
+
+class _Counter:
+    """Counts :class:`ufm.objective.Evaluator` calls (every solver evaluates through it)."""
+
+    n = 0
+    _orig = Evaluator.__call__
+
+    @classmethod
+    def install(cls) -> None:
+        def counted(self: Any, x: np.ndarray, out: np.ndarray | None = None) -> Any:
+            cls.n += 1
+            return cls._orig(self, x, out)
+
+        Evaluator.__call__ = counted  # type: ignore[method-assign]
+
+    @classmethod
+    def uninstall(cls) -> None:
+        Evaluator.__call__ = cls._orig  # type: ignore[method-assign]
+
+
+@dataclass
+class Hit:
+    """First iterate meeting a target: solver time (s), iteration, evaluations."""
+
+    time: float
+    it: int
+    nfev: int
+
+
+@dataclass
+class RunRecord:
+    label: str
+    size: str
+    rel: Hit | None = None
+    cert: Hit | None = None
+    time: float = math.nan  # solver time of the whole run (excluding checks)
+    nit: int = 0
+    nfev: int = 0
+    final_rel: float = math.nan
+    best_cert: float = math.nan
+    stopped: str = ""  # "target", "budget", "diverged", "solver: <status>"
+    cert_checks: int = 0
+    check_time: float = 0.0  # excluded from `time`
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    """The callback: detects the targets, enforces the time budget, excludes its own time."""
+
+    def __init__(self, problem: ufm.UFMProblem, F_star: float, budget: float, record: RunRecord,
+                 stop_at_cert: bool = True) -> None:
+        self.problem, self.F_star, self.budget, self.rec = problem, F_star, budget, record
+        self.stop_at_cert = stop_at_cert
+        self.t0 = time.perf_counter()
+        self.excluded = 0.0
+        self.last_check = -1
+        self.n0 = _Counter.n
+        self.rel0: float | None = None
+
+    def solver_time(self) -> float:
+        return time.perf_counter() - self.t0 - self.excluded
+
+    def __call__(self, it: int, x: np.ndarray, f: float) -> bool:
+        t_in = time.perf_counter()
+        now = t_in - self.t0 - self.excluded
+        rec = self.rec
+        nfev = _Counter.n - self.n0
+        rel = (f - self.F_star) / abs(self.F_star)
+        stop = False
+        if self.rel0 is None:
+            self.rel0 = rel
+        if not math.isfinite(f) or rel > max(10.0 * self.rel0, 1e3):
+            rec.stopped = "diverged"
+            stop = True
+        else:
+            rec.final_rel = rel
+            if rec.rel is None and rel <= REL_TARGET:
+                rec.rel = Hit(now, it, nfev)
+            if rec.cert is None and rel <= CERT_TARGET and it - self.last_check >= max(1, it // 100):
+                self.last_check = it
+                W, H, b = unpack(x, self.problem)
+                c = certify(self.problem, W, H, b)
+                rec.cert_checks += 1
+                rec.best_cert = c.rel_gap if not math.isfinite(rec.best_cert) else min(rec.best_cert, c.rel_gap)
+                if c.rel_gap <= CERT_TARGET:
+                    rec.cert = Hit(now, it, nfev)
+            if self.stop_at_cert and rec.cert is not None and rec.rel is not None:
+                rec.stopped = "target"
+                stop = True
+            if not stop and now > self.budget:
+                rec.stopped = "budget"
+                stop = True
+        rec.nit, rec.nfev, rec.time = it, nfev, now
+        dt = time.perf_counter() - t_in
+        self.excluded += dt
+        rec.check_time += dt
+        return stop
+
+
+def run(problem: ufm.UFMProblem, spec: SolverSpec, x0: np.ndarray, F_star: float, budget: float,
+        size: str, *, stop_at_cert: bool = True) -> RunRecord:
+    """Run ``spec`` from ``x0`` until the certified target, the budget or the solver's own stop."""
+    rec = RunRecord(spec.label, size)
+    tracker = Tracker(problem, F_star, budget, rec, stop_at_cert)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with np.errstate(all="ignore"):
+            res = ufm.solve(problem, spec.method, x0.copy(), callback=tracker, **COMMON, **spec.options)
+    end = tracker.solver_time()
+    if not rec.stopped:  # the solver stopped by itself (converged, line search, polish...)
+        rec.stopped = "diverged" if res.status.name == "NUMERICAL_ERROR" else f"solver: {res.status.name}"
+        rec.time = end
+        rec.nfev = _Counter.n - tracker.n0
+        rec.nit = res.nit
+        if math.isfinite(res.fun):
+            rec.final_rel = (res.fun - F_star) / abs(F_star)
+        if rec.cert is None and math.isfinite(res.fun):  # the returned point (after any polish)
+            t_in = time.perf_counter()
+            c = certify(problem, res.W, res.H, res.b)
+            rec.check_time += time.perf_counter() - t_in
+            rec.best_cert = c.rel_gap if not math.isfinite(rec.best_cert) else min(rec.best_cert, c.rel_gap)
+            if rec.rel is None and rec.final_rel <= REL_TARGET:
+                rec.rel = Hit(end, res.nit, rec.nfev)
+            if c.rel_gap <= CERT_TARGET:
+                rec.cert = Hit(end, res.nit, rec.nfev)
+    rec.extra["status"] = res.status.name
+    return rec
+
+
+def peak_memory(problem: ufm.UFMProblem, spec: SolverSpec, x0: np.ndarray, iters: int = 10) -> int:
+    """Peak bytes traced by :mod:`tracemalloc` during ``iters`` iterations of ``spec``.
+
+    numpy reports its data buffers to tracemalloc, so this is the solver's peak of Python-
+    and numpy-level allocations (workspaces, L-BFGS memory, temporaries), above what was
+    allocated before the call (the problem's cached arrays included once warmed up). A
+    separate short run: tracing slows allocation, so it is never part of a timed run.
+    """
+    opts = {**COMMON, **spec.options, "max_iter": iters}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ufm.solve(problem, spec.method, x0.copy(), **{**opts, "max_iter": 1})  # warm caches
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            ufm.solve(problem, spec.method, x0.copy(), **opts)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return int(peak - base)
