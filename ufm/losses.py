@@ -73,7 +73,7 @@ def pal_inplace(
     N = Z.shape[1]
     flat = Z.reshape(-1)  # a view (Z is C-contiguous)
     yz = flat[y_flat]  # (nnz,) gathered before Z is overwritten
-    yz_term = float(yz.sum()) if np.isscalar(y_weight) and y_weight == 1.0 else float(yz @ y_weight)
+    yz_term = float(yz @ y_weight) if isinstance(y_weight, np.ndarray) else float(y_weight) * float(yz.sum())
     zmax = Z.max(axis=0)  # (N,)
     np.subtract(Z, zmax, out=Z)
     np.exp(Z, out=Z)
@@ -83,10 +83,10 @@ def pal_inplace(
     value = (float(col_weight @ lse) - yz_term) / N
     scale = col_weight / (N * s)  # (N,)
     np.multiply(Z, scale, out=Z)
-    if np.isscalar(y_weight):
-        flat[y_flat] -= float(y_weight) / N
-    else:
+    if isinstance(y_weight, np.ndarray):
         flat[y_flat] -= y_weight / N
+    else:
+        flat[y_flat] -= float(y_weight) / N
     return value
 
 

@@ -37,7 +37,7 @@ def pack(W: np.ndarray, H: np.ndarray, b: np.ndarray | None, bias: bool = True) 
     """Flatten ``(W, H, b)`` into one float64 vector (``b`` omitted when ``bias`` is False)."""
     parts = [np.ravel(W), np.ravel(H)]
     if bias:
-        parts.append(np.ravel(b))
+        parts.append(np.zeros(W.shape[0]) if b is None else np.ravel(b))
     return np.concatenate(parts).astype(np.float64, copy=False)
 
 

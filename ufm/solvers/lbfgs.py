@@ -205,7 +205,7 @@ def lbfgs(
     f, _ = fg(y, out=g)
     callback = o["callback"]
 
-    last = {"y": y, "it": 0}
+    last: dict[str, Any] = {"y": y, "it": 0}
 
     def on_iter(it: int, z: np.ndarray, fz: float, gnorm: float) -> bool:
         last["y"], last["it"] = z, it
@@ -235,8 +235,10 @@ def lbfgs(
     except KeyboardInterrupt:
         # the last iterate seen (its buffer may since hold a line-search trial point; the
         # objective is re-evaluated at whatever point is returned)
-        f, g, status, message, nit, nfev = None, None, Status.INTERRUPTED, "interrupted", last["it"], fg.nfev
-        x = fg.to_x(last["y"], out=np.empty_like(y)) if scaled else last["y"].copy()
+        status, message, nit, nfev = Status.INTERRUPTED, "interrupted", int(last["it"]), fg.nfev
+        x = fg.to_x(last["y"], out=np.empty_like(y)) if scaled else np.array(last["y"])
+        return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist,
+                      extra={"engine": "numpy", "message": message, "polish_steps": polish_steps})
     finally:
         bar.close()
     return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist, f=f, g=g,
@@ -250,7 +252,7 @@ def _lbfgs_scipy(
 ) -> Result:
     """The scipy L-BFGS-B engine (the package's original implementation)."""
     scaled = fg.s != 1.0
-    state = {"nfev": 0, "it": 0, "x": x, "f": np.inf, "g": None}
+    state: dict[str, Any] = {"nfev": 0, "it": 0, "x": x, "f": np.inf, "g": None}
 
     def fgs(z: np.ndarray) -> tuple[float, np.ndarray]:
         f, g = fg(z)
