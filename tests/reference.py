@@ -236,3 +236,20 @@ def objective_difference(problem, W, H, b, VW, VH, vb, t):
     for lam, X, V in ((problem.lam_W, W, VW), (problem.lam_H, H, VH), (problem.lam_b, b, vb)):
         pen += lam * (t * float((X * V).sum()) + 0.5 * t * t * float((V * V).sum()))
     return loss_difference(problem.design, Z, dZ) + pen
+
+
+def inf_F_without_features(problem):
+    """``inf_b F(0, 0, b)``: an upper bound on ``min F`` (or its infimum) for every ``d``.
+
+    With a free bias and ``lam_b = 0`` the loss at ``W = 0, H = 0`` is
+    ``mbar LSE(b) - ybar . b`` (``ybar`` the mean label indicator, ``mbar`` the mean
+    multiplicity), whose infimum is ``mbar * entropy(ybar / mbar)`` -- attained only in
+    the limit when a class never occurs. Otherwise ``F(0, 0, 0)``.
+    """
+    Y = problem.design.Y
+    if problem.bias and problem.lam_b == 0:
+        m_bar = float(Y.sum(axis=0).mean())
+        q = Y.mean(axis=1) / m_bar
+        q = q[q > 0]
+        return float(-m_bar * np.sum(q * np.log(q)))
+    return trivial_value(problem.design)

@@ -230,10 +230,12 @@ def test_objective_is_invariant_under_class_permutations_and_rotations(problem, 
 # -- the certificate -------------------------------------------------------------------
 @given(problem=S.problems(S.st.one_of(S.balanced_designs(), S.unbalanced_designs())), data=st.data())
 def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
-    """The certificate's lower bound ``D`` at any point is at most ``F`` at that point,
-    at most ``F(0, 0, 0)``, and -- for balanced designs, whatever ``d`` -- at most
-    ``min C = min phi`` computed by the theory (``min C`` does not depend on ``d``).
-    Slack: ``1e-12`` times the size of F's terms (rounding)."""
+    """The certificate's lower bound ``D`` at any point is finite (no exception) and at
+    most ``F`` at that point, at most ``F(0, 0, 0)``, at most ``inf_b F(0, 0, b)`` (with
+    a free bias and ``lam_b = 0``: ``mbar * entropy(label frequencies)``), and -- for
+    balanced designs, whatever ``d`` -- at most ``min C = min phi`` computed by the
+    theory (``min C`` does not depend on ``d``). Slack: ``1e-12`` times the size of F's
+    terms (rounding)."""
     ev.example()
     x = data.draw(S.points(problem), label="x")
     desc = S.describe(problem)
@@ -244,6 +246,8 @@ def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
     ev.check("certificate_finite", math.isfinite(cert.lower_bound), desc, f"lower bound {cert.lower_bound}")
     ev.claim("certificate_minus_F", max(cert.lower_bound - F, 0.0) / mag, 1e-12, desc)
     ev.claim("certificate_minus_F0", max(cert.lower_bound - ref.trivial_value(problem.design), 0.0) / mag, 1e-12, desc)
+    inf_b = ref.inf_F_without_features(problem)
+    ev.claim("certificate_minus_inf_b_F(0,0,b)", max(cert.lower_bound - inf_b, 0.0) / mag, 1e-12, desc)
     if problem.design.is_balanced:
         full = UFMProblem(problem.design, max(problem.K - 1, 1), problem.lam_W, problem.lam_H,
                           problem.lam_b, problem.bias)
@@ -421,3 +425,25 @@ def test_just_above_the_transition_the_solution_is_trivial(problem, seed):
     res = run_solver(problem, desc, rng=seed, **solver_options(problem, TRIVIAL))
     _check_trivial(problem, pred, res, desc)
     _check_verdict(problem, pred, res, desc)
+
+
+def test_certificate_regressions():
+    """Counterexamples found by the property above (free bias, ``lam_b = 0``, a design whose
+    infimum needs constant logits): the bound must stay below ``min F = 3 log 3`` and
+    ``certify`` must not raise. Found on the certificate of commits 994d08b/5b3f098:
+    lower bound ``3 log 3 + 5.0e-3`` with ``t = 6.0e14``, and ``LinAlgError: Singular
+    matrix`` in 89 of 2000 random points."""
+    problem = UFMProblem(designs.balanced(3, {3: 1}), 1, 0.1, 0.1, 0.0, bias=True)
+    min_F = 3 * math.log(3)  # only the full label set: constant logits, W = H = 0
+    points = [
+        [0.10409405411593475, -0.10937172199998245, 0.5302161202977185, 0.08684847904296092,
+         -0.443489212324399, 0.2993703095920202, 1.0796024224289738],
+        [-4.326725622452384, 8.718302162781294, 1.3870841681102826, -4.637796607856036,
+         -1.576937305076037, -2.435865371817525, -2.2198915860606734],
+    ]
+    for x in points:
+        W, H, b = unpack(np.array(x), problem)
+        lower = certify(problem, W, H, b).lower_bound
+        assert lower <= min_F + 1e-12, (
+            f"certificate {lower!r} exceeds min F = 3 log 3 = {min_F!r} by {lower - min_F:.3e} "
+            f"on {S.describe(problem)} at x = {x}")
