@@ -24,7 +24,8 @@ The ranges, in one place:
 - Regime-targeted problems (:func:`problems_at_ratio`): ``mu / mu_crit`` drawn
   log-uniformly in a given interval and ``lam_W / lam_H`` log-uniform in
   ``[1e-2, 1e2]``; then ``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``, which
-  may leave ``[1e-5, 1e-1]`` (``mu_crit`` itself is between about 6e-4 and 0.5 here).
+  may leave ``[1e-5, 1e-1]`` (``mu_crit`` is 6.4e-3 for K = 10 with every multiplicity
+  and counts 6, 0.5 for K = 2 with single labels).
   ``mu_crit`` is computed by an SVD of the loss gradient at 0
   (:func:`reference.mu_crit_by_svd`), not by the package's formula.
 - Points (:func:`points`): Gaussian entries of standard deviation ``scale / sqrt(d)``
