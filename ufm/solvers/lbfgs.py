@@ -55,19 +55,27 @@ def _lbfgs_core(
     """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm) -> stop?``.
 
     Returns ``(x, f, g, nit, status, message)``. ``x`` and ``g`` are preallocated buffers
-    (n,); the memory holds ``m`` pairs ``(s, y)`` in two (m, n) arrays.
+    (n,). Memory traffic is what costs here (an evaluation is a few matrix products, the
+    vectors have millions of entries), so each iteration makes few passes over them: the
+    direction ``q = H g`` is computed in one of ``m + 1`` rows of ``Q`` and kept as the
+    pair's ``s = -t q`` (the scalar ``-t`` stored aside, no copy); ``y = g_new - g`` is
+    written once; ``s'y`` comes from ``q'g`` and ``q'g_new``, the latter also serving the
+    curvature test of the line search. BLAS level 1 (in place) rather than numpy ufuncs
+    with three operands.
     """
     n = x.size
-    S = np.empty((m, n))
-    Y = np.empty((m, n))
-    rho = np.zeros(m)
-    alpha = np.zeros(m)
-    order: list[int] = []  # slots of the stored pairs, oldest first
-    x_new, g_new, q = np.empty(n), np.empty(n), np.empty(n)
+    Q = np.empty((m + 1, n))  # directions; a stored pair i is (sigma_i Q[i], Y[i])
+    Y = np.empty((m + 1, n))
+    rho = np.zeros(m + 1)
+    sigma = np.zeros(m + 1)
+    alpha = np.zeros(m + 1)
+    order: list[int] = []  # rows of the stored pairs, oldest first (at most m)
+    x_new, g_new = np.empty(n), np.empty(n)
     x_try: np.ndarray | None = None
     g_try: np.ndarray | None = None
     gamma = 0.0
     it, f_prev = 0, math.inf
+    unscaled = fg.s == 1.0
     while True:
         gnorm = fg.grad_norm(g)
         if not (math.isfinite(f) and math.isfinite(gnorm)):
@@ -80,51 +88,53 @@ def _lbfgs_core(
             return x, f, g, it, Status.MAX_ITER, "stopped by the callback"
         if it >= max_iter:
             return x, f, g, it, Status.MAX_ITER, "max_iter reached"
-        gg = ddot(g, g)
+        gg = gnorm * gnorm if unscaled else ddot(g, g)
         for attempt in range(2):  # a failed line search is retried once without memory
             if attempt == 1:
                 if not order:
                     break
                 order.clear()
             # -- direction d = -q, q = H g by the two-loop recursion ----------------------
+            row = next(j for j in range(m + 1) if j not in order)
+            q = Q[row]
             np.copyto(q, g)
             for i in reversed(order):
-                a = rho[i] * ddot(S[i], q)
+                a = rho[i] * sigma[i] * ddot(Q[i], q)
                 alpha[i] = a
                 daxpy(Y[i], q, a=-a)
             q *= gamma if order else (gamma or 1.0 / math.sqrt(gg))
             for i in order:
-                daxpy(S[i], q, a=alpha[i] - rho[i] * ddot(Y[i], q))
-            gd = -ddot(g, q)  # directional derivative along d
-            if not gd < 0.0:  # not a descent direction (rounding): restart from -g
+                daxpy(Q[i], q, a=sigma[i] * (alpha[i] - rho[i] * ddot(Y[i], q)))
+            qg = ddot(g, q)  # the directional derivative along d = -q is -qg
+            if not qg > 0.0:  # not a descent direction (rounding): restart from -g
                 order.clear()
                 np.multiply(g, 1.0 / math.sqrt(gg), out=q)
-                gd = -math.sqrt(gg)
-            # -- line search along d ----------------------------------------------------------
-            slot = order.pop(0) if len(order) == m else next(j for j in range(m) if j not in order)
-            s = S[slot]
-            t, accepted, f_new = 1.0, False, math.inf
+                qg = math.sqrt(gg)
+            gd = -qg
+            # -- line search along d: x_new = x - t q ---------------------------------------
+            t, accepted, f_new, qgn = 1.0, False, math.inf, math.nan
             noise = _EPS_F * max(abs(f), 1.0)
             for trial in range(_MAX_LS):
-                np.multiply(q, -t, out=s)
-                np.add(x, s, out=x_new)
+                np.copyto(x_new, x)
+                daxpy(q, x_new, a=-t)
                 f_new, _ = fg(x_new, out=g_new)
                 if not math.isfinite(f_new):
                     t *= 0.1
                     continue
                 if f_new <= f + _C1 * t * gd:
                     accepted = True
+                    qgn = ddot(q, g_new)
                 elif f_new <= f + noise:  # F no longer resolves the decrease: approximate Wolfe
-                    slope = -ddot(g_new, q)
-                    accepted = 0.9 * gd <= slope <= -0.8 * gd
+                    qgn = ddot(q, g_new)
+                    accepted = 0.9 * gd <= -qgn <= -0.8 * gd
                 if accepted:
                     expansions = 0
-                    while trial == 0 and expansions < _MAX_EXPAND and -ddot(g_new, q) < 0.9 * gd:
+                    while trial == 0 and expansions < _MAX_EXPAND and -qgn < 0.9 * gd:
                         # the step is too short (still steeply descending): try 4x longer
                         if x_try is None or g_try is None:
                             x_try, g_try = np.empty(n), np.empty(n)
-                        np.multiply(q, -4.0 * t, out=x_try)
-                        x_try += x
+                        np.copyto(x_try, x)
+                        daxpy(q, x_try, a=-4.0 * t)
                         f_try, _ = fg(x_try, out=g_try)
                         expansions += 1
                         if not (math.isfinite(f_try) and f_try < f_new):
@@ -132,7 +142,7 @@ def _lbfgs_core(
                         x_new, x_try = x_try, x_new
                         g_new, g_try = g_try, g_new
                         f_new, t = f_try, 4.0 * t
-                        np.multiply(q, -t, out=s)
+                        qgn = ddot(q, g_new)
                     break
                 denom = 2.0 * (f_new - f - gd * t)  # minimiser of the interpolating quadratic
                 t_q = -gd * t * t / denom if denom > 0 else 0.5 * t
@@ -141,14 +151,16 @@ def _lbfgs_core(
                 break
         if not accepted:
             return x, f, g, it, Status.LINE_SEARCH_FAILED, "the line search cannot decrease F"
-        # -- memory update --------------------------------------------------------------------
-        yv = Y[slot]
-        np.subtract(g_new, g, out=yv)
-        sy, yy = ddot(s, yv), ddot(yv, yv)
+        # -- memory update: s = -t q (kept as sigma * Q[row]), y = g_new - g ------------------
+        yv = Y[row]
+        np.copyto(yv, g_new)
+        daxpy(g, yv, a=-1.0)
+        sy, yy = t * (qg - qgn), ddot(yv, yv)
+        if len(order) == m:  # the oldest pair goes, even if the new one is skipped
+            order.pop(0)
         if sy > 1e-12 * yy and yy > 0.0:  # keep only pairs with positive curvature
-            rho[slot] = 1.0 / sy
-            gamma = sy / yy
-            order.append(slot)
+            rho[row], sigma[row], gamma = 1.0 / sy, -t, sy / yy
+            order.append(row)
         x, x_new = x_new, x
         g, g_new = g_new, g
         f_prev, f = f, f_new
