@@ -243,22 +243,31 @@ def _best_on_segment(
             v -= t * t * r2 / (2.0 * problem.lam_b)
         return v
 
-    def slope(t: float) -> float:  # dD/dt (columns of Dir sum to 0)
+    nz = Dir != 0
+
+    def slope(t: float) -> tuple[float, float]:  # dD/dt and d2D/dt2 (columns of Dir sum to 0)
         Q = np.clip(base + t * Dir, 0.0, None)
         with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(Dir != 0, Dir * np.log(Q), 0.0)
-        return -float(c @ terms.sum(axis=0)) - (t * r2 / problem.lam_b if bias_pen else 0.0)
+            d1 = np.where(nz, Dir * np.log(Q), 0.0)
+            d2 = np.where(nz, Dir * Dir / Q, 0.0)
+        pen = r2 / problem.lam_b if bias_pen else 0.0
+        return -float(c @ d1.sum(axis=0)) - t * pen, -float(c @ d2.sum(axis=0)) - pen
 
     t = t_cap
-    if t_cap > 0 and not slope(t_cap) >= 0:  # concave D peaks inside (0, t_cap): slope(0+) >= 0
-        lo, hi = 0.0, t_cap  # bisection on the decreasing slope (robust to -inf at t_cap)
-        for _ in range(64):
-            mid = 0.5 * (lo + hi)
-            if slope(mid) > 0:
-                lo = mid
+    if t_cap > 0 and not slope(t_cap)[0] >= 0:  # concave D peaks inside (0, t_cap): slope(0+) >= 0
+        lo, hi = 0.0, t_cap  # safeguarded Newton on the decreasing slope (-inf allowed at t_cap)
+        t = 0.5 * t_cap
+        for _ in range(60):
+            g, h = slope(t)
+            if g > 0:
+                lo = t
             else:
-                hi = mid
-        t = lo if value(lo) >= value(hi) else hi
+                hi = t
+            if hi - lo <= 1e-13 * t_cap or g == 0:
+                break
+            step = t - g / h if (h < 0 and np.isfinite(h)) else None
+            t = step if (step is not None and lo < step < hi) else 0.5 * (lo + hi)
+        t = max((lo, hi, t), key=value)
     return value(t), float(t)
 
 
