@@ -45,8 +45,8 @@ only raise the bound:
    one, scaling alone leaves a gap of first order in the distance; snapping the large
    singular values of ``Gamma`` to ``mu`` and projecting back onto the simplex (a few
    alternations) makes it second order.
-4. *Scaling.* ``q = y/m + t (pi - y/m)`` with the largest ``t`` keeping ``||Gamma||_2 <= mu``
-   and ``q`` in the simplex (it may exceed 1), or the maximiser of the concave ``D``
+4. *Scaling.* ``q = y/m + t (pi - y/m)`` with the largest ``t <= 1`` keeping
+   ``||Gamma||_2 <= mu`` and ``q`` in the simplex, or the maximiser of the concave ``D``
    below it.
 
 Every candidate is exactly feasible (up to float64 rounding), so the best of them is a
@@ -191,7 +191,12 @@ def _tilt(Pi: np.ndarray, c: np.ndarray, target: np.ndarray, *, max_iter: int = 
         if np.abs(grad).sum() <= 1e-14 * scale:
             break
         Hs = np.diag(T @ c) - (T * c) @ T.T + np.full((tgt.size, tgt.size), scale / tgt.size)
-        step = np.linalg.solve(Hs, -grad)
+        try:
+            step = np.linalg.solve(Hs, -grad)
+        except np.linalg.LinAlgError:  # a class with pi = 0 in every label set: unreachable
+            return None
+        if not np.all(np.isfinite(step)):
+            return None
         dec = float(-(grad @ step))
         if dec <= 1e-30 * scale:
             break
@@ -228,7 +233,9 @@ def _best_on_segment(
     s1 = float(np.linalg.norm(Dir * (c / np.sqrt(n)), 2))  # ||Gamma||_2 at t = 1
     if s1 == 0.0:
         return -float(c @ xlogy(base, base).sum(axis=0)), 0.0
-    t_cap = mu / s1  # may exceed 1: q = base + t Dir can stay in the simplex beyond t = 1
+    # t <= 1: beyond it the rounding in 1^T Dir = 0 (and Gamma 1 = 0) would be amplified,
+    # and the snapped candidates already sit on the spectral sphere
+    t_cap = min(1.0, mu / s1)
     neg = Dir < 0
     if np.any(neg):  # q = base + t Dir >= 0
         t_cap = min(t_cap, float(np.min(base[neg] / -Dir[neg])))
