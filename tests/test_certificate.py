@@ -238,3 +238,19 @@ def test_cost_at_large_N_relative_to_one_gradient(rng):
     t_grad = best_of(lambda: value_and_grad(problem, W, H, b))
     t_cert = best_of(lambda: certify(problem, W, H, b))
     assert t_cert < 20 * t_grad, (t_cert, t_grad)
+
+
+@pytest.mark.parametrize("profile", [{3: 1}, {1: 1, 3: 2}, {2: 1}])
+def test_degenerate_designs_with_a_free_bias(profile, rng):
+    """Designs whose optimum needs (near-)constant logits, free bias, ``lam_b = 0``: at
+    random points of scales 1e-3..30 the bound never exceeds ``min C`` (regression: a
+    scaling ``t`` of 6e14 once amplified rounding into a bound 5e-3 above ``3 log 3``)."""
+    K = 3 if 3 in profile else 4
+    problem = UFMProblem(balanced(K, profile), 2, 0.1, 0.05, 0.0)
+    min_C = predict(UFMProblem(problem.design, K, 0.1, 0.05, 0.0)).value
+    for _ in range(200):
+        scale = 10 ** rng.uniform(-3, 1.5)
+        W = scale * rng.standard_normal((K, 2))
+        H = scale * rng.standard_normal((2, problem.N))
+        cert = certify(problem, W, H, scale * rng.standard_normal(K))
+        assert cert.lower_bound <= min_C + 1e-12 * abs(min_C), (profile, scale, cert)
