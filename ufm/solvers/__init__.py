@@ -19,7 +19,12 @@ def solve(
     problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
     rng: np.random.Generator | int | None = None, **options: Any,
 ) -> Result:
-    """Solve ``problem`` with ``method`` in {"gd", "agd", "lbfgs", "convex"}."""
+    """Solve ``problem`` with ``method`` in {"gd", "agd", "lbfgs", "convex"}.
+
+    ``x0`` (packed vector or ``(W, H, b)``) and ``rng`` (seed of the random start) apply to
+    the iterative methods; the convex relaxation is deterministic and takes neither
+    (``rng`` is ignored there, ``x0`` is refused).
+    """
     if method == "convex" and "convex" not in METHODS:
         from .convex import convex  # optional heavy import (cvxpy)
 
@@ -27,6 +32,8 @@ def solve(
     if method not in METHODS:
         raise UFMError(f"Unknown method {method!r}; choose one of {sorted(set(METHODS) | {'convex'})}.")
     if method == "convex":
+        if x0 is not None:
+            raise UFMError("The convex relaxation takes no starting point; drop `x0` (or use 'lbfgs').")
         return METHODS[method](problem, **options)
     return METHODS[method](problem, x0, rng=rng, **options)
 
