@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import evidence as ev
 import numpy as np
+import pytest
 import reference as ref
 import strategies as S
 from hypothesis import given, settings
@@ -32,6 +33,7 @@ from test_properties import (
 )
 
 from ufm.certificate import certify
+from ufm.exceptions import UFMError
 from ufm.objective import fun_and_grad, pack
 from ufm.problem import UFMProblem
 from ufm.result import Status
@@ -53,7 +55,9 @@ def _convex(problem: UFMProblem, desc: str):
 @settings(max_examples=max(settings().max_examples // 2, 1))
 @given(problem=S.problems(SMALL_DESIGNS, d="any"), data=st.data())
 def test_convex_value_is_below_the_objective_for_every_d(problem, data):
-    """For every design and every ``d`` from 1 to ``K+2``: cvxpy's ``min C`` is at most
+    """For every design and every ``d`` from 1 to ``K+2``: (when a class occurs in no
+    label set and the bias is free with ``lam_b = 0`` there is no minimiser, and the
+    relaxation must refuse with a UFMError) cvxpy's ``min C`` is at most
     ``F`` at the L-BFGS solution and at a random point (slack ``1e-7 max(|C|, 1)``); the
     certificate at the L-BFGS solution is at most ``min C`` (same slack); when ``d >= K``
     (SPEC: ``min F = min C``) L-BFGS and cvxpy agree; whenever the relaxation's minimiser
@@ -62,6 +66,13 @@ def test_convex_value_is_below_the_objective_for_every_d(problem, data):
     ev.example()
     seed = data.draw(S.SEEDS, label="seed")
     desc = f"{S.describe(problem)}, seed={seed}"
+    absent = [k for k in range(problem.K) if problem.design.Y[k].sum() == 0]
+    if absent and problem.bias and problem.lam_b == 0:
+        # no minimiser: the free bias of an absent class decreases without bound
+        with pytest.raises(UFMError, match="occur in no label set"):
+            solve(problem, "convex")
+        ev.check("unattainable_refused", True, desc)
+        return
     cvx = _convex(problem, desc)
     C = float(cvx.extra["value"])
     slack = TOL_CVXPY * max(abs(C), 1.0)
