@@ -16,10 +16,11 @@ import evidence as ev
 import numpy as np
 import reference as ref
 import strategies as S
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_properties import TOL_VALUE, _gradient_terms, run_solver, solver_options
 
+from ufm import designs
 from ufm.certificate import certify
 from ufm.objective import fun_and_grad, hvp, pack, unpack
 from ufm.problem import UFMProblem
@@ -102,6 +103,9 @@ ORIGIN_PROBLEMS = st.one_of(
 
 
 @settings(max_examples=max(settings().max_examples // 2, 1))
+# regression: ARPACK returned 0.5 for the exact smallest eigenvalue 0 here
+@example(problem=UFMProblem(designs.balanced(2, {1: 3}), 3, 2.886751345948129, 2.886751345948129, 0.0, bias=True),
+         seed=0)
 @given(problem=ORIGIN_PROBLEMS, seed=S.SEEDS)
 def test_origin_is_a_strict_saddle_below_the_transition_and_a_minimum_above(problem, seed):
     """Balanced design, any ``d``: ``x = (0, 0, 0)`` is a critical point; the Hessian's

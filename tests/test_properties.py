@@ -19,7 +19,7 @@ import evidence as ev
 import numpy as np
 import reference as ref
 import strategies as S
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ufm import designs
@@ -331,6 +331,11 @@ def _check_verdict(problem, pred, res, desc):
         ev.claim(f"verify.{c.name}", c.measured, c.tol, desc)
 
 
+# regression: the scipy engine stalled here at |g| = 2e-8 and reported success
+@example(problem=UFMProblem(designs.balanced(3, {2: 1}), 2, 1e-5, 1e-5, 0.0, bias=True), seed=1)
+# the largest balanced design of the strategies: K = 10, every multiplicity, counts 6
+@example(problem=UFMProblem(designs.balanced(10, {m: 6 for m in range(1, 11)}), 9, 1e-1, 1e-5, 0.0, bias=True),
+         seed=0)
 @given(problem=S.problems(S.balanced_designs(), d="theorem"), seed=S.SEEDS)
 def test_balanced_solution_matches_the_theorem(problem, seed):
     """Balanced design, ``d >= K-1``, independent log-uniform lambdas: L-BFGS from a
@@ -351,6 +356,8 @@ def test_balanced_solution_matches_the_theorem(problem, seed):
     _check_verdict(problem, pred, res, desc)
 
 
+# regression: the default gtol left ||W|| + ||H|| = 1.14e-6 here
+@example(problem=UFMProblem(designs.balanced(5, {5: 5}), 7, 1e-5, 1e-5, 0.0, bias=False), seed=170646)
 @given(problem=S.problems_at_ratio(d="any", rho=(1.01, 10.0)), seed=S.SEEDS)
 def test_above_the_transition_the_solution_is_trivial_for_every_d(problem, seed):
     """Balanced design, ``mu / mu_crit`` in [1.01, 10] (``mu_crit`` by SVD), any ``d``
@@ -404,6 +411,12 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
         ev.claim("certificate_below_min_phi", max(cert.lower_bound - min_phi, 0.0) / abs(min_phi), 1e-12, desc)
 
 
+# regression: the theory's Newton converged to the kink s = 0 here (mu / mu_crit = 0.991)
+@example(problem=UFMProblem(designs.balanced(8, {2: 1, 3: 1}), 7, 0.05406598396943725, 0.05406598396943725,
+                            0.0, bias=False), seed=0)
+# regression: gtol 1e-11 (scipy engine) left the ETF off by 3.1e-6 here
+@example(problem=UFMProblem(designs.balanced(7, {1: 1, 3: 2}), 7, 0.059505606639598335, 0.059505606639598335,
+                            0.0, bias=False), seed=1)
 @given(problem=S.problems_at_ratio(S.balanced_designs(partial=True), d="theorem", rho=(0.9, 0.9999)),
        seed=S.SEEDS)
 def test_just_below_the_transition_the_theorem_holds(problem, seed):
