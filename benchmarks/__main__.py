@@ -37,6 +37,7 @@ from .ladder import (
 from .tracker import RunRecord, _Counter, peak_memory, run
 
 GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time
+SCALING_CAP = 20.0  # the same for the scaled GD of the scaling study
 
 
 def _log(msg: str) -> None:
@@ -87,6 +88,7 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     _log("  GD step grid " + ", ".join(f"{s:g}" for s in STEP_GRID) + f" (at most {grid_budget:.3g} s per step)")
     grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log)
     step = grid.winner
+    fine = gd_grid.refine(problem, x0, F_star, name, grid, log=_log)
     best_spec = gd_spec(step, f"gd, best grid step {step:g}")
     gd_runs = [run(problem, best_spec, x0, F_star, args.budget, name)]
     _log(f"  [1] {best_spec.label:32s} {output.hit_text(gd_runs[0].cert)} (certified); "
@@ -96,6 +98,12 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if gd_runs[0].cert is not None and gd_runs[0].cert.time * (repeats - 1) < args.budget:
             gd_runs.append(run(problem, best_spec, x0, F_star, args.budget, name))
             _log(f"  [{rep + 1}] {best_spec.label:32s} {output.hit_text(gd_runs[-1].cert)} (certified)")
+    fine_runs: list[RunRecord] = []
+    fine_spec = gd_spec(fine.winner, f"gd, refined step {fine.winner:g}")
+    if fine.winner != step:
+        for rep in range(repeats):
+            fine_runs.append(run(problem, fine_spec, x0, F_star, args.budget, name))
+            _log(f"  [{rep + 1}] {fine_spec.label:32s} {output.hit_text(fine_runs[-1].cert)} (certified)")
     lit_spec = gd_spec(LITERATURE_STEP, f"gd, literature step {LITERATURE_STEP:g}")
     if step == LITERATURE_STEP:
         lit_runs = gd_runs
@@ -110,9 +118,12 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for spec in FAST_SOLVERS:
         out["solvers"].append(_summ(spec.label, fast_runs[spec.label], spec.note, mem[spec.label]))
     out["solvers"].append(_summ(best_spec.label, gd_runs, best_spec.note, mem[best_spec.label], baseline=True))
+    if fine_runs:
+        out["solvers"].append(_summ(fine_spec.label, fine_runs, fine_spec.note, mem[best_spec.label], refined=True))
     out["solvers"].append(_summ(lit_spec.label, lit_runs, lit_spec.note, mem[lit_spec.label], literature=True))
     out["grid"] = {"steps": list(STEP_GRID), "winner": step, "trials": grid.describe(),
-                   "budget": grid_budget}
+                   "budget": grid_budget, "refined": fine.winner,
+                   "refine_trials": fine.describe() if fine.trials else "not tried (no certified grid step)"}
     if args.scaling and name != "L":
         out["scaling"] = scaling_study(problem, x0, F_star, name, args, grid_budget)
     return out
@@ -121,11 +132,14 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: str,
                   args: argparse.Namespace, grid_budget: float) -> list[dict[str, Any]]:
     """GD's best step and the numpy L-BFGS with the H block scaled by ``s``: steps on H
-    multiplied by ``s^2`` in {N^(1/2), N} (the "1/N in the loss" compensation)."""
+    multiplied by ``s^2`` in {N^(-1/2), N^(1/2), N} ("the 1/N in the loss" compensated
+    either way). GD trials are capped at ``SCALING_CAP`` times the fastest solver's time."""
     rows = []
-    for s2_name, s2 in (("sqrt(N)", math.sqrt(problem.N)), ("N", float(problem.N))):
+    cap = grid_budget * SCALING_CAP / GRID_CAP
+    for s2_name, s2 in (("1/sqrt(N)", 1 / math.sqrt(problem.N)), ("sqrt(N)", math.sqrt(problem.N)),
+                        ("N", float(problem.N))):
         s = math.sqrt(s2)
-        grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log, h_scale=s)
+        grid = gd_grid.best_step(problem, x0, F_star, name, cap, log=_log, h_scale=s)
         won = dict(grid.trials)[grid.winner] if math.isfinite(grid.winner) else None
         spec = FAST_SOLVERS[0]
         lb = run(problem, type(spec)(spec.label, spec.method, {**spec.options, "h_scale": s}), x0, F_star,
