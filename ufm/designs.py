@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -167,7 +168,7 @@ def _check_K(K: object) -> int:
     return int(K)
 
 
-def from_counts(K: int, counts: Mapping[Iterable[int], int], kind: str = "counts") -> LabelDesign:
+def from_counts(K: int, counts: Mapping[Any, int], kind: str = "counts") -> LabelDesign:
     """A design from arbitrary per-set counts ``{label set: n_S}``.
 
     Label sets with a zero count are dropped; an empty label set is an error (the

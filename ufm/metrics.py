@@ -82,8 +82,8 @@ class Groups:
     @cached_property
     def single_means(self) -> np.ndarray | None:
         """``h_{k}`` for k = 0..K-1 as columns (d, K), or None if a class lacks singles."""
-        cols = [self.position.get((k,)) for k in range(self.K)]
-        if any(c is None for c in cols):
+        cols = [self.position.get((k,), -1) for k in range(self.K)]
+        if min(cols) < 0:
             return None
         return self.means[:, cols]
 
