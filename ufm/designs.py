@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
