@@ -37,13 +37,25 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import numpy as np
 import reference
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from ufm import designs
 from ufm.problem import UFMProblem
+
+
+def n_examples(ci: int, long: float = 1.0) -> int:
+    """Examples for one property: ``ci`` under the default ``ci`` profile, otherwise the
+    loaded profile's ``max_examples`` times ``long`` (the long profile: 300, or
+    ``UFM_MAX_EXAMPLES``)."""
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
+        return ci
+    return max(1, int(settings().max_examples * long))
+
 
 K_RANGE = (2, 10)
 COUNT_MAX = 6

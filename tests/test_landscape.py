@@ -84,7 +84,7 @@ def _lam_scale(problem: UFMProblem) -> float:
     return problem.lam_W + problem.lam_H + (problem.lam_b if problem.bias else 0.0)
 
 
-@settings(max_examples=max(settings().max_examples // 2, 1))
+@settings(max_examples=S.n_examples(ci=8))
 @given(
     problem=st.one_of(S.problems(S.balanced_designs(), d="theorem"),
                       S.problems(S.unbalanced_designs(), d="theorem")),
@@ -117,7 +117,7 @@ ORIGIN_PROBLEMS = st.one_of(
 )
 
 
-@settings(max_examples=max(settings().max_examples // 2, 1))
+@settings(max_examples=S.n_examples(ci=8))
 # regression: ARPACK returned 0.5 for the exact smallest eigenvalue 0 here
 @example(problem=UFMProblem(designs.balanced(2, {1: 3}), 3, 2.886751345948129, 2.886751345948129, 0.0, bias=True),
          seed=0)
@@ -157,7 +157,7 @@ def test_origin_is_a_strict_saddle_below_the_transition_and_a_minimum_above(prob
         ev.claim("no_negative_curvature", max(-lam, 0.0) / scale, TOL_EIG, desc, detail=f"lambda_min={lam:.3e}")
 
 
-@settings(max_examples=max(settings().max_examples // 2, 1))
+@settings(max_examples=S.n_examples(ci=8))
 @given(
     problem=S.problems_at_ratio(S.balanced_designs(S.Ks(3), partial=True), d="theorem", rho=(1e-3, 0.9)),
     data=st.data(),

@@ -69,10 +69,16 @@ def solver_options(problem: UFMProblem, regime: str) -> dict:
     return opts
 
 
-def run_solver(problem: UFMProblem, desc: str, **options) -> object:
+def run_solver(problem: UFMProblem, desc: str, *, must_converge: bool = True, **options) -> object:
     """L-BFGS to convergence: the numpy engine, then (on a ConvergenceWarning) the scipy
     engine from the same start; the test fails with the problem's description if neither
     converges. The number of fallbacks is recorded (claim ``engine_fallbacks``).
+
+    ``must_converge=False`` (for claims that hold at any point, e.g. ``D <= F`` below
+    ``d = K``): the lower-``F`` run is returned when neither converges, and this is
+    recorded (claim ``unconverged_runs``, allowed). Case: ``d = 1``, K = 10 with 24
+    random label sets, ``lam_W = 1e-4``, ``lam_H = 1e-5``, free bias -- numpy stopped at
+    50k iterations with ``|g| = 5e-5``, scipy's line search failed at ``|g| = 4e-7``.
 
     Neither engine alone covered the strategies' space (cases reported to the lead):
 
@@ -88,7 +94,7 @@ def run_solver(problem: UFMProblem, desc: str, **options) -> object:
       ``d = 3``, ``lam = 1e-5`` (8e-9); ``balanced(K=3, {1: 1, 2: 1})``, ``d = 1``;
       ``balanced(K=4, {1: 1, 2: 1, 3: 1})``, ``d = 1``.
     """
-    failures = []
+    failures, results = [], []
     for engine, max_iter in ENGINES:
         opts = {"engine": engine, "max_iter": max_iter, **options}
         with warnings.catch_warnings(record=True) as caught:
@@ -97,8 +103,14 @@ def run_solver(problem: UFMProblem, desc: str, **options) -> object:
         stopped = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
         if not stopped and res.success:
             ev.claim("engine_fallbacks", len(failures), len(ENGINES) - 1, desc)
+            if not must_converge:
+                ev.claim("unconverged_runs", 0, 1, desc)
             return res
         failures.append(f"{engine}: {'; '.join(stopped) or res.status.name}")
+        results.append(res)
+    if not must_converge:
+        ev.claim("unconverged_runs", 1, 1, desc, detail=" | ".join(failures))
+        return min(results, key=lambda r: r.fun)
     raise AssertionError(f"L-BFGS did not converge on {desc}: {' | '.join(failures)}")
 
 
@@ -177,7 +189,7 @@ def test_objective_and_gradient_match_the_definition(problem, data):
                      detail=f"{name}/{kind}")
 
 
-@settings(max_examples=max(settings().max_examples // 2, 1))
+@settings(max_examples=S.n_examples(ci=8))
 @given(problem=S.problems(S.st.one_of(S.balanced_designs(), S.unbalanced_designs())), data=st.data())
 def test_hvp_matches_gradient_differences(problem, data):
     """The Hessian-vector product (used by the landscape test and the Newton polish)
@@ -279,7 +291,7 @@ def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
 
 
 # -- the theory's numbers, without a solver --------------------------------------------
-@settings(max_examples=4 * settings().max_examples)
+@settings(max_examples=S.n_examples(ci=48, long=4))
 @given(problem=S.problems(S.balanced_designs(), d="theorem"), rot_seed=S.SEEDS)
 def test_theory_matches_spec_formulas_and_its_minimiser_is_certified(problem, rot_seed):
     """For balanced designs with ``d >= K-1``: the package's threshold equals
@@ -349,6 +361,7 @@ def _check_verdict(problem, pred, res, desc):
 # the largest balanced design of the strategies: K = 10, every multiplicity, counts 6
 @example(problem=UFMProblem(designs.balanced(10, {m: 6 for m in range(1, 11)}), 9, 1e-1, 1e-5, 0.0, bias=True),
          seed=0)
+@settings(max_examples=S.n_examples(ci=20))
 @given(problem=S.problems(S.balanced_designs(), d="theorem"), seed=S.SEEDS)
 def test_balanced_solution_matches_the_theorem(problem, seed):
     """Balanced design, ``d >= K-1``, independent log-uniform lambdas: L-BFGS from a
@@ -392,6 +405,7 @@ NOT_APPLICABLE_PROBLEMS = st.one_of(
 )
 
 
+@settings(max_examples=S.n_examples(ci=20))
 @given(problem=NOT_APPLICABLE_PROBLEMS, seed=S.SEEDS)
 def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
     """Non-balanced designs (any ``d``) and balanced designs with ``d < K-1`` below the
@@ -405,7 +419,8 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
     ev.check("not_applicable", pred.regime == NOT_APPLICABLE, desc, pred.reason)
     reason_ok = ("not balanced" in pred.reason) if not problem.design.is_balanced else ("d = " in pred.reason)
     ev.check("reason_names_the_assumption", reason_ok, desc, pred.reason)
-    res = run_solver(problem, desc, rng=seed, **solver_options(problem, pred.regime))
+    res = run_solver(problem, desc, rng=seed, must_converge=problem.d >= problem.K,
+                     **solver_options(problem, pred.regime))
     verdict = verify(problem, res.W, res.H, res.b, prediction=pred)
     # below d = K the relaxation may be strictly lower than min F: verify then claims only
     # a valid bracket (certificate_valid), from d = K on a small certified gap (certificate)
@@ -430,6 +445,7 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
 # regression: gtol 1e-11 (scipy engine) left the ETF off by 3.1e-6 here
 @example(problem=UFMProblem(designs.balanced(7, {1: 1, 3: 2}), 7, 0.059505606639598335, 0.059505606639598335,
                             0.0, bias=False), seed=1)
+@settings(max_examples=S.n_examples(ci=20))
 @given(problem=S.problems_at_ratio(S.balanced_designs(partial=True), d="theorem", rho=(0.9, 0.9999)),
        seed=S.SEEDS)
 def test_just_below_the_transition_the_theorem_holds(problem, seed):
