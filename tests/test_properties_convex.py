@@ -62,7 +62,9 @@ def test_convex_value_is_below_the_objective_for_every_d(problem, data):
     certificate at the L-BFGS solution is at most ``min C`` (same slack); when ``d >= K``
     (SPEC: ``min F = min C``) L-BFGS and cvxpy agree; whenever the relaxation's minimiser
     fits in ``d`` (status OPTIMAL), its factored point has ``F`` (re-implemented)
-    equal to ``min C`` and is a critical point of ``F``."""
+    equal to ``min C``. (That this point is also a critical point of ``F`` -- the polish
+    the convex solver documents -- is its own property,
+    :func:`test_convex_factored_point_is_polished_to_a_critical_point`.)"""
     ev.example()
     seed = data.draw(S.SEEDS, label="seed")
     desc = f"{S.describe(problem)}, seed={seed}"
@@ -91,9 +93,6 @@ def test_convex_value_is_below_the_objective_for_every_d(problem, data):
     if cvx.status == Status.OPTIMAL:
         ev.claim("factored_F_equals_C", abs(ref.objective(problem, cvx.W, cvx.H, cvx.b) - C) / max(abs(C), 1.0),
                  TOL_CVXPY, desc)
-        _, g = fun_and_grad(pack(cvx.W, cvx.H, cvx.b, problem.bias), problem)
-        ev.claim("factored_is_critical", float(np.linalg.norm(g)) / _gradient_terms(problem, cvx.W, cvx.H, cvx.b),
-                 1e-9, desc)
     else:
         ev.check("rank_exceeds_d_only_below_K_minus_1", problem.d < problem.K - 1, desc,
                  f"rank {cvx.extra.get('rank')} > d = {problem.d}")
@@ -103,10 +102,11 @@ def test_convex_value_is_below_the_objective_for_every_d(problem, data):
 @given(problem=S.problems(S.balanced_designs(S.Ks(2, 6)), d="theorem"), seed=S.SEEDS)
 def test_theory_lbfgs_and_cvxpy_agree(problem, seed):
     """Balanced design (``K <= 6``), ``d >= K-1``: ``min phi + const`` (theory), L-BFGS's
-    value (1e-7 relative) and cvxpy's ``min C`` (``1e-7 max(|C|, 1)``) agree; cvxpy's
-    certified lower bound and its factored, polished point's ``F`` equal ``min phi``
-    (1e-9); below the transition that point satisfies every structural claim of SPEC
-    section 4 (1e-6), above it is ``W = 0, H = 0``."""
+    value (1e-7 relative) and cvxpy's ``min C`` (``1e-7 max(|C|, 1)``) agree, and cvxpy's
+    factored point has ``F`` within ``1e-7`` of ``min phi``. (The tighter claims on the
+    polished point -- certified bound and ``F`` equal to ``min phi`` within 1e-9, the
+    structure of SPEC section 4 -- hold only if the polish reaches a critical point:
+    :func:`test_convex_factored_point_is_polished_to_a_critical_point`.)"""
     ev.example()
     desc = f"{S.describe(problem)}, seed={seed}"
     pred = predict(problem)
@@ -116,6 +116,54 @@ def test_theory_lbfgs_and_cvxpy_agree(problem, seed):
     v = pred.value
     ev.claim("lbfgs_vs_theory", abs(res.fun - v) / abs(v), TOL_VALUE, desc)
     ev.claim("cvxpy_vs_theory", abs(float(cvx.extra["value"]) - v) / max(abs(v), 1.0), TOL_CVXPY, desc)
+    ev.claim("cvxpy_factored_vs_theory_value", abs(cvx.fun - v) / max(abs(v), 1.0), TOL_CVXPY, desc)
+
+
+POLISH_PROBLEMS = st.one_of(
+    S.problems(S.balanced_designs(S.Ks(2, 6)), d="theorem"),
+    S.problems(SMALL_DESIGNS, d="any"),
+)
+
+
+@settings(max_examples=S.n_examples(ci=8))
+@given(problem=POLISH_PROBLEMS)
+def test_convex_factored_point_is_polished_to_a_critical_point(problem):
+    """The convex solver documents (``ufm.solvers.convex.convex``, option ``polish``)
+    that Newton-CG steps drive the factored point's gradient "to float64 precision" and
+    that the polished point is certified to ~1e-12. Whenever the relaxation's minimiser
+    fits in ``d`` (status OPTIMAL): the polished point is a critical point of ``F``
+    (gradient 1e-9 of its terms); for balanced designs with ``d >= K-1``, its ``F`` and
+    the returned certified lower bound equal ``min phi + const`` (1e-9 relative), and it
+    satisfies every structural claim of SPEC section 4 below the transition (1e-6) and is
+    ``W = 0, H = 0`` above it. Problems where no minimiser exists (an absent class with a
+    free, unpenalised bias) are left to
+    :func:`test_convex_value_is_below_the_objective_for_every_d`.
+
+    Kept apart from the value claims so that a polish failure does not hide them: found
+    by the long profile, the polish stops far above float64 precision at small lambdas --
+    ``balanced(K=4, {1: 4, 2: 3})``, ``d = 3``, ``lam = 1e-5``, no bias: ``|grad F| =
+    3.0e-6`` after one accepted step (1.4e-5 of its terms; ``F`` 2.5e-10 above
+    ``min phi``); ``balanced(K=6, {5: 1, 6: 1})``, ``d = 5``, ``lam = 1e-5``, free bias,
+    ``lam_b = 0``: no step accepted, ``|grad F| = 4.2e-4``, certified bound 4.6e-5
+    relative below ``min phi``. L-BFGS from the same factored point reaches
+    ``|grad F| = 3e-15`` in 576 iterations (the first case)."""
+    ev.example()
+    desc = S.describe(problem)
+    absent = [k for k in range(problem.K) if problem.design.Y[k].sum() == 0]
+    if absent and problem.bias and problem.lam_b == 0:
+        return  # no minimiser (see test_convex_value_is_below_the_objective_for_every_d)
+    cvx = _convex(problem, desc)
+    if cvx.status != Status.OPTIMAL:
+        ev.check("rank_exceeds_d_only_below_K_minus_1", problem.d < problem.K - 1, desc,
+                 f"rank {cvx.extra.get('rank')} > d = {problem.d}")
+        return
+    _, g = fun_and_grad(pack(cvx.W, cvx.H, cvx.b, problem.bias), problem)
+    ev.claim("factored_is_critical", float(np.linalg.norm(g)) / _gradient_terms(problem, cvx.W, cvx.H, cvx.b),
+             1e-9, desc)
+    if not (problem.design.is_balanced and problem.d >= problem.K - 1):
+        return
+    pred = predict(problem)
+    v = pred.value
     ev.claim("cvxpy_lower_bound_vs_theory", abs(float(cvx.extra["lower_bound"]) - v) / abs(v), 1e-9, desc)
     ev.claim("cvxpy_factored_vs_theory", abs(cvx.fun - v) / abs(v), 1e-9, desc)
     if pred.regime == COLLAPSE:
