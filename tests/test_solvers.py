@@ -84,3 +84,66 @@ def test_callback_can_stop_and_x0_is_used():
     assert seen == [0, 1, 2, 3] and r.nit == 3
     r2 = solve(p, "lbfgs", x0=(r.W, r.H, r.b))
     assert r2.fun == pytest.approx(predict(p).value, rel=1e-10)
+
+
+def _lbfgs_module():
+    import sys
+
+    import ufm.solvers.lbfgs  # noqa: F401  (the package attribute is the function)
+
+    return sys.modules["ufm.solvers.lbfgs"]
+
+
+def test_lbfgs_auto_engine_is_the_default_and_uses_numpy_when_it_converges():
+    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 4, 1e-2, 1e-2, 1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        r = solve(p, "lbfgs", rng=0)
+    assert r.status == Status.CONVERGED_GTOL
+    assert r.extra["engine"] == "numpy" and r.extra["engines_tried"] == ["numpy"]
+    assert "fallback" not in r.extra
+    np.testing.assert_array_equal(r.x, solve(p, "lbfgs", rng=0, engine="numpy").x)
+    assert solve(p, "lbfgs", rng=0, engine="scipy").extra["engine"] == "scipy"
+
+
+def test_lbfgs_auto_falls_back_to_scipy_from_the_same_start(monkeypatch):
+    """The numpy engine made to fail (its core stops at once as if at ``max_iter``):
+    the scipy engine runs from the same x0 -- the very run of engine="scipy"
+    -- converges without a warning, and the fallback is recorded."""
+    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 4, 1e-2, 1e-2, 1e-2)
+    mod = _lbfgs_module()
+
+    def failing_core(fg, x, f, g, **kw):
+        return x, f, g, 0, Status.MAX_ITER, "forced failure"
+
+    ref = solve(p, "lbfgs", rng=3, engine="scipy")
+    monkeypatch.setattr(mod, "_lbfgs_core", failing_core)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        r = solve(p, "lbfgs", rng=3)
+    assert r.success and r.extra["engine"] == "scipy"
+    assert r.extra["engines_tried"] == ["numpy", "scipy"]
+    assert r.extra["fallback"]["status"] == "MAX_ITER"
+    assert r.extra["fallback"]["message"] == "forced failure"
+    np.testing.assert_array_equal(r.x, ref.x)
+    assert r.nfev == ref.nfev + r.extra["fallback"]["nfev"]
+
+
+def test_lbfgs_auto_warns_once_when_both_engines_stop_at_max_iter():
+    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 4, 1e-2, 1e-2, 1e-2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        r = solve(p, "lbfgs", rng=0, max_iter=3)
+    assert len([w for w in caught if issubclass(w.category, ConvergenceWarning)]) == 1
+    assert r.status == Status.MAX_ITER and r.extra["engine"] == "scipy"
+    assert r.extra["fallback"]["status"] == "MAX_ITER" and r.extra["fallback"]["nit"] == 3
+    assert r.nit == 3 + 3
+
+
+def test_lbfgs_auto_does_not_fall_back_when_the_callback_stops():
+    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 4, 1e-2, 1e-2, 1e-2)
+    seen = []
+    with pytest.warns(ConvergenceWarning):
+        r = solve(p, "lbfgs", rng=0, callback=lambda it, x, f: seen.append(it) or it >= 2)
+    assert seen == [0, 1, 2] and r.nit == 2
+    assert r.extra["engines_tried"] == ["numpy"] and "fallback" not in r.extra

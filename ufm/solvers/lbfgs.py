@@ -1,8 +1,15 @@
 """L-BFGS on ``F(W, H, b)``.
 
-Two engines behind one interface:
+Three engines behind one interface:
 
-- ``engine="numpy"`` (default): a lean L-BFGS written for this objective's shape -- the
+- ``engine="auto"`` (the default): the numpy engine, and if it does not converge (it hits
+  ``max_iter``, or its line search fails above ``gtol`` even after the polish), the scipy
+  engine from the same start. Each engine alone failed on some problems of the property
+  tests (see ``run_solver`` in ``tests/test_properties.py``); the portfolio covers both.
+  ``Result.extra`` records the engine that produced the result (``engine``), the engines
+  tried (``engines_tried``) and, after a fallback, the numpy run's status and gradient
+  norm (``fallback``).
+- ``engine="numpy"``: a lean L-BFGS written for this objective's shape -- the
   variables are millions of entries while one evaluation is a few matrix products, so the
   per-iteration vector work is kept to a minimum: two-loop recursion on preallocated ring
   buffers (BLAS level 1, in place), Armijo backtracking with safeguarded quadratic
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,20 +33,20 @@ import numpy as np
 from scipy.linalg.blas import daxpy, ddot
 from scipy.optimize import minimize
 
-from ..exceptions import param_error
+from ..exceptions import ConvergenceWarning, param_error
 from ..objective import fun_and_grad
 from ..problem import UFMProblem
-from ..result import Result, Status
+from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 from .polish import newton_polish
 
 LBFGS_DEFAULTS: dict[str, Any] = {
     "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 10,
     "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
-    "polish": True, "engine": "scipy", "h_scale": 1.0,
+    "polish": True, "engine": "auto", "h_scale": 1.0,
 }
-ENGINES = ("numpy", "scipy")
-MAXCOR = {"numpy": 1, "scipy": 20}  # default memory per engine (numpy: measured in `make bench`,
+ENGINES = ("auto", "numpy", "scipy")
+MAXCOR = {"numpy": 1, "scipy": 20}  # "auto": each engine its own  # default memory per engine (numpy: measured in `make bench`,
 # one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration)
 POLISH_MARGIN = 1e-3  # the numpy engine polishes to gtol * POLISH_MARGIN (see lbfgs)
 
@@ -46,6 +54,7 @@ _C1 = 1e-4  # Armijo constant
 _MAX_LS = 25  # trial steps per line search
 _EPS_F = 1e-12  # relative F change treated as float64 noise (approximate Wolfe)
 _MAX_EXPAND = 1  # 4x trial steps when the accepted unit step is too short
+_CALLBACK_STOP = "stopped by the callback"
 
 
 def _lbfgs_core(
@@ -66,9 +75,9 @@ def _lbfgs_core(
     n = x.size
     Q = np.empty((m + 1, n))  # directions; a stored pair i is (sigma_i Q[i], Y[i])
     Y = np.empty((m + 1, n))
-    rho = np.zeros(m + 1)
-    sigma = np.zeros(m + 1)
-    alpha = np.zeros(m + 1)
+    rho = [0.0] * (m + 1)  # Python floats: scalar arithmetic on numpy scalars costs more
+    sigma = [0.0] * (m + 1)
+    alpha = [0.0] * (m + 1)
     order: list[int] = []  # rows of the stored pairs, oldest first (at most m)
     x_new, g_new = np.empty(n), np.empty(n)
     x_try: np.ndarray | None = None
@@ -77,7 +86,12 @@ def _lbfgs_core(
     it, f_prev = 0, math.inf
     unscaled = fg.s == 1.0
     while True:
-        gnorm = fg.grad_norm(g)
+        if unscaled:
+            gg = ddot(g, g)
+            gnorm = math.sqrt(gg)
+        else:
+            gnorm = fg.grad_norm(g)
+            gg = ddot(g, g)
         if not (math.isfinite(f) and math.isfinite(gnorm)):
             return x, f, g, it, Status.NUMERICAL_ERROR, "non-finite objective or gradient"
         if gnorm <= gtol:
@@ -85,10 +99,9 @@ def _lbfgs_core(
         if ftol > 0 and f_prev - f <= ftol * max(abs(f_prev), abs(f), 1.0):
             return x, f, g, it, Status.CONVERGED_FTOL, "relative reduction of F below ftol"
         if on_iter(it, x, f, gnorm):
-            return x, f, g, it, Status.MAX_ITER, "stopped by the callback"
+            return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP
         if it >= max_iter:
             return x, f, g, it, Status.MAX_ITER, "max_iter reached"
-        gg = gnorm * gnorm if unscaled else ddot(g, g)
         for attempt in range(2):  # a failed line search is retried once without memory
             if attempt == 1:
                 if not order:
@@ -183,11 +196,12 @@ def lbfgs(
     ``gtol``, for the numpy engine whenever it stops on its own, down to
     ``gtol * 1e-3``, which keeps the scipy engine's final accuracy (its stop on the
     relative reduction of ``F`` and the quadratic polish usually end far below ``gtol``);
-    see :mod:`ufm.solvers.polish`), ``engine`` ("scipy", L-BFGS-B, the default; or
-    "numpy", the lean implementation of this module, several times faster per
-    iteration), ``maxcor`` (correction pairs; None: 20 for scipy, 1 for numpy -- on
-    this objective more pairs barely reduce the iteration count and each costs four
-    passes over the variables),
+    see :mod:`ufm.solvers.polish`), ``engine`` ("auto", the default: "numpy", then
+    "scipy" from the same start if the numpy engine stops without converging -- see
+    the module docstring; "numpy", the lean implementation of this module, several
+    times faster per iteration; "scipy", L-BFGS-B), ``maxcor`` (correction pairs; None:
+    20 for scipy, 1 for numpy -- on this objective more pairs barely reduce the
+    iteration count and each costs four passes over the variables),
     ``h_scale`` (1.0: L-BFGS on ``(W, H/s, b)``, see
     :class:`~ufm.solvers._common.ScaledObjective`; exact for any ``s``).
 
@@ -195,20 +209,58 @@ def lbfgs(
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
     -- which at these tolerances usually means float64 precision was reached; the
     gradient norm in the Result says how close.
+    With ``engine="auto"`` a fallback restarts from the same ``x0`` (the callback then
+    sees the scipy run's iterations, numbered from 1 again; a callback's stop or an
+    interrupt ends the run without fallback); ``nit``, ``nfev`` and ``time`` count both
+    runs, ``history`` is the scipy run's.
     """
     o = check_options("lbfgs", options, LBFGS_DEFAULTS)
-    if o["engine"] not in ENGINES:
-        raise param_error("lbfgs", "engine", f"one of {ENGINES}", o["engine"])
-    if o["maxcor"] is None:
-        o["maxcor"] = MAXCOR[o["engine"]]
-    if not isinstance(o["maxcor"], (int, np.integer)) or isinstance(o["maxcor"], bool) or o["maxcor"] < 1:
-        raise param_error("lbfgs", "maxcor", "an int >= 1 (or None for the engine's default)", o["maxcor"])
+    engine = o["engine"]
+    if engine not in ENGINES:
+        raise param_error("lbfgs", "engine", f"one of {ENGINES}", engine)
+    m = o["maxcor"]
+    if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
+        raise param_error("lbfgs", "maxcor", "an int >= 1 (or None for the engine's default)", m)
     x = starting_point(problem, x0, o["init_scale"], rng)
     t0 = time.perf_counter()
+    if engine != "auto":
+        return _run_engine(problem, engine, x, o, t0)
+    # the numpy engine first; its ConvergenceWarning is not the caller's concern if the
+    # scipy engine then converges (the scipy run warns for itself)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = _run_engine(problem, "numpy", x.copy(), o, t0)
+    stopped_by_caller = first.extra.get("message") in (_CALLBACK_STOP, "interrupted")
+    if first.status not in (Status.MAX_ITER, Status.LINE_SEARCH_FAILED) or stopped_by_caller:
+        first.extra["engines_tried"] = ["numpy"]
+        if first.status in (Status.MAX_ITER, Status.LINE_SEARCH_FAILED):  # the caller's stop
+            _warn_unconverged(first)
+        return first
+    res = _run_engine(problem, "scipy", x, o, t0)
+    res.nit += first.nit
+    res.nfev += first.nfev
+    res.extra["engines_tried"] = ["numpy", "scipy"]
+    res.extra["fallback"] = {"status": first.status.name, "grad_norm": first.grad_norm, "nit": first.nit,
+                             "nfev": first.nfev, "message": first.extra.get("message", "")}
+    return res
+
+
+def _warn_unconverged(res: Result) -> None:
+    """The ConvergenceWarning :func:`~ufm.solvers._common.finish` gives (re-emitted after
+    it was silenced for the first engine of the ``auto`` portfolio)."""
+    warnings.warn(
+        f"lbfgs: {status_message(res.status)} (gradient norm {res.grad_norm:.3g}); increase `max_iter`.",
+        ConvergenceWarning, stacklevel=3,
+    )
+
+
+def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, Any], t0: float) -> Result:
+    """One engine's run from ``x`` (overwritten); ``o`` the checked options."""
+    o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
     fg = ScaledObjective(problem, o["h_scale"])
-    if o["engine"] == "scipy":
+    if engine == "scipy":
         return _lbfgs_scipy(problem, fg, x, o, hist, bar, t0)
     scaled = fg.s != 1.0
     y = fg.to_y(x) if scaled else x
@@ -219,14 +271,20 @@ def lbfgs(
 
     last: dict[str, Any] = {"y": y, "it": 0}
 
+    every, show = hist.every, bool(o["progress"])
+
     def on_iter(it: int, z: np.ndarray, fz: float, gnorm: float) -> bool:
+        # called every iteration: only the work asked for (history, bar, callback)
         last["y"], last["it"] = z, it
-        if it:
+        if show and it:
             bar.update()
-        need_x = callback is not None or (hist.every and it % hist.every == 0)
-        zx = (fg.to_x(z, out=xv) if scaled else z) if need_x else z
-        hist.maybe_record(it, zx, fz, gnorm)
-        return bool(callback and callback(it, zx, fz))
+        record = every > 0 and it % every == 0
+        if not (record or callback is not None):
+            return False
+        zx = fg.to_x(z, out=xv) if scaled else z
+        if record:
+            hist.maybe_record(it, zx, fz, gnorm)
+        return bool(callback is not None and callback(it, zx, fz))
 
     polish_steps = 0
     try:
