@@ -74,7 +74,7 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     def fast(rep: int) -> None:
         for spec in FAST_SOLVERS:
             if name == "L" and rep > 0 and spec.label != FAST_SOLVERS[0].label:
-                continue  # at L only the numpy engine is repeated (the others take minutes)
+                continue  # at L only the default L-BFGS is repeated (the others take minutes)
             rec = run(problem, spec, x0, F_star, args.budget, name)
             fast_runs.setdefault(spec.label, []).append(rec)
             _log(f"  [{rep + 1}] {spec.label:32s} {output.hit_text(rec.cert)} (certified); "
@@ -131,7 +131,7 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: str,
                   args: argparse.Namespace, grid_budget: float) -> list[dict[str, Any]]:
-    """GD's best step and the numpy L-BFGS with the H block scaled by ``s``: steps on H
+    """GD's best step and the default L-BFGS with the H block scaled by ``s``: steps on H
     multiplied by ``s^2`` in {N^(-1/2), N^(1/2), N} ("the 1/N in the loss" compensated
     either way). GD trials are capped at ``SCALING_CAP`` times the fastest solver's time."""
     rows = []
@@ -149,7 +149,7 @@ def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: 
                      "lbfgs_time": lb.cert.time if lb.cert else None,
                      "lbfgs_nfev": lb.cert.nfev if lb.cert else None})
         _log(f"  scaling s^2={s2_name}: GD best step {grid.winner:g} -> {rows[-1]['gd_time']} s; "
-             f"lbfgs numpy -> {rows[-1]['lbfgs_time']} s")
+             f"lbfgs (default) -> {rows[-1]['lbfgs_time']} s")
     return rows
 
 

@@ -65,10 +65,10 @@ class SolverSpec:
 COMMON = {"history_every": 0, "history_metrics": False, "max_iter": 10_000_000}
 
 FAST_SOLVERS = (
-    SolverSpec("lbfgs (numpy engine)", "lbfgs", {"engine": "numpy"},
-               "lean L-BFGS of ufm.solvers.lbfgs, m = 1"),
-    SolverSpec("lbfgs (scipy engine, default)", "lbfgs", {},
-               "scipy L-BFGS-B, m = 20: `ufm.solve(p, 'lbfgs')`"),
+    SolverSpec("lbfgs (default)", "lbfgs", {},
+               "`ufm.solve(p, 'lbfgs')`, engine 'auto': the lean numpy L-BFGS (m = 1), "
+               "scipy's from the same start if it does not converge"),
+    SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"}, "scipy L-BFGS-B, m = 20"),
     SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),
 )
 

@@ -116,7 +116,7 @@ def markdown(results: dict[str, Any]) -> str:
         "iterations in runs of thousands) are timed and excluded. "
         "Evaluations count objective-and-gradient evaluations. Every solver starts from the same "
         "point (the solvers' default initialisation, seed 0), with history recording off. "
-        f"Medians over the repeats (S, M: {a['repeats']}; L: the numpy engine {a['repeats_L']}, "
+        f"Medians over the repeats (S, M: {a['repeats']}; L: the default L-BFGS {a['repeats_L']}, "
         "others once); the range is shown in parentheses. Ratio = best-step GD's time / the "
         "solver's time (\"> x\" when GD did not reach the target within its budget: a lower bound); "
         "the refined-step ratio uses GD at the best step found between the grid's winner and the next "
@@ -151,8 +151,8 @@ def markdown(results: dict[str, Any]) -> str:
               + (f"; certified 1e-6 at {lit['cert']['time']:.3g} s." if lit["cert"] else "."), ""]
         if size.get("scaling"):
             L += ["Variable scaling `h_scale = s` (GD on `(W, H/s, b)`: steps on H times `s^2`), "
-                  "best GD step from the same grid and the numpy L-BFGS, time to certified 1e-6:", "",
-                  "| s^2 | GD best step | GD time (s) | L-BFGS (numpy) time (s) | evals |", "|---|---|---|---|---|"]
+                  "best GD step from the same grid and the default L-BFGS, time to certified 1e-6:", "",
+                  "| s^2 | GD best step | GD time (s) | L-BFGS (default) time (s) | evals |", "|---|---|---|---|---|"]
             for row in size["scaling"]:
                 L.append(f"| {row['h_scale^2']} | {_fmt(row['gd_step'])} | {_fmt(row['gd_time'])} | "
                          f"{_fmt(row['lbfgs_time'])} | {_fmt(row['lbfgs_nfev'])} |")
