@@ -20,8 +20,8 @@ from ufm.exceptions import ConvergenceWarning, SolverError, UFMError
 from ufm.objective import objective
 from ufm.problem import UFMProblem
 from ufm.result import Status
-from ufm.solvers import solve
-from ufm.solvers.convex import choose_formulation, haar_basis, map_status
+from ufm.solvers import convex_build, solve
+from ufm.solvers.convex import choose_formulation, choose_solver, haar_basis, map_status
 from ufm.theory import predict
 
 
@@ -163,6 +163,25 @@ def test_scs_on_request_matches_clarabel():
     a = solve(problem, "convex", solver="CLARABEL")
     b = solve(problem, "convex", solver="SCS")
     assert b.extra["solver"] == "SCS" and b.status == Status.OPTIMAL
+    assert rel(a.extra["value"], b.extra["value"]) < 1e-7
+
+
+def test_auto_solver_by_size(monkeypatch):
+    """``solver="auto"`` (the default) keeps Clarabel on small problems and picks SCS once
+    Clarabel's per-iteration cost ``G svec(K)^3`` passes the threshold (K >= 14 on the
+    full profile 1:5,2:2); forced to SCS on a small imbalanced design it returns the same
+    ``min C`` as Clarabel, with Clarabel as the fallback."""
+    assert choose_solver(9, 55) == "CLARABEL"  # K = 10, profile 1:5,2:2
+    assert choose_solver(12, 91) == "CLARABEL"  # K = 13
+    assert choose_solver(13, 105) == "SCS" and choose_solver(29, 465) == "SCS"  # K = 14, 30
+    assert choose_solver(49, 50) == "SCS"  # K = 50 single labels: 50 blocks of order 50
+    problem = UFMProblem(imbalanced_pairs(5, 3, heavy_count=5), 5, 5e-3, 5e-3, 1e-3)
+    a = solve(problem, "convex")
+    assert a.extra["solver"] == "CLARABEL"
+    monkeypatch.setattr(convex_build, "AUTO_CLARABEL_MAX_COST", 0.0)
+    b = solve(problem, "convex")
+    assert b.extra["solver"] == "SCS" and b.status == Status.OPTIMAL
+    assert [t["solver"] for t in b.extra["attempts"]] == ["SCS"]
     assert rel(a.extra["value"], b.extra["value"]) < 1e-7
 
 

@@ -36,10 +36,29 @@ one smaller, and -- decisively -- a sparse factorisation without fill-in across 
 (K = 15, profile 1:5,2:2: 6 s instead of 380 s). SCS converges in half the iterations
 without it, so there ``r = K`` (option ``project``).
 
-Wall times (profile 1:5,2:2, lam = 1e-3; 2 cores shared with other jobs, load 2-5, so
-+-50%): Clarabel/variational 1 s at K = 10, 6-12 s at K = 15, 16-21 s at K = 20, 44 s at
-K = 25, 154 s at K = 30; SCS/nuc 1 s, 1-4 s, 9-18 s, 15 s, 52 s; SCS/variational 2 s,
-5-17 s, 20-23 s, 27 s, 80 s; Clarabel/nuc 4-8 s at K = 10, 140 s at K = 15.
+Where the time goes (profiled on profile 1:5,2:2): cvxpy's part is ~1 s at K = 20 (build
+0.3 s, canonicalisation 0.55 s with the CPP backend; the loss and the nuclear norm are
+already vectorised atoms), the rest is the conic solve. Clarabel takes 15-20 iterations
+at every K; each factors a KKT system holding, per label set, the dense NT scaling of a PSD
+block of order ``svec(r+1) = K(K+1)/2`` -- about ``G svec(K)^3 ~ K^8/16`` flops: 0.65 s
+per iteration at K = 20, 8.3 s at K = 30 (2 loaded cores, ~7 GFlop/s, near peak). Its
+settings do not change that (K = 15: faer 3.8 s, qdldl 5.3 s, no equilibration slower,
+tolerances 1e-7: 15 iterations instead of 20 at a 10x larger error in ``min C``).
+
+No smaller decomposition of this kind exists: in the ``"nuc"`` LMI
+``[[P, M], [M^T, Q]] >= 0`` (minimise ``(tr P + tr Q)/2``) only the diagonal of ``Q``
+enters, so its off-diagonal entries are free; the specified entries form a chordal
+pattern (``P`` block complete, ``Q`` block empty) whose maximal cliques are
+``{rows of P} + {column g}``, and by Grone's completion theorem the LMI holds for some
+``Q`` iff every clique block ``[[P, m_g], [m_g^T, t_g]] >= 0`` -- the variational form is
+exactly this clique decomposition, with one block of order ``r + 1`` per label set.
+Merging ``b`` label sets per block (``matrix_frac`` of a ``r x b`` block: exact, the trace
+is additive) cuts the modelled flops ``(G/b) svec(r+b)^3`` by up to 2.4x at K = 30, but
+was slower in Clarabel: K = 10, b = 2: 0.56 s against 0.38 s; K = 20, b = 5: 104 s against
+24 s at the same load (b = 3 over 300 s) -- not used.
+Hence the default ``solver="auto"`` (:func:`~ufm.solvers.convex_build.choose_solver`):
+Clarabel while ``G svec(r+1)^3 <= 1e8`` (K <= 13 on that profile), SCS (with the nuc
+form while ``r + G <= 1000``) above; the other solver stays the fallback.
 
 The minimiser factors back through ``Z_g D^{1/2} = U S V^T`` (numerical rank ``r``):
 ``W = (lam_H/lam_W)^{1/4} U S^{1/2} R^T``, ``H_g = (lam_W/lam_H)^{1/4} R S^{1/2} V^T D^{-1/2}``,
@@ -61,149 +80,24 @@ from ..objective import fun_and_grad, pack, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import check_options
+from .convex_build import (
+    AUTO_CLARABEL_MAX_COST,
+    FORMULATIONS,
+    SOLVER_DEFAULTS,
+    SOLVERS,
+    _build,
+    _run,
+    choose_formulation,
+    choose_solver,
+    haar_basis,
+    map_status,
+)
 from .polish import newton_polish
 
 CONVEX_DEFAULTS: dict[str, Any] = {
-    "formulation": "auto", "solver": "CLARABEL", "fallback": True, "verbose": False,
+    "formulation": "auto", "solver": "auto", "fallback": True, "verbose": False,
     "rank_tol": 1e-6, "solver_options": None, "polish": True, "project": None,
 }
-FORMULATIONS = ("auto", "variational", "nuc")
-SOLVERS = ("CLARABEL", "SCS")
-SOLVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Clarabel's own tolerances (1e-8) give min C to ~1e-9 relative; SCS's defaults (1e-4)
-    # are far too loose for comparisons at 1e-6, 1e-7 gives ~1e-11 (K = 20: 375 iterations,
-    # against 475 at 1e-8 and 325 at 1e-5 with only ~5e-9)
-    "CLARABEL": {"tol_gap_abs": 1e-8, "tol_gap_rel": 1e-8, "tol_feas": 1e-8, "max_iter": 200},
-    "SCS": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 100_000},
-}
-
-
-def map_status(cvxpy_status: str | None) -> Status:
-    """The package's :class:`~ufm.result.Status` for a cvxpy status string.
-
-    An inaccurate optimum stays ``OPTIMAL_INACCURATE`` (never reported as optimal); a
-    solver stopped by its iteration or time limit is ``MAX_ITER``.
-    """
-    import cvxpy as cp
-
-    table = {
-        cp.OPTIMAL: Status.OPTIMAL,
-        cp.OPTIMAL_INACCURATE: Status.OPTIMAL_INACCURATE,
-        cp.INFEASIBLE: Status.INFEASIBLE,
-        cp.INFEASIBLE_INACCURATE: Status.INFEASIBLE,
-        cp.UNBOUNDED: Status.UNBOUNDED,
-        cp.UNBOUNDED_INACCURATE: Status.UNBOUNDED,
-        cp.USER_LIMIT: Status.MAX_ITER,
-        cp.SOLVER_ERROR: Status.SOLVER_ERROR,
-    }
-    if cvxpy_status is None:
-        return Status.SOLVER_ERROR
-    return table.get(cvxpy_status, Status.SOLVER_ERROR)  # incl. infeasible_or_unbounded
-
-
-def haar_basis(K: int) -> sp.csr_matrix:
-    """A sparse orthonormal basis of the complement of ``1`` in R^K, shape (K, K-1).
-
-    One column per internal node of a balanced binary tree on ``0..K-1``:
-    ``(1_A/|A| - 1_B/|B|) / sqrt(1/|A| + 1/|B|)`` for the node's halves ``A``, ``B``;
-    about ``K log2 K`` non-zeros.
-    """
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    stack = [(0, K)]
-    j = 0
-    while stack:
-        lo, hi = stack.pop()
-        if hi - lo < 2:
-            continue
-        mid = (lo + hi) // 2
-        a, b = mid - lo, hi - mid
-        nrm = np.sqrt(1.0 / a + 1.0 / b)
-        rows.extend(range(lo, hi))
-        cols.extend([j] * (hi - lo))
-        vals.extend([1.0 / a / nrm] * a + [-1.0 / b / nrm] * b)
-        j += 1
-        stack.extend([(lo, mid), (mid, hi)])
-    return sp.csr_matrix((vals, (rows, cols)), shape=(K, K - 1))
-
-
-def _svec(n: int) -> int:
-    return n * (n + 1) // 2
-
-
-def choose_formulation(r: int, G: int, solver: str = "CLARABEL") -> str:
-    """``"nuc"`` or ``"variational"``: the cheaper for ``solver`` (``r`` rows, ``G`` label sets).
-
-    Clarabel (interior point; cost of the dense PSD scaling blocks per iteration):
-    ``svec(r+G)^3`` for nuc against ``G svec(r+1)^3`` for variational -- times
-    ``(svec(r+1)/G)^2`` when ``G < svec(r+1)``, where the blocks' shared ``P`` makes the
-    sparse factorisation fill in. SCS (first order; one eigendecomposition per PSD block
-    and iteration): nuc while its one block has size ``r + G <= 1000`` (measured faster
-    than the variational form there: 9 s against 23 s at K = 20, profile 1:5,2:2).
-    """
-    if solver == "SCS":
-        return "nuc" if r + G <= 1000 else "variational"
-    s = _svec(r + 1)
-    var = G * float(s) ** 3 * max(1.0, s / G) ** 2
-    nuc = float(_svec(r + G)) ** 3
-    return "nuc" if nuc <= var else "variational"
-
-
-def _build(problem: UFMProblem, formulation: str, project: bool = True) -> tuple[Any, dict[str, Any]]:
-    """The cvxpy problem and its variables."""
-    import cvxpy as cp
-
-    design = problem.design
-    K, G, N = problem.K, design.G, problem.N
-    n = design.group_counts.astype(np.float64)  # (G,)
-    m = design.group_multiplicity.astype(np.float64)  # (G,)
-    Yg = design.Yg  # (K, G)
-    shift_invariant = project and problem.loss in ("pal", "pal-normalized")
-    B = haar_basis(K) if shift_invariant else None  # (K, K-1)
-    r = K - 1 if shift_invariant else K
-    Zr = cp.Variable((r, G), name="Z")
-    Z = B @ Zr if B is not None else Zr  # (K, G)
-    br = cp.Variable(r, name="b") if problem.bias else None
-    if br is not None:
-        b = B @ br if B is not None else br
-        X = Z + cp.reshape(b, (K, 1), order="F") @ np.ones((1, G))
-    else:
-        X = Z
-    if problem.loss == "bce":
-        loss = (cp.sum(cp.logistic(X), axis=0) @ n - cp.sum(cp.multiply(Yg * n, X))) / N
-    else:
-        w = np.ones(G) if problem.loss == "pal" else 1.0 / m
-        loss = ((n * w * m) @ cp.log_sum_exp(X, axis=0) - cp.sum(cp.multiply(Yg * (n * w), X))) / N
-    sq = np.sqrt(n)
-    if formulation == "nuc":
-        nuclear = cp.normNuc(cp.multiply(Zr, sq[None, :]))
-    else:
-        P = cp.Variable((r, r), symmetric=True, name="P")
-        nuclear = 0.5 * (cp.trace(P) + sum(cp.matrix_frac(sq[g] * Zr[:, g], P) for g in range(G)))
-    objective = loss + problem.mu * nuclear
-    if br is not None and problem.lam_b > 0:
-        objective = objective + 0.5 * problem.lam_b * cp.sum_squares(br)  # ||b|| = ||br||
-    return cp.Problem(cp.Minimize(objective)), {"Zr": Zr, "br": br, "B": B}
-
-
-def _run(prob: Any, solver: str, verbose: bool, options: dict[str, Any]) -> tuple[str, float, int, str]:
-    """Solve once; returns (cvxpy status, wall time, iterations, error text)."""
-    import cvxpy as cp
-
-    t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings():  # cvxpy warns on inaccurate solves; we report a Status
-            warnings.simplefilter("ignore")
-            prob.solve(solver=solver, verbose=verbose, **options)
-    except (cp.error.SolverError, np.linalg.LinAlgError) as exc:  # LinAlgError: cvxpy evaluating
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # a garbage point
-        return cp.SOLVER_ERROR, time.perf_counter() - t0, 0, text
-    stats = prob.solver_stats
-    nit = int(stats.num_iters) if stats is not None and stats.num_iters is not None else 0
-    return str(prob.status), time.perf_counter() - t0, nit, ""
-
-
 def convex(problem: UFMProblem, **options: Any) -> Result:
     r"""Solve the convex relaxation ``min C`` with cvxpy and factor it back at ``problem.d``.
 
@@ -211,9 +105,10 @@ def convex(problem: UFMProblem, **options: Any) -> Result:
     -------------------------------------------------
     formulation : {"auto", "variational", "nuc"}
         Nuclear-norm formulation (see the module docstring); "auto" picks the cheaper.
-    solver : {"CLARABEL", "SCS"}
-        Clarabel (interior point, default) or SCS (first order; much faster from K ~ 15 on,
-        see the timings above).
+    solver : {"auto", "CLARABEL", "SCS"}
+        Clarabel (interior point) or SCS (first order; much faster from K ~ 15 on, see the
+        timings above); "auto" (default): Clarabel for small problems, SCS for large ones
+        (:func:`choose_solver`), the other one as the fallback.
     fallback : bool
         True: if the solver fails or is inaccurate, try the other one and keep the better.
     verbose : bool
@@ -262,8 +157,8 @@ def convex(problem: UFMProblem, **options: Any) -> Result:
     if o["formulation"] not in FORMULATIONS:
         raise param_error("convex", "formulation", f"one of {FORMULATIONS}", o["formulation"])
     solver = str(o["solver"]).upper()
-    if solver not in SOLVERS:
-        raise param_error("convex", "solver", f"one of {SOLVERS}", o["solver"])
+    if solver not in SOLVERS + ("AUTO",):
+        raise param_error("convex", "solver", f"one of {('auto',) + SOLVERS}", o["solver"])
     if not (isinstance(o["rank_tol"], (int, float)) and 0 <= o["rank_tol"] < 1):
         raise param_error("convex", "rank_tol", "a float in [0, 1)", o["rank_tol"])
     user_opts = o["solver_options"] or {}
@@ -279,6 +174,8 @@ def convex(problem: UFMProblem, **options: Any) -> Result:
             )
     t0 = time.perf_counter()
     design = problem.design
+    if solver == "AUTO":
+        solver = choose_solver(problem.K - 1 if problem.loss != "bce" else problem.K, design.G)
     built: dict[tuple[str, bool], tuple[Any, dict[str, Any]]] = {}
     setup_time = 0.0
 
@@ -398,4 +295,5 @@ def _factor(
     )
 
 
-__all__ = ["convex", "map_status", "haar_basis", "choose_formulation", "CONVEX_DEFAULTS"]
+__all__ = ["convex", "map_status", "haar_basis", "choose_formulation", "choose_solver", "CONVEX_DEFAULTS",
+           "AUTO_CLARABEL_MAX_COST", "FORMULATIONS", "SOLVERS", "SOLVER_DEFAULTS"]
