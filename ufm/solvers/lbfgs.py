@@ -18,7 +18,7 @@ Three engines behind one interface:
   resolves the decrease. A general-purpose method: nothing about the solution is assumed.
 - ``engine="scipy"``: :func:`scipy.optimize.minimize` with L-BFGS-B (no bounds).
 
-Both end, if needed, with the Newton-CG polish of :mod:`ufm.solvers.polish`.
+Both engines end, if needed, with the Newton-CG polish of :mod:`ufm.solvers.polish`.
 """
 
 from __future__ import annotations
