@@ -24,9 +24,10 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
-## test-slow: the slow tests and the long hypothesis profile
+## test-slow: the slow tests and the long hypothesis profile; hypothesis' own statistics
+## (passing / failing / invalid examples per property) precede the evidence summary
 test-slow: $(STAMP)
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q --hypothesis-show-statistics
 
 proofs: $(STAMP)
 	$(PY) -m proofs_check

@@ -14,6 +14,7 @@ import math
 
 import evidence as ev
 import numpy as np
+import pytest
 import reference as ref
 import strategies as S
 from hypothesis import example, given, settings
@@ -171,14 +172,40 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
     optimality condition fails, SPEC section 3), the closed-form curvature
     ``((lam_W+lam_H) - sqrt((lam_W-lam_H)^2 + 4 sigma^2))/2 < 0`` bounds the Lanczos
     minimum from above (1e-8 of ``max(lam_W + lam_H, |curvature|)``), and ``F`` decreases along the direction
-    ``(a u e^T, c e v^T)`` built from the top singular pair ``(u, v)`` of the gradient."""
+    ``(a u e^T, c e v^T)`` built from the top singular pair ``(u, v)`` of the gradient.
+
+    Only the first claim needs the small problem solved to convergence. In the new
+    coordinates the gradient of the embedded point vanishes at *any* ``(W_r, H_r, b)``
+    (``dF/dW[:, e] = G H[e]^T + lam_W W[:, e] = 0`` and ``dF/dH[e] = W[:, e]^T G + lam_H
+    H[e] = 0`` since both are 0), and ``F`` along ``(a u e^T, c e v^T)`` is, to second
+    order, ``lam_W a^2 + lam_H c^2 - 2 sigma |a c|`` there: the curvature, Lanczos and
+    descent claims hold at any point with ``sigma > mu``. So the small problem is solved
+    with ``must_converge=False``: when neither L-BFGS engine converges (recorded as
+    ``unconverged_runs``; found by the long profile: ``balanced(K=10, {1: 4, 2: 5, 3: 2,
+    4: 3, 5: 6, 6: 2, 7: 2, 9: 2, 10: 1})``, ``r = 4``, ``lam_W = lam_H = 8.8e-6``,
+    ``lam_b = 2.1e-4``, seed 18865921: numpy at 50k iterations ``|g| = 1.6e-10``, scipy's
+    line search failed at ``|g| = 4.7e-9``), the criticality claim is not made and the
+    others are, on the lower-``F`` run."""
     ev.example()
+    r = data.draw(st.integers(1, problem.K - 2), label="r")
+    _check_lower_dimensional_saddle(problem, r, data.draw(S.SEEDS, label="seed"))
+
+
+@pytest.mark.slow
+def test_lower_dimensional_saddle_when_the_small_problem_does_not_converge():
+    """Regression (the property above, long profile): neither L-BFGS engine converges on
+    the small problem here; the saddle claims still hold at the lower-``F`` run."""
+    design = designs.balanced(10, {1: 4, 2: 5, 3: 2, 4: 3, 5: 6, 6: 2, 7: 2, 9: 2, 10: 1})
+    problem = UFMProblem(design, 9, 8.801573627329818e-06, 8.801573627329818e-06, 0.0002146183568663636,
+                         bias=True)
+    _check_lower_dimensional_saddle(problem, 4, 18865921)
+
+
+def _check_lower_dimensional_saddle(problem: UFMProblem, r: int, seed: int) -> None:
     K = problem.K
-    r = data.draw(st.integers(1, K - 2), label="r")
-    seed = data.draw(S.SEEDS, label="seed")
     desc = f"{S.describe(problem)}, r={r}, seed={seed}"
     small = UFMProblem(problem.design, r, problem.lam_W, problem.lam_H, problem.lam_b, problem.bias)
-    res = run_solver(small, desc, rng=seed, **solver_options(small, COLLAPSE))
+    res = run_solver(small, desc, rng=seed, must_converge=False, **solver_options(small, COLLAPSE))
     d, N = problem.d, problem.N
     W = np.zeros((K, d))
     W[:, :r] = res.W
@@ -187,7 +214,12 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
     b = res.b
     x = pack(W, H, b, problem.bias)
     F, g = fun_and_grad(x, problem)
-    ev.claim("embedded_is_critical", float(np.linalg.norm(g)) / _gradient_terms(problem, W, H, b), 1e-9, desc)
+    if res.extra["portfolio_converged"]:
+        ev.claim("embedded_is_critical", float(np.linalg.norm(g)) / _gradient_terms(problem, W, H, b), 1e-9, desc)
+    # the new coordinates' gradient vanishes at any embedded point (see the docstring)
+    gW, gH, _ = unpack(g, problem)
+    new_grad = float(np.linalg.norm(gW[:, r:]) + np.linalg.norm(gH[r:]))
+    ev.claim("new_coordinates_gradient_zero", new_grad, 0.0, desc)
     pred = predict(problem)
     ev.check("value_above_min_phi", F > pred.value, desc, f"F = {F!r}, min phi = {pred.value!r}")
     G = ref.loss_gradient(problem.design, W @ H + b[:, None])

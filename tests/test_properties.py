@@ -76,7 +76,8 @@ def run_solver(problem: UFMProblem, desc: str, *, must_converge: bool = True, **
 
     ``must_converge=False`` (for claims that hold at any point, e.g. ``D <= F`` below
     ``d = K``): the lower-``F`` run is returned when neither converges, and this is
-    recorded (claim ``unconverged_runs``, allowed). Case: ``d = 1``, K = 10 with 24
+    recorded (claim ``unconverged_runs``, allowed); ``res.extra["portfolio_converged"]``
+    says which case it was. Case: ``d = 1``, K = 10 with 24
     random label sets, ``lam_W = 1e-4``, ``lam_H = 1e-5``, free bias -- numpy stopped at
     50k iterations with ``|g| = 5e-5``, scipy's line search failed at ``|g| = 4e-7``.
 
@@ -105,12 +106,15 @@ def run_solver(problem: UFMProblem, desc: str, *, must_converge: bool = True, **
             ev.claim("engine_fallbacks", len(failures), len(ENGINES) - 1, desc)
             if not must_converge:
                 ev.claim("unconverged_runs", 0, 1, desc)
+            res.extra["portfolio_converged"] = True
             return res
         failures.append(f"{engine}: {'; '.join(stopped) or res.status.name}")
         results.append(res)
     if not must_converge:
         ev.claim("unconverged_runs", 1, 1, desc, detail=" | ".join(failures))
-        return min(results, key=lambda r: r.fun)
+        best = min(results, key=lambda r: r.fun)
+        best.extra["portfolio_converged"] = False
+        return best
     raise AssertionError(f"L-BFGS did not converge on {desc}: {' | '.join(failures)}")
 
 
