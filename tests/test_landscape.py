@@ -195,6 +195,7 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
 def test_lower_dimensional_saddle_when_the_small_problem_does_not_converge():
     """Regression (the property above, long profile): neither L-BFGS engine converges on
     the small problem here; the saddle claims still hold at the lower-``F`` run."""
+    ev.example()  # one explicit example (``ufm verify --thorough`` expects >= 1 per recorded test)
     design = designs.balanced(10, {1: 4, 2: 5, 3: 2, 4: 3, 5: 6, 6: 2, 7: 2, 9: 2, 10: 1})
     problem = UFMProblem(design, 9, 8.801573627329818e-06, 8.801573627329818e-06, 0.0002146183568663636,
                          bias=True)
