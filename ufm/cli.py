@@ -70,8 +70,9 @@ def _add_solve(sub: Any) -> None:
     p.add_argument("--save", metavar="OUT.npz", help="save W (K x d), H (d x N), b (K), Y (K x N)")
     p.add_argument("--formulation", choices=["auto", "variational", "nuc"], default=None,
                    help="convex: nuclear-norm formulation (default auto: the cheaper for the solver)")
-    p.add_argument("--cvx-solver", choices=["CLARABEL", "SCS"], default=None, dest="cvx_solver",
-                   help="convex: CLARABEL (default, interior point) or SCS (faster from K ~ 15 on)")
+    p.add_argument("--cvx-solver", choices=["auto", "CLARABEL", "SCS"], default=None, dest="cvx_solver",
+                   help="convex: auto (default: Clarabel for small problems, SCS from K ~ 14 on "
+                        "profile 1:5,2:2), CLARABEL (interior point) or SCS (first order)")
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
