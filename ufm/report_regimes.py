@@ -178,10 +178,20 @@ def dimension(recs: list[Rec]) -> Built:
         "Geometry (figure dimension_geometry): at d = 1 the classifier rows necessarily lie on a line, in two "
         "opposite groups; at d = K-2 the best minima found have cosines in "
         + ", ".join(f"{x['cmin']:.2f}..{x['cmax']:.2f} (K={x['K']})" for x in below if x["d"] == x["K"] - 2)
-        + " instead of the ETF's -1/(K-1): for K = 6, 8 two smaller simplices in orthogonal subspaces "
-        "(cos 0 across them), for K = 4 a triangle with a fourth, short row.",
+        + " instead of the ETF's -1/(K-1)" + _orthogonal_groups(below) + ".",
     ]
     return [t], findings
+
+
+def _orthogonal_groups(below: list[dict]) -> str:
+    """The d = K-2 cells whose largest cosine between classifier rows is 0 (to 1e-3): there
+    the rows split into groups in mutually orthogonal subspaces (read from the data, so the
+    sentence follows whichever minima the runs found)."""
+    ks = [str(x["K"]) for x in below if x["d"] == x["K"] - 2 and abs(x["cmax"]) < 1e-3]
+    if not ks:
+        return ""
+    return (f"; for K = {', '.join(ks)} the largest cosine is 0: the rows split into smaller groups in "
+            "mutually orthogonal subspaces (figure dimension_geometry)")
 
 
 def _set(r: Rec, S: list[int]) -> dict:
