@@ -147,3 +147,65 @@ def test_lbfgs_auto_does_not_fall_back_when_the_callback_stops():
         r = solve(p, "lbfgs", rng=0, callback=lambda it, x, f: seen.append(it) or it >= 2)
     assert seen == [0, 1, 2] and r.nit == 2
     assert r.extra["engines_tried"] == ["numpy"] and "fallback" not in r.extra
+
+
+@pytest.mark.parametrize(
+    "counts,K,d,lam_b,bias,loss",
+    [({(0,): 3, (1,): 2, (2,): 4, (0, 1): 2, (1, 2): 1}, 3, 4, 1e-3, True, "pal"),
+     ({(0,): 2, (1,): 3, (2,): 1, (3,): 2, (0, 2): 2, (1, 3): 1}, 4, 3, 0.0, False, "pal"),
+     ({(0,): 2, (1,): 2, (2,): 2, (0, 1, 2): 2}, 3, 5, 5e-3, True, "pal-normalized")],
+)
+def test_lbfgs_gn_precondition_reaches_the_certified_optimum_of_the_other_engines(counts, K, d, lam_b, bias, loss):
+    """The preconditioned numpy engine converges to the optimum the unpreconditioned numpy
+    engine and the scipy engine find (same F to 1e-10, certified gap), on non-balanced
+    designs, without bias, and on normalised PAL."""
+    from ufm.certificate import certify
+    from ufm.designs import from_counts
+
+    p = UFMProblem(from_counts(K, counts), d, 4e-3, 2e-3, lam_b, bias, loss=loss)
+    runs = {name: solve(p, "lbfgs", rng=3, **opts) for name, opts in
+            {"gn": {"engine": "numpy", "precondition": "gn"}, "numpy": {"engine": "numpy"},
+             "scipy": {"engine": "scipy"}}.items()}
+    for name, r in runs.items():
+        assert r.success, (name, r.message)
+        assert r.grad_norm <= 1e-11, (name, r.grad_norm)
+    assert runs["gn"].extra["engine"] == "numpy"
+    for name in ("numpy", "scipy"):
+        assert abs(runs["gn"].fun - runs[name].fun) <= 1e-10 * abs(runs[name].fun), (name, runs["gn"].fun, runs[name].fun)
+    assert certify(p, runs["gn"].W, runs["gn"].H, runs["gn"].b).rel_gap <= 1e-6
+
+
+@pytest.mark.parametrize("bias,loss", [(True, "pal"), (False, "pal"), (True, "pal-normalized")])
+def test_gn_preconditioner_is_symmetric_positive_definite(bias, loss):
+    """P (as a dense matrix from its action on the unit vectors) is symmetric with positive
+    eigenvalues at a random point, and each per-column H block is the inverse of the
+    Gauss-Newton block W^T A_i W / N + lam_H I built here from the softmax directly."""
+    from ufm.objective import random_point, unpack
+    from ufm.solvers.precondition import GNPreconditioner
+
+    p = UFMProblem(balanced(3, {1: 2, 2: 1}), 4, 3e-3, 2e-3, 1e-3, bias, loss=loss)
+    x = random_point(p, scale=1.0, rng=5)
+    pre = GNPreconditioner(p)
+    pre.refresh(x)
+    n = p.n_vars
+    P = np.column_stack([pre.apply(e, np.empty(n)) for e in np.eye(n)])
+    np.testing.assert_allclose(P, P.T, rtol=0, atol=1e-10 * np.abs(P).max())
+    assert np.linalg.eigvalsh(0.5 * (P + P.T)).min() > 0
+    W, H, b = unpack(x, p)
+    Z = W @ H + (b[:, None] if bias else 0.0)
+    m = p.design.m if loss == "pal" else np.ones(p.N)
+    i = p.N - 1
+    z = Z[:, i] - Z[:, i].max()
+    q = np.exp(z) / np.exp(z).sum()
+    A = m[i] * (np.diag(q) - np.outer(q, q))
+    Ci = W.T @ A @ W / p.N + p.lam_H * np.eye(p.d)
+    col = [p.K * p.d + r * p.N + i for r in range(p.d)]  # entries H[:, i] of the packed vector
+    np.testing.assert_allclose(P[np.ix_(col, col)] @ Ci, np.eye(p.d), atol=1e-9)
+
+
+def test_lbfgs_precondition_option_is_checked():
+    p = UFMProblem(balanced(3, {1: 2}), 3, 1e-2, 1e-2, 1e-2)
+    with pytest.raises(UFMError, match="precondition"):
+        solve(p, "lbfgs", precondition="kron")
+    with pytest.raises(UFMError, match="precondition"):
+        solve(p, "lbfgs", precondition="gn", h_scale=2.0)

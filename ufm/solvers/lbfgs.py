@@ -39,12 +39,15 @@ from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 from .polish import newton_polish
+from .precondition import GNPreconditioner
 
 LBFGS_DEFAULTS: dict[str, Any] = {
     "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 10,
     "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
-    "polish": True, "engine": "auto", "h_scale": 1.0,
+    "polish": True, "engine": "auto", "h_scale": 1.0, "precondition": None,
 }
+PRECONDITIONS = (None, "gn")
+PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
 ENGINES = ("auto", "numpy", "scipy")
 MAXCOR = {"numpy": 1, "scipy": 20}  # "auto": each engine its own  # default memory per engine (numpy: measured in `make bench`,
 # one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration)
@@ -60,6 +63,7 @@ _CALLBACK_STOP = "stopped by the callback"
 def _lbfgs_core(
     fg: ScaledObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
     gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float], bool],
+    pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
 ) -> tuple[np.ndarray, float, np.ndarray, int, Status, str]:
     """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm) -> stop?``.
 
@@ -70,7 +74,9 @@ def _lbfgs_core(
     pair's ``s = -t q`` (the scalar ``-t`` stored aside, no copy); ``y = g_new - g`` is
     written once; ``s'y`` comes from ``q'g`` and ``q'g_new``, the latter also serving the
     curvature test of the line search. BLAS level 1 (in place) rather than numpy ufuncs
-    with three operands.
+    with three operands. With a preconditioner ``pre`` the initial inverse Hessian is
+    ``gamma P`` (``P`` rebuilt every ``refresh_every`` iterations, SPD) with
+    ``gamma = s'y / y'P y`` instead of ``gamma I`` with ``gamma = s'y / y'y``.
     """
     n = x.size
     Q = np.empty((m + 1, n))  # directions; a stored pair i is (sigma_i Q[i], Y[i])
@@ -85,6 +91,7 @@ def _lbfgs_core(
     gamma = 0.0
     it, f_prev = 0, math.inf
     unscaled = fg.s == 1.0
+    pbuf = np.empty(n) if pre is not None else None
     while True:
         if unscaled:
             gg = ddot(g, g)
@@ -102,6 +109,8 @@ def _lbfgs_core(
             return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP
         if it >= max_iter:
             return x, f, g, it, Status.MAX_ITER, "max_iter reached"
+        if pre is not None and it % refresh_every == 0:
+            pre.refresh(x)
         for attempt in range(2):  # a failed line search is retried once without memory
             if attempt == 1:
                 if not order:
@@ -115,7 +124,11 @@ def _lbfgs_core(
                 a = rho[i] * sigma[i] * ddot(Q[i], q)
                 alpha[i] = a
                 daxpy(Y[i], q, a=-a)
-            q *= gamma if order else (gamma or 1.0 / math.sqrt(gg))
+            if pbuf is not None and pre is not None:
+                np.copyto(q, pre.apply(q, pbuf))
+                q *= gamma if order else (gamma or 1.0)
+            else:
+                q *= gamma if order else (gamma or 1.0 / math.sqrt(gg))
             for i in order:
                 daxpy(Q[i], q, a=sigma[i] * (alpha[i] - rho[i] * ddot(Y[i], q)))
             qg = ddot(g, q)  # the directional derivative along d = -q is -qg
@@ -172,7 +185,12 @@ def _lbfgs_core(
         if len(order) == m:  # the oldest pair goes, even if the new one is skipped
             order.pop(0)
         if sy > 1e-12 * yy and yy > 0.0:  # keep only pairs with positive curvature
-            rho[row], sigma[row], gamma = 1.0 / sy, -t, sy / yy
+            if pbuf is not None and pre is not None:
+                yPy = ddot(yv, pre.apply(yv, pbuf))
+                gamma = sy / yPy if yPy > 0.0 else sy / yy
+            else:
+                gamma = sy / yy
+            rho[row], sigma[row] = 1.0 / sy, -t
             order.append(row)
         x, x_new = x_new, x
         g, g_new = g_new, g
@@ -203,7 +221,11 @@ def lbfgs(
     20 for scipy, 1 for numpy -- on this objective more pairs barely reduce the
     iteration count and each costs four passes over the variables),
     ``h_scale`` (1.0: L-BFGS on ``(W, H/s, b)``, see
-    :class:`~ufm.solvers._common.ScaledObjective`; exact for any ``s``).
+    :class:`~ufm.solvers._common.ScaledObjective`; exact for any ``s``),
+    ``precondition`` (None; "gn": the numpy engine's initial inverse Hessian is ``gamma P``
+    with the block-diagonal Gauss-Newton preconditioner ``P`` of
+    :mod:`ufm.solvers.precondition`, rebuilt every 5 iterations; PAL losses, ``h_scale`` 1;
+    the scipy engine ignores it).
 
     Status: converged on ``gtol``/``ftol``, ``MAX_ITER`` (also when the callback stops
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
@@ -221,6 +243,11 @@ def lbfgs(
     m = o["maxcor"]
     if m is not None and (not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 1):
         raise param_error("lbfgs", "maxcor", "an int >= 1 (or None for the engine's default)", m)
+    if o["precondition"] not in PRECONDITIONS:
+        raise param_error("lbfgs", "precondition", f"one of {PRECONDITIONS}", o["precondition"])
+    if o["precondition"] is not None and (o["h_scale"] != 1.0 or problem.loss not in ("pal", "pal-normalized")):
+        raise param_error("lbfgs", "precondition", "None with h_scale != 1 or a non-PAL loss",
+                          o["precondition"])
     x = starting_point(problem, x0, o["init_scale"], rng)
     t0 = time.perf_counter()
     if engine != "auto":
@@ -291,6 +318,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
         y, f, g, nit, status, message = _lbfgs_core(
             fg, y, f, g, m=int(o["maxcor"]), max_iter=int(o["max_iter"]), gtol=float(o["gtol"]),
             ftol=float(o["ftol"]), on_iter=on_iter,
+            pre=GNPreconditioner(problem) if o["precondition"] == "gn" else None,
         )
         x = fg.to_x(y, out=np.empty_like(y)) if scaled else y
         if scaled:
