@@ -86,6 +86,10 @@ def _lam_scale(problem: UFMProblem) -> float:
 
 
 @settings(max_examples=S.n_examples(ci=8))
+# regression: the Newton polish's CG divided by rounding-level curvature along the flat
+# bias direction (full label set, lam_b = 0, |g| = 2e-16) and overflowed
+@example(problem=UFMProblem(designs.balanced(3, {3: 1}), 2, 1e-5, 0.0004293510210083482, 0.0, bias=True),
+         starts=[(1.0, 0), (1.0, 0), (1.0, 221797)])
 @given(
     problem=st.one_of(S.problems(S.balanced_designs(), d="theorem"),
                       S.problems(S.unbalanced_designs(), d="theorem")),

@@ -14,8 +14,15 @@ from ..objective import fun_and_grad, hvp
 from ..problem import UFMProblem
 
 
-def _cg(apply, g: np.ndarray, maxiter: int, rtol: float) -> np.ndarray:
-    """Truncated CG for ``A p = -g``; stops on negative curvature (Steihaug)."""
+def _cg(apply, g: np.ndarray, maxiter: int, rtol: float, scale: float) -> np.ndarray:
+    """Truncated CG for ``A p = -g``; stops on negative curvature (Steihaug).
+
+    Curvature ``d'Ad`` within the rounding of the Hessian-vector product
+    (``<= 64 eps * scale * |d|^2``, ``scale`` a lower estimate of ``||A||``) counts as none:
+    along an exactly flat direction (a free bias with ``lam_b = 0`` on the full label set)
+    the computed ``d'Ad`` is rounding noise, and dividing by it overflowed (long property
+    profile: ``balanced(3, {3: 1})``, ``d = 2``, ``lam_b = 0``, ``|g| = 2e-16``).
+    """
     p = np.zeros_like(g)
     r = -g.copy()
     d = r.copy()
@@ -24,7 +31,9 @@ def _cg(apply, g: np.ndarray, maxiter: int, rtol: float) -> np.ndarray:
     for _ in range(maxiter):
         Ad = apply(d)
         dAd = float(d @ Ad)
-        if dAd <= 0:
+        dd = float(d @ d)
+        scale = max(scale, float(np.sqrt(Ad @ Ad / dd)) if dd > 0 else 0.0)
+        if dAd <= 64 * np.finfo(np.float64).eps * scale * dd:
             return p if p.any() else d
         alpha = rr / dAd
         p += alpha * d
@@ -49,10 +58,11 @@ def newton_polish(
     f, g = fun_and_grad(x, problem)
     nfev, steps = 1, 0
     gn = float(np.linalg.norm(g))
+    scale = max(problem.lam_W, problem.lam_H)  # ||Hessian|| >= the regularisation's curvature
     for _ in range(max_steps):
         if gn <= gtol:
             break
-        p = _cg(lambda v, x=x: hvp(x, v, problem), g, cg_maxiter, cg_rtol)
+        p = _cg(lambda v, x=x: hvp(x, v, problem), g, cg_maxiter, cg_rtol, scale)
         accepted = False
         for t in (1.0, 0.5, 0.25):
             x_new = x + t * p
