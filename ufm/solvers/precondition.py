@@ -23,7 +23,11 @@ Measured (issue #7, ladder size S: balanced(10, 1:20,2:4), d=16, lam=5e-4, seeds
 evaluations to a certified relative gap 1e-6 drop from 105.5 (numpy engine, ``gamma I``)
 to 80.1 on average (seed 0: 92 -> 95), but an application costs about one evaluation
 (~40 us) and a refresh ~9 ms (``numpy.linalg.inv`` on the N d x d blocks), so the run is
-slower in time; hence opt-in, not the default.
+slower in time (seed 0: 0.26 s vs 0.065 s). At M (balanced(50, 1:10,2:1), d=64, 2 seeds)
+evaluations drop from 112 to 64 and a run to the certified target (certificate every
+5 iterations, side by side, loaded machine) took 23-24 s vs 26-30 s; a refresh there
+costs ~3.5 evaluations (442 ms, the batched inverse), an application ~2% of one. Hence
+opt-in, not the default, until the refresh is cheaper and L is measured.
 """
 
 from __future__ import annotations
