@@ -203,6 +203,12 @@ def peak_memory(problem: ufm.UFMProblem, spec: SolverSpec, x0: np.ndarray, iters
     separate short run: tracing slows allocation, so it is never part of a timed run.
     """
     opts = {**COMMON, **spec.options, "max_iter": iters}
+    if spec.method == "lbfgs" and opts.get("engine", "auto") == "auto":
+        # engine 'auto' falls back to scipy when the numpy engine stops at max_iter, which a
+        # short run always does; the timed runs stop on the target and never fall back, so
+        # the memory of what they run is the numpy engine's (bench of 2026-11-26 19:05
+        # reported the fallback path: 2715 MB at L against 509 MB)
+        opts["engine"] = "numpy"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ufm.solve(problem, spec.method, x0.copy(), **{**opts, "max_iter": 1})  # warm caches
