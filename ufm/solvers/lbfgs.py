@@ -49,8 +49,9 @@ LBFGS_DEFAULTS: dict[str, Any] = {
 PRECONDITIONS = (None, "gn")
 PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
 ENGINES = ("auto", "numpy", "scipy")
-MAXCOR = {"numpy": 1, "scipy": 20}  # "auto": each engine its own  # default memory per engine (numpy: measured in `make bench`,
-# one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration)
+# default memory per engine ("auto": each engine its own). numpy: measured in `make bench`,
+# one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration
+MAXCOR = {"numpy": 1, "scipy": 20}
 POLISH_MARGIN = 1e-3  # the numpy engine polishes to gtol * POLISH_MARGIN (see lbfgs)
 
 _C1 = 1e-4  # Armijo constant
