@@ -195,6 +195,49 @@ def test_gd_and_agd_iterates_are_those_of_the_textbook_update():
     np.testing.assert_allclose(r.x, x, rtol=1e-12, atol=1e-14)
 
 
+def _two_loop(g: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Nocedal & Wright, Algorithm 7.4: ``H g`` with ``H0 = (s'y / y'y) I`` of the newest pair."""
+    q, alphas = g.copy(), []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        alphas.append(a)
+        q -= a * y
+    s, y = pairs[-1]
+    q *= (s @ y) / (y @ y)
+    for (s, y), a in zip(pairs, reversed(alphas)):
+        q += (a - (y @ q) / (s @ y)) * s
+    return q
+
+
+@pytest.mark.parametrize("maxcor", [1, 3])
+def test_numpy_engine_directions_are_the_textbook_two_loop(maxcor):
+    """Each step of the numpy engine (m = 1 uses a closed form of the recursion) is along
+    ``-H g`` of the textbook two-loop recursion on the pairs ``(x_k+1 - x_k, g_k+1 - g_k)``
+    kept by the engine's rule (``s'y > 1e-12 y'y``), or along ``-g`` when none is kept."""
+    p = UFMProblem(balanced(5, {1: 3, 2: 1}), 4, 5e-3, 5e-3, 1e-2)
+    xs: list[np.ndarray] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ufm.solve(p, "lbfgs", random_point(p, scale=0.1, rng=4), engine="numpy", maxcor=maxcor,
+                  history_every=0, polish=False, callback=lambda it, x, f: bool(xs.append(x.copy())) or it >= 40)
+    gs = [fun_and_grad(x, p)[1] for x in xs]
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    checked = 0
+    for k in range(len(xs) - 1):
+        if k > 0:
+            s, y = xs[k] - xs[k - 1], gs[k] - gs[k - 1]
+            if len(pairs) == maxcor:
+                pairs.pop(0)
+            if s @ y > 1e-12 * (y @ y):
+                pairs.append((s, y))
+        d = xs[k + 1] - xs[k]
+        ref = -_two_loop(gs[k], pairs) if pairs else -gs[k]
+        cos = (d @ ref) / (np.linalg.norm(d) * np.linalg.norm(ref))
+        assert cos > 1 - 1e-9, (k, cos)
+        checked += bool(pairs)
+    assert checked >= 30
+
+
 def test_scaled_objective_is_exact(rng):
     """``F~(y) = F(D y)`` with ``grad F~ = D grad F``; ``grad_norm`` reports ``|grad F|``."""
     p = _problem("random", "pal", True)
