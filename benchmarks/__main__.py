@@ -55,7 +55,8 @@ def _median_hit(recs: list[RunRecord], key: str) -> dict[str, Any] | None:
 def _summ(label: str, recs: list[RunRecord], note: str, mem: int | None, **more: Any) -> dict[str, Any]:
     last = recs[-1]
     return {"label": label, "note": note, "runs": len(recs), "rel": _median_hit(recs, "rel"),
-            "cert": _median_hit(recs, "cert"), "time": statistics.median(r.time for r in recs),
+            "cert": _median_hit(recs, "cert"), "early": _median_hit(recs, "early"),
+            "time": statistics.median(r.time for r in recs),
             "nit": last.nit, "nfev": last.nfev, "final_rel": last.final_rel, "best_cert": last.best_cert,
             "stopped": last.stopped, "peak_mem": mem, "checks": sum(r.cert_checks for r in recs), **more}
 

@@ -16,6 +16,8 @@ INIT_SCALE = 0.1  # the solvers' default init_scale
 
 REL_TARGET = 1e-8  # (F - min F_theory) / |min F_theory|
 CERT_TARGET = 1e-6  # certified relative gap (F - D) / |F| of ufm.certificate.certify
+EARLY_REL = 1e-2  # the end of the early (nonconvex) phase, for the table of phases
+SPEEDUP_TARGET = 10.0  # issue #7: the fastest solver at least this much faster than best-step GD
 
 # plain GD: the literature's step, and the grid the best fixed step is picked from
 LITERATURE_STEP = 0.1

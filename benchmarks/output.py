@@ -13,7 +13,7 @@ import ufm
 from ufm.certificate import certify
 from ufm.objective import unpack
 
-from .ladder import CERT_TARGET, LITERATURE_STEP, REL_TARGET, start
+from .ladder import CERT_TARGET, EARLY_REL, LITERATURE_STEP, REL_TARGET, SPEEDUP_TARGET, start
 
 
 def hit_text(hit: Any) -> str:
@@ -88,6 +88,38 @@ def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _phases(size: dict[str, Any]) -> str:
+    """Median evaluations to the end of the early phase (relative gap ``EARLY_REL``) and
+    from there to the certified target, per solver that met both."""
+    parts = []
+    for s in size["solvers"]:
+        early, cert = s.get("early"), s["cert"]
+        if early is None or cert is None:
+            continue
+        parts.append(f"{s['label']} {early['nfev']} + {cert['nfev'] - early['nfev']}")
+    return (f"Evaluations in two phases (medians): to relative gap {EARLY_REL:g} + from there to certified "
+            f"{CERT_TARGET:g}: " + ("; ".join(parts) or "none met both") + ".")
+
+
+def _verdict(results: dict[str, Any]) -> list[str]:
+    """Per size: the fastest solver's ratio to best-step GD (certified) against the target."""
+    rows = _rows(results)
+    out = ["## Speed-up target", "",
+           f"Fastest solver's time to certified {CERT_TARGET:g} against best-step GD's (the issue's target: "
+           f"at least {SPEEDUP_TARGET:g}x on every size; \"> x\" is a lower bound):", ""]
+    for size in results["sizes"]:
+        cand = [r for r in rows if r["size"] == size["size"] and r["ratio_cert_value"] is not None
+                and r["ratio_cert_vs_best_gd"] != "1"]
+        if not cand:
+            out.append(f"- {size['size']}: no solver reached the certified target.")
+            continue
+        best = max(cand, key=lambda r: r["ratio_cert_value"])
+        met = "met" if best["ratio_cert_value"] >= SPEEDUP_TARGET else "**not met**"
+        out.append(f"- {size['size']}: {best['solver']}, {best['ratio_cert_vs_best_gd']}x "
+                   f"({_fmt(best['time_cert_s'])} s): {met}.")
+    return [*out, ""]
+
+
 def _fmt(v: Any, spec: str = ".3g") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
@@ -139,6 +171,7 @@ def markdown(results: dict[str, Any]) -> str:
             L.append(f"| {r['solver']} | {r['runs']} | {r['_rel']} | {_fmt(r['evals_rel'])} | {r['_cert']} | "
                      f"{_fmt(r['evals_cert'])} | {r['ratio_cert_vs_best_gd']} | {r['ratio_rel_vs_best_gd']} | "
                      f"{r['ratio_cert_vs_refined_gd']} | {_fmt(r['peak_mem_MB'], '.1f')} | {r['stopped']} |")
+        L += ["", _phases(size)]
         base = _baseline(size)
         if base["cert"] is None:
             L += ["", f"Best-step GD within its {base['time']:.0f} s budget ({base['nit']} iterations): relative "
@@ -185,6 +218,7 @@ def markdown(results: dict[str, Any]) -> str:
                 L.append(f"| {p.K} | {p.G} | {_fmt(p.time, '.1f')} | {p.status} | {_fmt(p.cert, '.1e')} | "
                          f"{_fmt(p.rel, '.1e')} |")
             L.append("")
+    L += _verdict(results)
     L += [f"Total benchmark time {m.get('total', float('nan')) / 60:.1f} min. Command: "
           f"`python -m benchmarks` with {', '.join(f'{k}={v}' for k, v in a.items())}.", ""]
     return "\n".join(L)

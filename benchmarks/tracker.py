@@ -29,7 +29,7 @@ from ufm.certificate import certify
 from ufm.exceptions import ConvergenceWarning
 from ufm.objective import Evaluator, unpack
 
-from .ladder import CERT_TARGET, COMMON, REL_TARGET, SolverSpec
+from .ladder import CERT_TARGET, COMMON, EARLY_REL, REL_TARGET, SolverSpec
 
 
 class _Counter:
@@ -66,6 +66,7 @@ class RunRecord:
     size: str
     rel: Hit | None = None
     cert: Hit | None = None
+    early: Hit | None = None  # first iterate with relative gap <= EARLY_REL
     time: float = math.nan  # solver time of the whole run (excluding checks)
     nit: int = 0
     nfev: int = 0
@@ -137,6 +138,8 @@ class Tracker:
             stop = True
         else:
             rec.final_rel = rel
+            if rec.early is None and rel <= EARLY_REL:
+                rec.early = Hit(now, it, nfev)
             if rec.rel is None and rel <= REL_TARGET:
                 rec.rel = Hit(now, it, nfev)
             if rec.cert is None and rel <= CERT_TARGET:
