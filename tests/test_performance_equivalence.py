@@ -147,10 +147,19 @@ def test_value_gradient_and_hvp_equal_the_naive_ones(rng, design, loss, bias):
         for got, ref, name in ((dW, rW, "dW"), (dH, rH, "dH"), (db, rb, "db")):
             _assert_close(got, ref, name)
         f2, g2 = fun_and_grad(x, p)
-        f3, g3 = Evaluator(p)(x, out=np.full_like(x, np.nan))  # reused workspace, given output
-        assert f2 == F == f3
-        np.testing.assert_array_equal(g2, g3)
+        assert f2 == F
         _assert_close(g2, pack(rW, rH, rb, p.bias), "packed gradient")
+        # the Evaluator's small-problem path (cached views, the ridge as one inner product),
+        # twice on the same buffers (cached views), and with a new output array
+        ev, out = Evaluator(p), np.full_like(x, np.nan)
+        assert ev.packed is not None
+        for _ in range(2):
+            f3, g3 = ev(x, out=out)
+            _assert_close(f3, rF, "F (small path)")
+            _assert_close(g3, pack(rW, rH, rb, p.bias), "gradient (small path)")
+        f4, g4 = ev(x)
+        assert f4 == f3
+        np.testing.assert_array_equal(g4, g3)
         if loss != "bce":
             v = rng.standard_normal(x.size)
             _assert_close(hvp(x, v, p), naive_hvp(p, x, v), "hvp")
