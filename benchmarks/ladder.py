@@ -70,6 +70,9 @@ FAST_SOLVERS = (
     SolverSpec("lbfgs (default)", "lbfgs", {},
                "`ufm.solve(p, 'lbfgs')`, engine 'auto': the lean numpy L-BFGS (m = 1), "
                "scipy's from the same start if it does not converge"),
+    SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True},
+               "`ufm.solve(p, 'lbfgs', group=True)`: the same on F restricted to one feature column per "
+               "label set (`ufm.grouped`, exact for any design); callbacks see the full point"),
     SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"}, "scipy L-BFGS-B, m = 20"),
     SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),
 )

@@ -27,16 +27,20 @@ import numpy as np
 import ufm
 from ufm.certificate import certify
 from ufm.exceptions import ConvergenceWarning
+from ufm.grouped import GroupedObjective
 from ufm.objective import Evaluator, unpack
 
 from .ladder import CERT_TARGET, COMMON, EARLY_REL, REL_TARGET, SolverSpec
 
 
 class _Counter:
-    """Counts :class:`ufm.objective.Evaluator` calls (every solver evaluates through it)."""
+    """Counts objective-and-gradient evaluations: every solver evaluates through
+    :class:`ufm.objective.Evaluator`, or with ``group=True`` through
+    :class:`ufm.grouped.GroupedObjective`."""
 
     n = 0
     _orig = Evaluator.__call__
+    _orig_grouped = GroupedObjective.__call__
 
     @classmethod
     def install(cls) -> None:
@@ -44,11 +48,17 @@ class _Counter:
             cls.n += 1
             return cls._orig(self, x, out)
 
+        def counted_grouped(self: Any, z: np.ndarray, out: np.ndarray | None = None) -> Any:
+            cls.n += 1
+            return cls._orig_grouped(self, z, out)
+
         Evaluator.__call__ = counted  # type: ignore[method-assign]
+        GroupedObjective.__call__ = counted_grouped  # type: ignore[method-assign]
 
     @classmethod
     def uninstall(cls) -> None:
         Evaluator.__call__ = cls._orig  # type: ignore[method-assign]
+        GroupedObjective.__call__ = cls._orig_grouped  # type: ignore[method-assign]
 
 
 @dataclass

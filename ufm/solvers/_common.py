@@ -55,6 +55,8 @@ class ScaledObjective:
 
     def __init__(self, problem: UFMProblem, h_scale: float = 1.0) -> None:
         self.problem, self.s = problem, float(h_scale)
+        self.identity = self.s == 1.0  # y is x (no conversion needed)
+        self.euclidean = self.identity  # |grad_y| is |grad F|
         K, d, N = problem.K, problem.d, problem.N
         self.h = slice(K * d, K * d + d * N)
         self.ev = Evaluator(problem)
@@ -82,6 +84,15 @@ class ScaledObjective:
         if self.s != 1.0:
             y[self.h] /= self.s
         return y
+
+    def grad_to_x(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``grad F`` (in ``x``) from the scaled gradient ``g = D grad F`` (a new array by default)."""
+        gx = np.array(g, dtype=np.float64) if out is None else out
+        if out is not None:
+            np.copyto(gx, g)
+        if self.s != 1.0:
+            gx[self.h] /= self.s
+        return gx
 
     def grad_norm(self, g: np.ndarray) -> float:
         """Euclidean norm of ``grad F`` (in ``x``) from the scaled gradient ``g = D grad F``."""

@@ -34,6 +34,7 @@ from scipy.linalg.blas import daxpy, ddot
 from scipy.optimize import minimize
 
 from ..exceptions import ConvergenceWarning, param_error
+from ..grouped import GroupedObjective
 from ..objective import fun_and_grad
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
@@ -44,7 +45,7 @@ from .precondition import GNPreconditioner
 LBFGS_DEFAULTS: dict[str, Any] = {
     "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 10,
     "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
-    "polish": True, "engine": "auto", "h_scale": 1.0, "precondition": None,
+    "polish": True, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": False,
 }
 PRECONDITIONS = (None, "gn")
 PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
@@ -62,7 +63,7 @@ _CALLBACK_STOP = "stopped by the callback"
 
 
 def _lbfgs_core(
-    fg: ScaledObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
+    fg: ScaledObjective | GroupedObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
     gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float], bool],
     pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
 ) -> tuple[np.ndarray, float, np.ndarray, int, Status, str]:
@@ -92,7 +93,7 @@ def _lbfgs_core(
     g_try: np.ndarray | None = None
     gamma = 0.0
     it, f_prev = 0, math.inf
-    unscaled = fg.s == 1.0
+    unscaled = fg.euclidean
     pbuf = np.empty(n) if pre is not None else None
     while True:
         if unscaled:
@@ -239,7 +240,11 @@ def lbfgs(
     ``precondition`` (None; "gn": the numpy engine's initial inverse Hessian is ``gamma P``
     with the block-diagonal Gauss-Newton preconditioner ``P`` of
     :mod:`ufm.solvers.precondition`, rebuilt every 5 iterations; PAL losses, ``h_scale`` 1;
-    the scipy engine ignores it).
+    the scipy engine ignores it), ``group`` (False; True: both engines run on ``F``
+    restricted to one feature column per label set, :mod:`ufm.grouped` -- exact for any
+    design, with the same critical points, values and gradient norms; each evaluation
+    costs ``G`` columns instead of ``N``. The result, callbacks and history see the full
+    point. Not with ``h_scale`` or ``precondition``).
 
     Status: converged on ``gtol``/``ftol``, ``MAX_ITER`` (also when the callback stops
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
@@ -262,6 +267,10 @@ def lbfgs(
     if o["precondition"] is not None and (o["h_scale"] != 1.0 or problem.loss not in ("pal", "pal-normalized")):
         raise param_error("lbfgs", "precondition", "None with h_scale != 1 or a non-PAL loss",
                           o["precondition"])
+    if not isinstance(o["group"], (bool, np.bool_)):
+        raise param_error("lbfgs", "group", "True or False", o["group"])
+    if o["group"] and (o["h_scale"] != 1.0 or o["precondition"] is not None):
+        raise param_error("lbfgs", "group", "False with h_scale != 1 or a preconditioner", o["group"])
     x = starting_point(problem, x0, o["init_scale"], rng)
     t0 = time.perf_counter()
     if engine != "auto":
@@ -300,10 +309,10 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
-    fg = ScaledObjective(problem, o["h_scale"])
+    fg = GroupedObjective(problem) if o["group"] else ScaledObjective(problem, o["h_scale"])
     if engine == "scipy":
         return _lbfgs_scipy(problem, fg, x, o, hist, bar, t0)
-    scaled = fg.s != 1.0
+    scaled = not fg.identity
     y = fg.to_y(x) if scaled else x
     xv = np.empty_like(x) if scaled else None
     g = np.empty_like(y)
@@ -334,10 +343,9 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
             ftol=float(o["ftol"]), on_iter=on_iter,
             pre=GNPreconditioner(problem) if o["precondition"] == "gn" else None,
         )
-        x = fg.to_x(y, out=np.empty_like(y)) if scaled else y
+        x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
         if scaled:
-            g = g.copy()
-            g[fg.h] /= fg.s
+            g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
         nfev = fg.nfev
         if o["polish"] and status in (Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.LINE_SEARCH_FAILED):
             x, f, g, polish_steps, n_pol = newton_polish(problem, x, gtol=float(o["gtol"]) * POLISH_MARGIN)
@@ -348,7 +356,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
         # the last iterate seen (its buffer may since hold a line-search trial point; the
         # objective is re-evaluated at whatever point is returned)
         status, message, nit, nfev = Status.INTERRUPTED, "interrupted", int(last["it"]), fg.nfev
-        x = fg.to_x(last["y"], out=np.empty_like(y)) if scaled else np.array(last["y"])
+        x = fg.to_x(last["y"], out=np.empty(problem.n_vars)) if scaled else np.array(last["y"])
         return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist,
                       extra={"engine": "numpy", "message": message, "polish_steps": polish_steps})
     finally:
@@ -359,11 +367,11 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
 
 
 def _lbfgs_scipy(
-    problem: UFMProblem, fg: ScaledObjective, x: np.ndarray, o: dict[str, Any], hist: History,
-    bar: Any, t0: float,
+    problem: UFMProblem, fg: ScaledObjective | GroupedObjective, x: np.ndarray, o: dict[str, Any],
+    hist: History, bar: Any, t0: float,
 ) -> Result:
     """The scipy L-BFGS-B engine (the package's original implementation)."""
-    scaled = fg.s != 1.0
+    scaled = not fg.identity
     state: dict[str, Any] = {"nfev": 0, "it": 0, "x": x, "f": np.inf, "g": None}
 
     def fgs(z: np.ndarray) -> tuple[float, np.ndarray]:
@@ -390,14 +398,14 @@ def _lbfgs_scipy(
             fgs, y0, jac=True, method="L-BFGS-B", callback=cb,
             options={
                 "maxiter": int(o["max_iter"]), "maxfun": 10 * int(o["max_iter"]) + 100,
-                "gtol": float(o["gtol"]) / np.sqrt(x.size), "ftol": float(o["ftol"]),
+                "gtol": float(o["gtol"]) / np.sqrt(y0.size), "ftol": float(o["ftol"]),
                 "maxcor": int(o["maxcor"]),
             },
         )
         x = fg.to_x(res.x) if scaled else res.x
         f, g = float(res.fun), np.array(res.jac, dtype=np.float64)
         if scaled:
-            g[fg.h] /= fg.s
+            g = fg.grad_to_x(g)
         gnorm = float(np.linalg.norm(g))
         polish_steps = 0
         if o["polish"] and gnorm > o["gtol"] and res.status != 1:

@@ -1,0 +1,137 @@
+"""The exact reduction to one feature column per label set (:mod:`ufm.grouped`).
+
+- The restricted objective equals ``F`` at the embedded point, its gradient embeds to
+  ``grad F`` there, the coordinates are an isometry and ``to_y`` is the orthogonal
+  projection -- every loss, with and without bias, on both evaluation paths.
+- The lemma: at a critical point of ``F`` found without grouping, on designs and widths
+  where the theorem says nothing, samples of one label set share one feature vector.
+- The Hessian at a point of the subspace maps within-set differences to within-set
+  differences, with positive curvature (the landscape statement of the module docstring).
+- ``lbfgs(group=True)`` reaches the critical value of the ungrouped run, with the full
+  gradient below ``gtol``; its options are validated.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ufm
+import ufm.grouped as grouped
+from ufm import UFMProblem, balanced, imbalanced_single, random_subset
+from ufm.exceptions import ConvergenceWarning, UFMError
+from ufm.grouped import GroupedObjective
+from ufm.objective import fun_and_grad, hvp, random_point, unpack
+
+DESIGNS = {
+    "balanced": lambda: balanced(4, {1: 3, 2: 2, 4: 1}),
+    "imbalanced": lambda: imbalanced_single(5, [1, 4, 2, 3, 6], extra={(0, 3): 2, (1, 2, 4): 3}),
+    "random": lambda: random_subset(6, 7, max_multiplicity=4, count=(1, 4), rng=5),
+}
+
+
+def _problem(design: str, loss: str = "pal", bias: bool = True, d: int = 3, lam: float = 2e-2) -> UFMProblem:
+    return UFMProblem(DESIGNS[design](), d, 1.5 * lam, lam, 0.5 * lam if bias else 0.0, bias=bias, loss=loss)
+
+
+@pytest.mark.parametrize("small", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("loss", ["pal", "pal-normalized", "bce"])
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, design, loss, bias, small):
+    if not small:
+        monkeypatch.setattr(grouped, "SMALL", 0)  # the per-block path of large problems
+    p = _problem(design, loss, bias)
+    fg = GroupedObjective(p)
+    assert (fg.packed is not None) == small
+    assert fg.n_vars == p.K * p.d + p.d * p.design.G + (p.K if bias else 0)
+    for scale in (0.1, 3.0, 30.0):
+        z = scale * rng.standard_normal(fg.n_vars)
+        out = np.full(fg.n_vars, np.nan)
+        for _ in range(2):  # the second call hits the cached views of `out` and `z`
+            f, g = fg(z, out=out)
+        x = fg.to_x(z)
+        F, gx = fun_and_grad(x, p)
+        np.testing.assert_allclose(f, F, rtol=1e-12)
+        np.testing.assert_allclose(fg.grad_to_x(g), gx, rtol=1e-11, atol=1e-12 * np.abs(gx).max())
+        assert np.linalg.norm(x) == pytest.approx(np.linalg.norm(z), rel=1e-13)
+        assert np.linalg.norm(g) == pytest.approx(np.linalg.norm(gx), rel=1e-11)
+        np.testing.assert_allclose(fg.to_y(x), z, rtol=1e-13, atol=1e-15 * scale)
+        _, H, _ = unpack(x, p)
+        for sl in p.design.group_slices:  # one column per label set
+            assert np.all(H[:, sl] == H[:, sl.start : sl.start + 1])
+    # to_y is the orthogonal projection: x - E(to_y x) is orthogonal to the subspace
+    x = random_point(p, rng=rng)
+    r = x - fg.to_x(fg.to_y(x))
+    for _ in range(3):
+        e = fg.to_x(rng.standard_normal(fg.n_vars))
+        assert abs(r @ e) <= 1e-12 * np.linalg.norm(r) * np.linalg.norm(e)
+
+
+@pytest.mark.parametrize("design", ["imbalanced", "random"])
+def test_critical_points_of_F_have_one_feature_per_label_set(design):
+    """The lemma, on designs outside the theorem and d < K - 1: L-BFGS on the full ``F``
+    from a generic start ends with the columns of each label set equal."""
+    p = _problem(design, d=2, lam=5e-3)
+    res = ufm.solve(p, "lbfgs", rng=7, gtol=1e-12)
+    assert res.success
+    H = res.H
+    spread = max(float(np.abs(H[:, sl] - H[:, sl].mean(axis=1, keepdims=True)).max()) for sl in p.design.group_slices)
+    assert p.design.counts != tuple([1] * p.design.G)  # some set has several samples
+    assert spread <= 1e-9 * float(np.abs(H).max()), spread
+
+
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_hessian_keeps_within_set_differences_apart_with_positive_curvature(rng, design):
+    p = _problem(design, "pal", True, d=3)
+    fg = GroupedObjective(p)
+    x = fg.to_x(rng.standard_normal(fg.n_vars))  # a point of the subspace
+    for _ in range(3):
+        # a within-set difference: H columns summing to zero over each set, W = 0, b = 0
+        v = np.zeros(p.n_vars)
+        _, VH, _ = unpack(v, p)
+        VH[...] = rng.standard_normal(VH.shape)
+        for sl in p.design.group_slices:
+            VH[:, sl] -= VH[:, sl].mean(axis=1, keepdims=True)
+        Hv = hvp(x, v, p)
+        assert np.linalg.norm(fg.to_y(Hv)) <= 1e-12 * np.linalg.norm(Hv)  # no component in the subspace
+        assert v @ Hv >= p.lam_H * (v @ v) * (1 - 1e-12)  # curvature at least lam_H
+
+
+@pytest.mark.parametrize("engine", ["numpy", "scipy"])
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_grouped_lbfgs_reaches_the_ungrouped_critical_value(design, engine):
+    p = _problem(design, d=3, lam=1e-2)
+    x0 = random_point(p, scale=0.1, rng=2)
+    full = ufm.solve(p, "lbfgs", x0, engine=engine)
+    red = ufm.solve(p, "lbfgs", x0, engine=engine, group=True)
+    assert full.success and red.success
+    assert red.grad_norm <= 1e-11
+    assert np.linalg.norm(fun_and_grad(red.x, p)[1]) <= 1e-11  # the full gradient, recomputed
+    assert red.fun == pytest.approx(full.fun, rel=1e-10)
+    assert red.H.shape == (p.d, p.N)
+
+
+def test_grouped_callback_and_history_see_the_full_point():
+    p = _problem("balanced")
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = ufm.solve(p, "lbfgs", rng=1, group=True, history_every=1, max_iter=5, polish=False,
+                        callback=lambda it, x, f: bool(seen.append((x.copy(), f))))
+    assert seen and all(x.shape == (p.n_vars,) for x, _ in seen)
+    for x, f in seen:
+        assert fun_and_grad(x, p)[0] == pytest.approx(f, rel=1e-13)
+    assert len(res.history["nc1"]) >= 5
+
+
+def test_group_option_is_validated():
+    p = _problem("balanced")
+    with pytest.raises(UFMError, match="group"):
+        ufm.solve(p, "lbfgs", group="yes")
+    with pytest.raises(UFMError, match="group"):
+        ufm.solve(p, "lbfgs", group=True, h_scale=2.0)
+    with pytest.raises(UFMError, match="group"):
+        ufm.solve(p, "lbfgs", group=True, precondition="gn")

@@ -1,0 +1,149 @@
+r"""The exact reduction of ``F`` to one feature column per label set (``group=True``).
+
+**Lemma.** Let ``lam_H > 0``. At every critical point of ``F`` (SPEC section 2), samples
+with the same label set have the same feature vector.
+
+*Proof.* For fixed ``(W, b)`` the terms of ``F`` in one column ``h_i`` are
+``phi_S(h) = ell(W h + b; S) / N + lam_H/2 |h|^2`` with ``S`` the sample's label set: the
+loss depends on the sample only through ``S`` (PAL, normalised PAL and BCE all do), and
+``phi_S`` is ``lam_H``-strongly convex (a convex function of an affine map plus the ridge).
+A critical point of ``F`` has ``grad phi_S(h_i) = 0``, and a strongly convex function has
+one critical point, so ``h_i`` depends only on ``(W, b, S)``. QED.
+
+So the critical points of ``F`` lie in the subspace ``V`` where ``h_i = h_S`` within each
+set. ``V`` is invariant under the gradient (at a point of ``V`` the columns of
+``grad_H F`` of one set are equal: same ``h``, same ``S``), hence the critical points of
+``F`` restricted to ``V`` are exactly the critical points of ``F``, with the same values.
+Moreover the Hessian at a point of ``V`` is block diagonal between ``V`` and its complement
+(within-set differences ``delta_i`` with ``sum_{i in S} delta_i = 0``: every mixed term
+sums ``delta_i`` over a set against a factor equal for the set), and on the complement it
+is ``sum_i delta_i^T (W^T A_S W / N + lam_H I) delta_i > 0``. So local minimisers and
+saddles of the restriction are those of ``F`` (indices preserved), the global minimum
+is the same, and the restriction is an exact problem with ``G`` columns instead of ``N``.
+This is proved for any design and any weights; nothing of the theorem (ETF, tag-wise
+average, values) is assumed. Its consequence, within-set collapse at every critical
+point, is a claim ``ufm verify`` checks -- so the verification runs on the full problem,
+and ``group=True`` is a solver option for speed.
+
+Coordinates: ``z = (W, Ht, b)`` with ``Ht`` (d, G) and ``h_S = Ht[:, S] / sqrt(n_S)``, an
+isometry onto ``V`` (``|x| = |z|`` for ``x = embed(z)``), so the restricted gradient has
+the norm of the full one, the ridge on ``Ht`` is ``lam_H/2 |Ht|^2`` and a solver's
+tolerances mean the same on both. ``restrict`` is the orthogonal projection onto ``V``
+(set means, scaled by ``sqrt(n_S)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .losses import pal_inplace
+from .objective import SMALL, Packed
+from .problem import UFMProblem
+
+
+class GroupedObjective:
+    """``F`` restricted to the collapsed subspace, with the interface of
+    :class:`ufm.solvers._common.ScaledObjective`: ``fg(z, out=g) -> (F, g)`` on packed
+    ``z = (W, Ht, b)``, ``to_x`` (embed), ``to_y`` (restrict), ``grad_to_x``, ``nfev``.
+    """
+
+    euclidean = True  # |grad_z| = |grad F| at the embedded point
+    identity = False
+
+    def __init__(self, problem: UFMProblem) -> None:
+        self.problem = problem
+        design = problem.design
+        K, d, G, N = problem.K, problem.d, design.G, problem.N
+        self.K, self.d, self.G, self.N = K, d, G, N
+        self.n_vars = K * d + d * G + (K if problem.bias else 0)
+        n = design.group_counts.astype(np.float64)
+        self.r = 1.0 / np.sqrt(n)  # h_S = Ht[:, S] * r_S
+        self.sqrt_n = np.sqrt(n)
+        self.starts = np.asarray([sl.start for sl in design.group_slices], dtype=np.intp)
+        self.index = design.group_index
+        mg = design.group_multiplicity.astype(np.float64)
+        rows, cols = np.nonzero(design.Yg)  # row-major order: ascending flat positions
+        self.y_flat = rows * G + cols
+        # pal_inplace averages over the columns it sees (G): weights carry n_S G / N
+        c = n * (G / N)
+        self.y_weight: np.ndarray | None
+        if problem.loss == "pal":
+            self.col_weight, self.y_weight = c * mg, c[cols]
+        elif problem.loss == "pal-normalized":
+            self.col_weight, self.y_weight = c, c[cols] / mg[cols]
+        else:  # bce
+            self.col_weight, self.y_weight = n, None
+        self.Yg = design.Yg
+        self.work = np.empty((K, G))
+        self.HG = np.empty((d, G))
+        self.nfev = 0
+        self.h = slice(K * d, K * d + d * G)
+        self.h_full = slice(K * d, K * d + d * N)
+        self.counts = design.group_counts
+        self.packed = Packed(problem, G) if self.n_vars < SMALL else None
+
+    # -- coordinates -----------------------------------------------------------------
+    def to_x(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The full packed point ``x = embed(z)`` (each set's column repeated)."""
+        x = np.empty(self.problem.n_vars) if out is None else out
+        kd, hx = self.K * self.d, self.h_full
+        x[:kd] = z[:kd]
+        Ht = z[self.h].reshape(self.d, self.G)
+        x[hx].reshape(self.d, self.N)[...] = np.repeat(Ht * self.r, self.counts, axis=1)  # sets are contiguous
+        x[hx.stop :] = z[self.h.stop :]
+        return x
+
+    grad_to_x = to_x  # the full gradient at embed(z) is embed(grad_z) (same column scaling)
+
+    def to_y(self, x: np.ndarray) -> np.ndarray:
+        """``z`` of the orthogonal projection of ``x`` onto the collapsed subspace."""
+        z = np.empty(self.n_vars)
+        kd = self.K * self.d
+        z[:kd] = x[:kd]
+        H = x[self.h_full].reshape(self.d, self.N)
+        sums = np.add.reduceat(H, self.starts, axis=1)  # (d, G): column sums per set
+        np.multiply(sums, self.r, out=z[self.h].reshape(self.d, self.G))
+        z[self.h.stop :] = x[self.h_full.stop :]
+        return z
+
+    def grad_norm(self, g: np.ndarray) -> float:
+        return float(np.linalg.norm(g))
+
+    # -- value and gradient ----------------------------------------------------------
+    def __call__(self, z: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        self.nfev += 1
+        p, pk = self.problem, self.packed
+        g = np.empty(self.n_vars) if out is None else out
+        if pk is not None:
+            cache = out is not None  # a caller passing `out` reuses its buffers
+            W, Ht, b, _ = pk.split(z, cache)
+            dW, dH, db, _ = pk.split(g, cache)
+        else:
+            kd = self.K * self.d
+            W, Ht, b = z[:kd].reshape(self.K, self.d), z[self.h].reshape(self.d, self.G), z[self.h.stop :]
+            dW, dH, db = g[:kd].reshape(self.K, self.d), g[self.h].reshape(self.d, self.G), g[self.h.stop :]
+        HG = np.multiply(Ht, self.r, out=self.HG)
+        Z = np.matmul(W, HG, out=self.work)
+        if p.bias:
+            Z += b[:, None]
+        if self.y_weight is not None:
+            L = pal_inplace(Z, self.y_flat, self.col_weight, self.y_weight)  # Z now holds G
+        else:
+            Yg = self.Yg
+            L = float((np.logaddexp(0.0, Z).sum(axis=0) - (Yg * Z).sum(axis=0)) @ self.col_weight) / self.N
+            Z[...] = (expit(Z) - Yg) * (self.col_weight / self.N)
+        np.matmul(HG, Z.T, out=dW.T)
+        np.matmul(W.T, Z, out=dH)
+        dH *= self.r
+        if p.bias:
+            Z.sum(axis=1, out=db)
+        if pk is not None:
+            return L + pk.ridge(z, g), g
+        dW += p.lam_W * W
+        dH += p.lam_H * Ht
+        F = L + 0.5 * (p.lam_W * float(np.vdot(W, W)) + p.lam_H * float(np.vdot(Ht, Ht)))
+        if p.bias:
+            db += p.lam_b * b
+            F += 0.5 * p.lam_b * float(np.vdot(b, b))
+        return F, g
