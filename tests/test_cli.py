@@ -21,6 +21,19 @@ def test_solve_json(capsys):
     assert all(out["verdict"].values())
 
 
+def test_solve_group_reaches_the_same_objective(capsys):
+    argv = ["solve", "--K", "4", "--d", "4", "--profile", "1:3,2:2", "--lam-W", "5e-3", "--lam-H", "5e-3",
+            "--lam-b", "1e-2", "--json", "--seed", "2"]
+    assert main(argv) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--group"]) == 0
+    grouped = json.loads(capsys.readouterr().out)
+    assert grouped["objective"] == pytest.approx(full["objective"], rel=1e-12)
+    assert abs(grouped["gap_to_theory"]) < 1e-9 and all(grouped["verdict"].values())
+    assert main([*argv, "--group", "--method", "gd"]) == 2
+    assert "--group applies to --method lbfgs only" in capsys.readouterr().err
+
+
 def test_solve_save(tmp_path, capsys):
     path = tmp_path / "sol.npz"
     assert main(["solve", "--K", "3", "--d", "2", "--profile", "1:2", "--lam-W", "1e-2",

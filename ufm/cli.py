@@ -66,6 +66,9 @@ def _add_solve(sub: Any) -> None:
     p.add_argument("--max-iter", type=int, default=None, dest="max_iter")
     p.add_argument("--step", type=_float, default=None, help="fixed step (gd) / initial step (agd)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--group", action="store_true",
+                   help="lbfgs: solve F restricted to one feature column per label set (exact on any "
+                        "design: every critical point has one feature per set; see ufm.grouped)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz", help="save W (K x d), H (d x N), b (K), Y (K x N)")
     p.add_argument("--formulation", choices=["auto", "variational", "nuc"], default=None,
@@ -81,6 +84,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     problem = _problem_from_args(args)
     opts: dict[str, Any] = {}
+    if args.group:
+        if args.method != "lbfgs":
+            raise UFMError(f"--group applies to --method lbfgs only (got {args.method}).")
+        opts["group"] = True
     if args.method != "convex":
         if args.max_iter is not None:
             opts["max_iter"] = args.max_iter

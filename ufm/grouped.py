@@ -59,9 +59,7 @@ class GroupedObjective:
         self.n_vars = K * d + d * G + (K if problem.bias else 0)
         n = design.group_counts.astype(np.float64)
         self.r = 1.0 / np.sqrt(n)  # h_S = Ht[:, S] * r_S
-        self.sqrt_n = np.sqrt(n)
         self.starts = np.asarray([sl.start for sl in design.group_slices], dtype=np.intp)
-        self.index = design.group_index
         mg = design.group_multiplicity.astype(np.float64)
         rows, cols = np.nonzero(design.Yg)  # row-major order: ascending flat positions
         self.y_flat = rows * G + cols
