@@ -53,6 +53,10 @@ def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, desig
         for _ in range(2):  # the second call hits the cached views of `out` and `z`
             f, g = fg(z, out=out)
         x = fg.to_x(z)
+        xo = np.full(p.n_vars, np.nan)
+        for _ in range(2):  # into a caller's buffer, the second time through its cached views
+            assert fg.to_x(z, out=xo) is xo
+            np.testing.assert_array_equal(xo, x)
         F, gx = fun_and_grad(x, p)
         np.testing.assert_allclose(f, F, rtol=1e-12)
         np.testing.assert_allclose(fg.grad_to_x(g), gx, rtol=1e-11, atol=1e-12 * np.abs(gx).max())

@@ -72,6 +72,11 @@ class GroupedObjective:
             self.col_weight, self.y_weight = c, c[cols] / mg[cols]
         else:  # bce
             self.col_weight, self.y_weight = n, None
+        # the gradient in the logits comes out times r (its weights carry r): then
+        # grad_W = G' Ht^T, grad_Ht = W^T G' and grad_b = G' sqrt(n), with G' = (dL/dZ) diag(r)
+        self.grad_col_weight = self.col_weight * self.r / (N if self.y_weight is None else G)
+        self.grad_y_weight = None if self.y_weight is None else self.y_weight * self.r[cols] / G
+        self.sqrt_n = np.sqrt(n)
         self.Yg = design.Yg
         self.work = np.empty((K, G))
         self.HG = np.empty((d, G))
@@ -80,11 +85,20 @@ class GroupedObjective:
         self.h_full = slice(K * d, K * d + d * N)
         self.counts = design.group_counts
         self.packed = Packed(problem, G) if self.n_vars < SMALL else None
+        self.packed_x = Packed(problem, N) if self.packed is not None else None
+        self.emb = np.empty((d, G))
 
     # -- coordinates -----------------------------------------------------------------
     def to_x(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The full packed point ``x = embed(z)`` (each set's column repeated)."""
         x = np.empty(self.problem.n_vars) if out is None else out
+        if self.packed is not None and self.packed_x is not None:  # small: cached block views
+            W, Ht, b, _ = self.packed.split(z, out is not None)
+            XW, XH, xb, _ = self.packed_x.split(x, out is not None)
+            np.copyto(XW, W)
+            np.copyto(XH, np.multiply(Ht, self.r, out=self.emb).repeat(self.counts, axis=1))
+            np.copyto(xb, b)
+            return x
         kd, hx = self.K * self.d, self.h_full
         x[:kd] = z[:kd]
         Ht = z[self.h].reshape(self.d, self.G)
@@ -125,17 +139,17 @@ class GroupedObjective:
         Z = np.matmul(W, HG, out=self.work)
         if p.bias:
             Z += b[:, None]
-        if self.y_weight is not None:
-            L = pal_inplace(Z, self.y_flat, self.col_weight, self.y_weight)  # Z now holds G
+        if self.y_weight is not None:  # Z now holds G' = (dL/dZ) diag(r)
+            L = pal_inplace(Z, self.y_flat, self.col_weight, self.y_weight,
+                            grad_col_weight=self.grad_col_weight, grad_y_weight=self.grad_y_weight)
         else:
             Yg = self.Yg
             L = float((np.logaddexp(0.0, Z).sum(axis=0) - (Yg * Z).sum(axis=0)) @ self.col_weight) / self.N
-            Z[...] = (expit(Z) - Yg) * (self.col_weight / self.N)
-        np.matmul(HG, Z.T, out=dW.T)
+            Z[...] = (expit(Z) - Yg) * self.grad_col_weight
+        np.matmul(Ht, Z.T, out=dW.T)
         np.matmul(W.T, Z, out=dH)
-        dH *= self.r
         if p.bias:
-            Z.sum(axis=1, out=db)
+            np.matmul(Z, self.sqrt_n, out=db)
         if pk is not None:
             return L + pk.ridge(z, g), g
         dW += p.lam_W * W

@@ -49,14 +49,15 @@ def pal_normalized(Z: np.ndarray, Y: np.ndarray, m: np.ndarray) -> tuple[float, 
 
 
 def pal_inplace(
-    Z: np.ndarray, y_flat: np.ndarray, col_weight: np.ndarray, y_weight: np.ndarray | float,
+    Z: np.ndarray, y_flat: np.ndarray, col_weight: np.ndarray, y_weight: np.ndarray | float, *,
+    grad_col_weight: np.ndarray | None = None, grad_y_weight: np.ndarray | float | None = None,
 ) -> float:
     r"""Fast PAL kernel on the label *positions*: overwrite ``Z`` with the gradient, return ``L``.
 
     .. math::
 
         L = \frac1N \sum_i \Big(c_i\,\mathrm{LSE}(z_i) - \sum_{k \in S_i} v_{ki} z_{ki}\Big),
-        \qquad G = \big(P \operatorname{diag}(c) - V\big) / N
+        \qquad G = P \operatorname{diag}(c') - V'
 
     where
 
@@ -64,7 +65,11 @@ def pal_inplace(
     - ``y_flat`` (nnz,) the flat (row-major) positions of the ones of ``Y``;
     - ``col_weight`` (N,) is ``c = m`` for PAL, ``1`` for normalised PAL;
     - ``y_weight`` (nnz,) or scalar: the entries ``v`` of ``V`` at ``y_flat`` (``1`` for PAL,
-      ``1/m_i`` for normalised PAL).
+      ``1/m_i`` for normalised PAL);
+    - ``grad_col_weight`` ``c'`` (N,) and ``grad_y_weight`` ``V'`` (at ``y_flat``): the
+      gradient's weights, ``c / N`` and ``v / N`` when omitted (so ``G = dL/dZ``). Callers
+      evaluating many times pass them precomputed; :mod:`ufm.grouped` passes them times its
+      column scaling, to get ``dL/dZ`` times that scaling at no extra pass.
 
     One pass for the column max, one for the shift, one ``exp``, one column sum and one
     column scaling over the ``K x N`` array; ``<Y, Z>`` and ``- Y`` touch only the
@@ -74,19 +79,22 @@ def pal_inplace(
     flat = Z.reshape(-1)  # a view (Z is C-contiguous)
     yz = flat[y_flat]  # (nnz,) gathered before Z is overwritten
     yz_term = float(yz @ y_weight) if isinstance(y_weight, np.ndarray) else float(y_weight) * float(yz.sum())
-    zmax = Z.max(axis=0)  # (N,)
+    zmax = np.maximum.reduce(Z, axis=0)  # (N,); the ufunc reductions skip numpy's Python wrappers
     np.subtract(Z, zmax, out=Z)
     np.exp(Z, out=Z)
-    s = Z.sum(axis=0)  # (N,), >= 1
+    s = np.add.reduce(Z, axis=0)  # (N,), >= 1
     lse = np.log(s)
     lse += zmax
     value = (float(col_weight @ lse) - yz_term) / N
-    scale = col_weight / (N * s)  # (N,)
-    np.multiply(Z, scale, out=Z)
-    if isinstance(y_weight, np.ndarray):
-        flat[y_flat] -= y_weight / N
+    if grad_col_weight is None:
+        np.multiply(s, N, out=s)
+        scale = np.divide(col_weight, s, out=s)
     else:
-        flat[y_flat] -= float(y_weight) / N
+        scale = np.divide(grad_col_weight, s, out=s)
+    np.multiply(Z, scale, out=Z)
+    if grad_y_weight is None:
+        grad_y_weight = y_weight / N if isinstance(y_weight, np.ndarray) else float(y_weight) / N
+    np.subtract.at(flat, y_flat, grad_y_weight)  # positions are distinct: flat[y_flat] -= ...
     return value
 
 

@@ -81,6 +81,8 @@ class _LabelIndex:
         self.m = design.m
         self.ones = np.ones(N)
         self.y_over_m = 1.0 / self.m[c[order]]
+        # the kernel's gradient weights, precomputed (c / N, v / N)
+        self.m_over_N, self.ones_over_N, self.y_over_mN = self.m / N, self.ones / N, self.y_over_m / N
 
 
 _INDEX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -97,10 +99,12 @@ def _loss_inplace(problem: UFMProblem, Z: np.ndarray) -> float:
     """Overwrite the logits ``Z`` (K, N) with ``G = dL/dZ`` and return ``L`` (any loss)."""
     if problem.loss == "pal":
         idx = _label_index(problem.design)
-        return pal_inplace(Z, idx.y_flat, idx.m, 1.0)
+        return pal_inplace(Z, idx.y_flat, idx.m, 1.0, grad_col_weight=idx.m_over_N,
+                           grad_y_weight=1.0 / Z.shape[1])
     if problem.loss == "pal-normalized":
         idx = _label_index(problem.design)
-        return pal_inplace(Z, idx.y_flat, idx.ones, idx.y_over_m)
+        return pal_inplace(Z, idx.y_flat, idx.ones, idx.y_over_m, grad_col_weight=idx.ones_over_N,
+                           grad_y_weight=idx.y_over_mN)
     design = problem.design
     L, G = LOSS_FUNCTIONS[problem.loss](Z, design.Y, design.m)
     Z[...] = G
