@@ -368,3 +368,9 @@ def test_benchmark_tracker_and_tables_on_a_tiny_problem(tmp_path):
     text = paths[0].read_text()
     assert "Machine-specific" in text and "> 2" in text  # GD did not get there: a lower bound
     assert paths[1].read_text().startswith("# machine-specific")
+    # GD certified: the verdict splits the ratio 4 s / 0.5 s = 8 into 100/10 = 10x fewer
+    # evaluations times 0.04/0.05 = 0.8x GD's time per evaluation
+    gd_row = results["sizes"][0]["solvers"][1]
+    gd_row["cert"] = gd_row["rel"] = {"time": 4.0, "nfev": 100, "it": 99, "times": [4.0]}
+    text = output.markdown(results)
+    assert "- T: x, 8x (0.5 s): **not met**. That is 10x fewer evaluations (10 vs 100) times 0.8x" in text
