@@ -52,10 +52,23 @@ def _median_hit(recs: list[RunRecord], key: str) -> dict[str, Any] | None:
             "it": int(statistics.median(h.it for h in hits)), "times": [h.time for h in hits]}
 
 
+def _median_replay(recs: list[RunRecord]) -> dict[str, Any] | None:
+    """Median uninstrumented time to the certified iterate, if every run has one."""
+    ts = [r.replay for r in recs if r.replay is not None]
+    if not recs or len(ts) < len(recs):
+        return None
+    return {"time": statistics.median(ts), "times": ts}
+
+
 def _summ(label: str, recs: list[RunRecord], note: str, mem: int | None, **more: Any) -> dict[str, Any]:
     last = recs[-1]
+    for r in recs:
+        if "replay_mismatch" in r.extra:
+            _log(f"  warning: {label}: the uninstrumented replay did not reproduce the run "
+                 f"({r.extra['replay_mismatch']}); no replay time recorded")
     return {"label": label, "note": note, "runs": len(recs), "rel": _median_hit(recs, "rel"),
             "cert": _median_hit(recs, "cert"), "early": _median_hit(recs, "early"),
+            "replay": _median_replay(recs),
             "time": statistics.median(r.time for r in recs),
             "nit": last.nit, "nfev": last.nfev, "final_rel": last.final_rel, "best_cert": last.best_cert,
             "stopped": last.stopped, "peak_mem": mem, "checks": sum(r.cert_checks for r in recs), **more}
@@ -76,10 +89,10 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         for spec in FAST_SOLVERS:
             if name == "L" and rep > 0 and spec.label != FAST_SOLVERS[0].label:
                 continue  # at L only the default L-BFGS is repeated (the others take minutes)
-            rec = run(problem, spec, x0, F_star, args.budget, name)
+            rec = run(problem, spec, x0, F_star, args.budget, name, replay_cert=True)
             fast_runs.setdefault(spec.label, []).append(rec)
             _log(f"  [{rep + 1}] {spec.label:32s} {output.hit_text(rec.cert)} (certified); "
-                 f"{output.hit_text(rec.rel)} (rel. gap); stop: {rec.stopped}")
+                 f"{output.hit_text(rec.rel)} (rel. gap); stop: {rec.stopped}{output.replay_text(rec)}")
 
     fast_runs: dict[str, list[RunRecord]] = {}
     fast(0)
@@ -91,20 +104,23 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     step = grid.winner
     fine = gd_grid.refine(problem, x0, F_star, name, grid, log=_log)
     best_spec = gd_spec(step, f"gd, best grid step {step:g}")
-    gd_runs = [run(problem, best_spec, x0, F_star, args.budget, name)]
+    gd_runs = [run(problem, best_spec, x0, F_star, args.budget, name, replay_cert=True)]
     _log(f"  [1] {best_spec.label:32s} {output.hit_text(gd_runs[0].cert)} (certified); "
-         f"{output.hit_text(gd_runs[0].rel)} (rel. gap); stop: {gd_runs[0].stopped}")
+         f"{output.hit_text(gd_runs[0].rel)} (rel. gap); stop: {gd_runs[0].stopped}"
+         f"{output.replay_text(gd_runs[0])}")
     for rep in range(1, repeats):
         fast(rep)
         if gd_runs[0].cert is not None and gd_runs[0].cert.time * (repeats - 1) < args.budget:
-            gd_runs.append(run(problem, best_spec, x0, F_star, args.budget, name))
-            _log(f"  [{rep + 1}] {best_spec.label:32s} {output.hit_text(gd_runs[-1].cert)} (certified)")
+            gd_runs.append(run(problem, best_spec, x0, F_star, args.budget, name, replay_cert=True))
+            _log(f"  [{rep + 1}] {best_spec.label:32s} {output.hit_text(gd_runs[-1].cert)} (certified)"
+                 f"{output.replay_text(gd_runs[-1])}")
     fine_runs: list[RunRecord] = []
     fine_spec = gd_spec(fine.winner, f"gd, refined step {fine.winner:g}")
     if fine.winner != step:
         for rep in range(repeats):
-            fine_runs.append(run(problem, fine_spec, x0, F_star, args.budget, name))
-            _log(f"  [{rep + 1}] {fine_spec.label:32s} {output.hit_text(fine_runs[-1].cert)} (certified)")
+            fine_runs.append(run(problem, fine_spec, x0, F_star, args.budget, name, replay_cert=True))
+            _log(f"  [{rep + 1}] {fine_spec.label:32s} {output.hit_text(fine_runs[-1].cert)} (certified)"
+                 f"{output.replay_text(fine_runs[-1])}")
     lit_spec = gd_spec(LITERATURE_STEP, f"gd, literature step {LITERATURE_STEP:g}")
     if step == LITERATURE_STEP:
         lit_runs = gd_runs

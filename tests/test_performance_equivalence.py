@@ -341,12 +341,21 @@ def test_benchmark_tracker_and_tables_on_a_tiny_problem(tmp_path):
     bench._Counter.install()
     try:
         lb = bench.run(p, SolverSpec("lbfgs", "lbfgs", {"engine": "numpy"}), x0, F_star, 20.0, "T")
-        gd = bench.run(p, gd_spec(2.0, "gd"), x0, F_star, 20.0, "T")
+        gd = bench.run(p, gd_spec(2.0, "gd"), x0, F_star, 20.0, "T", replay_cert=True)
+        grouped = bench.run(p, SolverSpec("grouped", "lbfgs", {"group": True}), x0, F_star, 20.0, "T",
+                            replay_cert=True)
     finally:
         bench._Counter.uninstall()
-    for rec in (lb, gd):
+    for rec in (lb, gd, grouped):
         assert rec.cert is not None and rec.rel is not None and rec.stopped == "target", rec
         assert 0 < rec.cert.nfev <= rec.nfev and rec.cert.time >= 0
+    # the uninstrumented replays reproduced their runs (same F at the certified iterate)
+    assert lb.replay is None and gd.replay is not None and grouped.replay is not None
+    assert "replay_mismatch" not in gd.extra and "replay_mismatch" not in grouped.extra
+    with pytest.warns(ConvergenceWarning):  # stopped at max_iter, as intended
+        res = ufm.solve(p, "lbfgs", x0.copy(), group=True, engine="numpy", max_iter=grouped.cert.it,
+                        history_every=0)
+    assert res.fun == grouped.cert.f
     assert gd.cert.nfev == gd.cert.it + 1  # plain GD: one evaluation per iteration
     et = evaluation.measure(p, repeats=2)
     assert et.evaluation > 0 and et.matmuls > 0
@@ -373,4 +382,10 @@ def test_benchmark_tracker_and_tables_on_a_tiny_problem(tmp_path):
     gd_row = results["sizes"][0]["solvers"][1]
     gd_row["cert"] = gd_row["rel"] = {"time": 4.0, "nfev": 100, "it": 99, "times": [4.0]}
     text = output.markdown(results)
-    assert "- T: x, 8x (0.5 s): **not met**. That is 10x fewer evaluations (10 vs 100) times 0.8x" in text
+    assert "- T: x, 8x tracked (0.5 s): **not met**. That is 10x fewer evaluations (10 vs 100) times 0.8x" in text
+    # with uninstrumented times (0.4 s and 4.4 s) the verdict uses them: 11x, 1.1x per evaluation
+    results["sizes"][0]["solvers"][0]["replay"] = {"time": 0.4, "times": [0.4]}
+    gd_row["replay"] = {"time": 4.4, "times": [4.4]}
+    text = output.markdown(results)
+    assert ("- T: x, 11x uninstrumented (0.4 s), 8x tracked (0.5 s): met. That is 10x fewer evaluations "
+            "(10 vs 100) times 1.1x") in text
