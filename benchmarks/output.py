@@ -151,11 +151,16 @@ def _decompose(rows: list[dict[str, Any]], size: str, best: dict[str, Any], un: 
         per_eval = (base[tk] / base["evals_cert"]) / (best[tk] / best["evals_cert"])
         text += (f" That is {fewer:.3g}x fewer evaluations ({best['evals_cert']} vs {base['evals_cert']}) "
                  f"times {per_eval:.3g}x GD's time per evaluation, all-in "
-                 f"({best[tk] / best['evals_cert'] * 1e6:.3g} vs {base[tk] / base['evals_cert'] * 1e6:.3g} us"
+                 f"({_seconds(best[tk] / best['evals_cert'])} vs {_seconds(base[tk] / base['evals_cert'])}"
                  f"{', uninstrumented' if un else ''}).")
     if best["ratio_cert_vs_refined_gd"] != best["ratio_cert_vs_best_gd"]:
         text += f" Against the refined GD step (tracked): {best['ratio_cert_vs_refined_gd']}x."
     return text
+
+
+def _seconds(t: float) -> str:
+    """A short duration in us or ms, three significant digits."""
+    return f"{t * 1e6:.3g} us" if t < 1e-3 else f"{t * 1e3:.3g} ms"
 
 
 def _fmt(v: Any, spec: str = ".3g") -> str:
