@@ -11,7 +11,7 @@ import pytest
 
 from ufm import report, sweep
 from ufm.cli import main
-from ufm.report_tables import FLOOR, Table, fmt
+from ufm.report.tables import FLOOR, Table, fmt
 
 SPECS = ("losses", "imbalance", "iterations")
 

@@ -15,7 +15,7 @@ import pytest
 
 from ufm import sweep
 from ufm.exceptions import UFMError
-from ufm.grid import cell_key, load_spec, parse_d, shipped_specs
+from ufm.sweep.grid import cell_key, load_spec, parse_d, shipped_specs
 
 SMALL = {"name": "small", "grid": [{"K": [3, 4], "profile": ["1:2", "1:2,2:1"], "d": "K", "mu": 5e-3}]}
 # slow enough cells (plain GD, capped) to interrupt a sweep in the middle

@@ -1,10 +1,12 @@
-"""Parameter sweeps: run the cells of a spec in parallel, store one record per cell, resume.
+"""The sweep runner: every pending cell of a spec computed and stored as it finishes.
+
+Parameter sweeps: run the cells of a spec in parallel, store one record per cell, resume.
 
 >>> from ufm import sweep
 >>> sweep.run("theorem", "runs/theorem", jobs=2)          # a shipped spec (`ufm sweep --list`)
 >>> df = sweep.load("runs/theorem")                        # one row per cell (pandas)
 
-Specs and cells are described in :mod:`ufm.grid`. Each finished cell is written at once
+Specs and cells are described in :mod:`ufm.sweep.grid`. Each finished cell is written at once
 to ``OUT/<key>.json`` (``key`` = sha256 of the cell's problem, solver, options and seed),
 through a temporary file and :func:`os.replace`, so a record is either complete or absent.
 A record carries a checksum of its content; on a rerun, a valid record is kept untouched
@@ -17,25 +19,24 @@ One writer per output directory at a time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .exceptions import UFMError
-from .grid import SCHEMA, Spec, canonical, cell_key, load_spec, shipped_specs
+from ..exceptions import UFMError
+from .grid import SCHEMA, Spec, load_spec
+from .records import clean_tmp, read_record, write_record
 
-__all__ = ["run", "load", "read_records", "compute_cell", "load_spec", "shipped_specs", "SweepStats"]
+__all__ = ["run", "compute_cell", "SweepStats"]
 
 ARRAY_LIMIT = 4000  # store W, b and the label-set means when K d + d G is at most this
 VOLATILE = ("timing", "run", "checksum")  # record fields that depend on when/where a cell ran
@@ -58,11 +59,6 @@ class SweepStats:
                 f"{self.computed} computed, {self.corrupt} corrupt records redone)")
 
 
-def _checksum(record: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "checksum"}
-    return hashlib.sha256(canonical(body).encode()).hexdigest()
-
-
 def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     """Solve one cell and build its record (pure: no file is touched).
 
@@ -73,14 +69,14 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     """
     import numpy as np
 
-    from . import __version__
-    from .features import geometry
-    from .metrics import Groups
-    from .problem import UFMProblem
-    from .result import Status
-    from .solvers import solve
-    from .summary import jsonable, summarize
-    from .theory import predict
+    from .. import __version__
+    from ..features import geometry
+    from ..metrics import Groups
+    from ..problem import UFMProblem
+    from ..result import Status
+    from ..solvers import solve
+    from ..summary import jsonable, summarize
+    from ..theory import predict
 
     t0 = time.perf_counter()
     problem = UFMProblem.from_dict(cell["problem"])
@@ -119,41 +115,6 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _write_record(out: Path, record: dict[str, Any], run_id: str) -> None:
-    record["run"]["id"] = run_id
-    record["checksum"] = _checksum(record)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{record['key'][:12]}-", suffix=".json", dir=out)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, allow_nan=False, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out / f"{record['key']}.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The record at ``path`` if it is complete and intact, else None.
-
-    Valid means: parses as JSON, has this package's schema, its name is its key, the key
-    is the hash of its cell, and its checksum matches its content.
-    """
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or rec.get("key") != path.stem:
-        return None
-    try:
-        if cell_key({**rec["cell"]}) != rec["key"] or _checksum(rec) != rec.get("checksum"):
-            return None
-    except (KeyError, TypeError, ValueError):
-        return None
-    return rec
-
-
 def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[dict[str, Any]]:
     """Yield records as cells finish, in-process, with joblib or on Dask."""
     if dask is not None:
@@ -188,12 +149,6 @@ def _dask_executor(pending: list[dict[str, Any]], dask: Any) -> Iterator[dict[st
             client.close()
 
 
-def _clean_tmp(out: Path) -> None:
-    """Remove temporary files left by a killed writer (one writer per directory)."""
-    for tmp in out.glob(".tmp-*.json"):
-        tmp.unlink(missing_ok=True)
-
-
 def run(
     spec: str | Path | Mapping[str, Any] | Spec, out: str | Path, *, jobs: int = 1, dask: Any = None,
     progress: bool = True, dry_run: bool = False,
@@ -202,7 +157,7 @@ def run(
 
     Parameters
     ----------
-    spec : shipped name, path to a TOML/JSON spec, raw dict or :class:`~ufm.grid.Spec`
+    spec : shipped name, path to a TOML/JSON spec, raw dict or :class:`~ufm.sweep.grid.Spec`
     out : directory of the records (created if missing); records from other specs may share it
     jobs : local worker processes (joblib); ignored with ``dask``
     dask : scheduler address ``"tcp://host:port"`` or a ``distributed.Client``
@@ -214,7 +169,7 @@ def run(
         raise UFMError(f"The 'jobs' parameter of sweep.run must be an int >= 1; got {jobs!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _clean_tmp(out)
+    clean_tmp(out)
     (out / "spec.json").write_text(json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
     pending, cached, corrupt = [], 0, 0
     for cell in sp.cells:
@@ -234,7 +189,7 @@ def run(
                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
     try:
         for record in _executor(pending, jobs, dask):
-            _write_record(out, record, run_id)
+            write_record(out, record, run_id)
             stats.computed += 1
             bar.update()
     except KeyboardInterrupt:
@@ -247,54 +202,3 @@ def run(
     return stats
 
 
-def read_records(path: str | Path, *, recursive: bool = True) -> list[dict[str, Any]]:
-    """Every valid record under ``path`` (sorted by spec, then key); invalid files skipped."""
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"No sweep directory {root}")
-    files: Iterable[Path] = root.rglob("*.json") if recursive else root.glob("*.json")
-    recs = [r for f in files if len(f.stem) == 64 and (r := read_record(f)) is not None]
-    return sorted(recs, key=lambda r: (r["spec"], r["key"]))
-
-
-def _flat(rec: Mapping[str, Any]) -> dict[str, Any]:
-    s, p = rec["summary"], rec["summary"]["problem"]
-    th, m = s["theory"], s["metrics"]
-    row: dict[str, Any] = {
-        "spec": rec["spec"], "key": rec["key"], "solver": rec["cell"]["solver"], "seed": rec["cell"]["seed"],
-        "K": p["K"], "d": p["d"], "N": p["N"], "kind": p["kind"], "lam_W": p["lam_W"], "lam_H": p["lam_H"],
-        "lam_b": p["lam_b"], "bias": p["bias"], "loss": p["loss"], "mu": th["mu"],
-        "mu_crit": th["mu_crit"], "regime": th["regime"], "objective": s["objective"],
-        "theory_value": th["value"], "gap_to_theory": s["gap_to_theory"],
-        "cert_gap": s.get("certificate", {}).get("rel_gap"), "status": s["status"], "nit": s["nit"],
-        "verified": s["verified"], "claims_passed": sum(c["passed"] for c in s["claims"]),
-        "claims": len(s["claims"]), "description": p["description"],
-    }
-    for name in ("nc1", "nc1_all", "nc2_w", "nc2_h", "nc3", "nc3_dual", "decoding_accuracy",
-                 "norm_W", "norm_H"):
-        row[name] = m[name]
-    row["bias_spread"] = m["bias"]
-    for mm, tw in m["tagwise"].items():
-        row[f"angle_{mm}"], row[f"scale_{mm}"] = tw["angle_deg"], tw["scale"]
-        row[f"c_{mm}"] = th["c"].get(mm)
-    for mm, v in th["s"].items():
-        row[f"s_{mm}"] = v
-    for k, v in rec["params"].items():
-        row[f"param.{k}"] = canonical(v) if isinstance(v, (dict, list)) else v
-    row["time"] = rec["timing"]["solve"]
-    row["record"] = rec
-    return row
-
-
-def load(path: str | Path, *, recursive: bool = True) -> Any:
-    """The records under ``path`` as a :class:`pandas.DataFrame`, one row per cell.
-
-    Columns: the problem (``K, d, N, kind, lam_W, lam_H, lam_b, bias, loss, mu``), the
-    theory (``regime, mu_crit, theory_value, s_m, c_m``), the outcome (``objective,
-    gap_to_theory, cert_gap, status, nit, verified``), the metrics (``nc1 ... norm_H``, ``bias_spread``,
-    ``angle_m``/``scale_m`` per multiplicity), the spec's axis values (``param.*``), the
-    solve wall time (``time``) and the full record (``record``, a dict).
-    """
-    import pandas as pd
-
-    return pd.DataFrame([_flat(r) for r in read_records(path, recursive=recursive)])

@@ -16,10 +16,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .grid import read_spec, shipped_specs
-from .report_figures import FIGURES, save
-from .report_regimes import BUILDERS
-from .sweep import read_records
+from ..sweep.grid import read_spec, shipped_specs
+from ..sweep.records import read_records
+from .figures import FIGURES, save
+from .regimes import BUILDERS
 
 ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations")
 GENERATED = ("tables", "figures", "README.md", "timings.md")
@@ -100,7 +100,7 @@ def _anchor(title: str) -> str:
 
 
 def _features_section(feat: dict, out: Path, written: list[Path]) -> str:
-    from .report_tables import Table
+    from .tables import Table
 
     m = feat["metrics"]
     rows = [{"metric": k, "value": m[k]} for k in ("nc1", "nc1_all", "nc2_w", "nc2_h", "nc3", "nc3_dual", "bias",
@@ -138,13 +138,13 @@ def regenerate(out: str | Path, cache: str | Path, *, jobs: int = 1, dask: Any =
 
     With ``example``, the example features file is (re)written there and measured first.
     """
-    from .sweep import run
+    from ..sweep.runner import run
 
     cache = Path(cache)
     shutil.rmtree(cache, ignore_errors=True)
     features = None
     if example is not None:
-        from .features import make_example, measure
+        from ..features import make_example, measure
 
         arrays = make_example(example)
         features = measure(arrays["W"], arrays["H"], arrays["b"], arrays["Y"], lam_W=arrays["lam_W"],

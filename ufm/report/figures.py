@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .report_tables import (  # noqa: E402
+from .tables import (  # noqa: E402
     Rec,
     best_run,
     excess,

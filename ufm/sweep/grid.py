@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import designs
-from .exceptions import UFMError
-from .problem import LOSSES, UFMProblem
+from .. import designs
+from ..exceptions import UFMError
+from ..problem import LOSSES, UFMProblem
 
 try:
     import tomllib
@@ -206,7 +206,7 @@ def _lambdas(point: Mapping[str, Any], design: designs.LabelDesign) -> tuple[flo
     if "mu" in point:
         mu = float(point["mu"])
     elif "mu_ratio" in point:
-        from .theory import PhiProblem
+        from ..theory import PhiProblem
 
         if design.profile is None:
             raise UFMError("'mu_ratio' needs a design balanced within multiplicity (mu_crit is the "

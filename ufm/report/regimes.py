@@ -1,10 +1,10 @@
-"""Per-regime tables and findings of the report (rendering only; see :mod:`ufm.report_tables`)."""
+"""Per-regime tables and findings of the report (rendering only; see :mod:`ufm.report.tables`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .report_tables import (
+from .tables import (
     Rec,
     Table,
     best_run,
