@@ -54,7 +54,7 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .. import sweep
-    from ..grid import load_spec
+    from ..sweep.grid import load_spec
 
     if args.list:
         for name in sweep.shipped_specs():
