@@ -226,12 +226,19 @@ def certify(
     for name, arr in (("W", W), ("H", H), ("b", b)):
         if not np.all(np.isfinite(arr)):
             raise UFMError(f"'{name}' contains non-finite values; no bound can be certified.")
-    X = W @ H  # (K, N)
-    X += b[:, None]
-    L, Pbar = loss_and_group_softmax(problem, X)
-    F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
-         + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
-    lower, t = dual_bound(problem, Pbar)
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = W @ H  # (K, N)
+        X += b[:, None]
+        L, Pbar = loss_and_group_softmax(problem, X)
+        F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
+             + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
+    if not (np.isfinite(F) and np.all(np.isfinite(Pbar))):
+        raise UFMError(f"F overflows float64 at this point (max |W| = {float(np.max(np.abs(W))):.3g}, "
+                       f"max |H| = {float(np.max(np.abs(H))):.3g}); no bound can be certified.")
+    try:
+        lower, t = dual_bound(problem, Pbar)
+    except np.linalg.LinAlgError as exc:  # pragma: no cover - finite inputs of sane size
+        raise UFMError(f"the dual bound could not be evaluated here ({exc}).") from None
     gap = F - lower
     return Certificate(lower_bound=lower, objective=F, gap=gap, rel_gap=gap / max(abs(F), 1e-300), t=t)
 

@@ -80,6 +80,9 @@ class UFMProblem:
         object.__setattr__(self, "bias", bool(self.bias))
         if self.loss not in LOSSES:
             raise param_error("UFMProblem", "loss", f"one of {LOSSES}", self.loss)
+        from .memory import check as check_memory
+
+        check_memory(self.K, self.N, self.design.G, self.d)
 
     # convenient views
     @property

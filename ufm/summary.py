@@ -45,7 +45,14 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
     """Everything a user wants to know about ``result`` on ``problem``, JSON-able."""
     pred = predict(problem) if prediction is None else prediction
     verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
-    metrics = all_metrics(result.W, result.H, result.b if problem.bias else None, problem.design.Y, pred.c)
+    metrics: dict | None = None
+    if np.all(np.isfinite(result.x)):
+        try:
+            with np.errstate(all="ignore"):
+                metrics = all_metrics(result.W, result.H, result.b if problem.bias else None,
+                                      problem.design.Y, pred.c)
+        except np.linalg.LinAlgError:  # a point so large that the eigensolvers fail (diverged)
+            metrics = None
     gap = None
     if pred.value is not None:
         gap = (result.fun - pred.value) / max(abs(pred.value), 1e-300)
@@ -65,7 +72,9 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "metrics": metrics,
         "verdict": verdict.as_flags(),
         "claims": [c.to_dict() for c in verdict.claims],
-        "verified": verdict.passed,
+        # tri-state: True (claims checked, all hold), False (one fails), None (nothing to claim)
+        "verified": verdict.verified,
+        "verified_reason": verdict.why,
     }
     if verdict.certificate is not None:
         cr = verdict.certificate

@@ -34,8 +34,25 @@ def solve(
     if method == "convex":
         if x0 is not None:
             raise UFMError("The convex relaxation takes no starting point; drop `x0` (or use 'lbfgs').")
-        return METHODS[method](problem, **options)
-    return METHODS[method](problem, x0, rng=rng, **options)
+        result = METHODS[method](problem, **options)
+    else:
+        result = METHODS[method](problem, x0, rng=rng, **options)
+    return attach_certificate(problem, result)
 
 
-__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS"]
+def attach_certificate(problem: UFMProblem, result: Result) -> Result:
+    """Fill ``result.lower_bound`` and ``result.rel_gap`` from :func:`ufm.certify` (PAL losses, finite points)."""
+    from ..certificate import certify
+
+    if problem.loss not in ("pal", "pal-normalized") or not np.all(np.isfinite(result.x)):
+        return result
+    try:
+        cert = certify(problem, result.W, result.H, result.b if problem.bias else None)
+    except (UFMError, np.linalg.LinAlgError, FloatingPointError, OverflowError):
+        return result  # a point so large that F overflows (a diverged run): no certificate
+    if np.isfinite(cert.lower_bound) and np.isfinite(cert.rel_gap):
+        result.lower_bound, result.rel_gap = float(cert.lower_bound), float(cert.rel_gap)
+    return result
+
+
+__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS", "attach_certificate"]

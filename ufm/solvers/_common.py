@@ -154,11 +154,16 @@ class History:
         if self.metrics:
             W, H, _ = unpack(x, self.problem)
             Y = self.problem.design.Y
-            with np.errstate(all="ignore"):
-                self.data["nc1"].append(nc1(H, Y))
-                self.data["nc2_w"].append(nc2_w(W))
-                self.data["nc2_h"].append(nc2_h(H, Y))
-                self.data["nc3"].append(nc3(W, H, Y))
+            names = ("nc1", "nc2_w", "nc2_h", "nc3")
+            try:
+                if not (np.all(np.isfinite(W)) and np.all(np.isfinite(H))):
+                    raise np.linalg.LinAlgError  # a diverged iterate has no metrics
+                with np.errstate(all="ignore"):
+                    values = (nc1(H, Y), nc2_w(W), nc2_h(H, Y), nc3(W, H, Y))
+            except np.linalg.LinAlgError:
+                values = (math.nan,) * 4
+            for name, v in zip(names, values):
+                self.data[name].append(v)
 
 
 def progress_bar(enabled: bool, total: int, desc: str) -> Any:
