@@ -118,9 +118,11 @@ class OutputDir:
     """A folder this package writes into, tracked by a manifest of the files it wrote.
 
     ``OutputDir(path, kind)`` creates a missing folder, adopts an empty one, and refuses a
-    non-empty folder without a manifest (unless every entry passes ``legacy``, a check
-    for folders written by earlier versions, which had no manifest). ``kind`` names what
-    the folder holds ("sweep", "report", ...); a folder of another kind is refused.
+    non-empty folder without a manifest -- unless ``legacy(file)`` says "adopt" (a file an
+    earlier version wrote here, before manifests: listed) or "keep" (ours but not this
+    command's, e.g. a benchmark table beside a report: never touched) for every file in
+    it. ``kind`` names what the folder holds ("sweep", "report", ...); a folder of another
+    kind is refused.
     """
 
     def __init__(self, path: str | Path, kind: str, *, what: str = "--out",
@@ -159,10 +161,11 @@ class OutputDir:
             self.files = {str(f) for f in data["files"]}
         else:
             entries = [q for q in p.iterdir() if q.name not in (LOCK,)] if p.exists() else []
-            if entries and not (legacy is not None and all(legacy(q) for q in entries)):
+            verdicts = {q: (legacy(q) if legacy is not None else None) for q in _walk(entries)}
+            if any(v not in ("adopt", "keep") for v in verdicts.values()):
                 raise UFMError(f"{what}: {p} is not empty and was not made by ufm (no {MANIFEST}); "
                                "nothing is written there. Choose a new or empty folder.")
-            self.files = {str(q.relative_to(p)) for q in _walk(entries)}
+            self.files = {str(q.relative_to(p)) for q, v in verdicts.items() if v == "adopt"}
             if create:
                 self.save()
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import parse_float, print_json
+from .common import add_memory_arg, apply_memory_arg, parse_float, print_json, rel_tol
 
 
 def add(sub: Any) -> None:
@@ -25,7 +25,9 @@ def add(sub: Any) -> None:
     p.add_argument("--lam-b", type=parse_float, dest="lam_b", help="bias decay (default: the file's, else 0)")
     p.add_argument("--no-bias", action="store_true", help="ignore any b in the file (model without bias)")
     p.add_argument("--loss", default="pal", choices=["pal", "pal-normalized"])
-    p.add_argument("--tol", type=parse_float, default=1e-6, help="relative gap accepted as certified (1e-6)")
+    p.add_argument("--tol", type=rel_tol, default=1e-6,
+                   help="relative gap (F - D)/|F| accepted as certified, in [0, 1) (default 1e-6)")
+    add_memory_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -37,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import theory_dict
     from ..theory import predict
 
+    apply_memory_arg(args)
     data = load_npz(args.file)
     lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
     lam_W, lam_H = lam["lam_W"], lam["lam_H"]

@@ -6,7 +6,14 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import add_problem_args, nonneg_int, parse_float, pos_int, print_json, problem_from_args
+from .common import (
+    add_problem_args,
+    nonneg_int,
+    parse_float,
+    pos_int,
+    print_json,
+    problem_from_args,
+)
 
 
 def add(sub: Any) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import print_json
+from .common import nonneg_int, pos_int, print_json
 
 VERIFY_HOOKS: list[Callable[..., Any]] = []  # extra per-problem claims (e.g. the convex relaxation)
 
@@ -16,12 +16,12 @@ VERIFY_HOOKS: list[Callable[..., Any]] = []  # extra per-problem claims (e.g. th
 def add(sub: Any) -> None:
     p = sub.add_parser("verify", help="confirm the theorem on the default suite (the main job)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random starts (>= 0)")
     p.add_argument("--thorough", action="store_true",
                    help="run the property-based tests with the long hypothesis profile (hundreds of "
                         "random problems per property; needs the source tree and .[dev]) and "
                         "summarise examples tried and the largest deviation per claim")
-    p.add_argument("--examples", type=int, default=None, metavar="N",
+    p.add_argument("--examples", type=pos_int, default=None, metavar="N",
                    help="with --thorough: examples per property (default: the long profile's 300)")
 
 
