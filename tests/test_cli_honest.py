@@ -145,11 +145,10 @@ def bad_runs(files) -> dict[str, tuple[subprocess.CompletedProcess, float]]:
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_input_is_one_line_and_exit_2(name, bad_runs):
-    proc, elapsed = bad_runs[name]
+    proc, _elapsed = bad_runs[name]  # times are measured in the note, never asserted
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-500:], proc.stderr)
     line = one_line_error(proc)
     assert BAD[name][1] in line, line
-    assert elapsed < 30, f"{name} took {elapsed:.1f} s to refuse"
 
 
 def test_bad_inputs_leave_the_inputs_untouched_and_create_nothing(bad_runs, files):
@@ -406,3 +405,34 @@ def test_help_documents_exit_codes():
     assert proc.returncode == 0
     for token in ("exit status", "130", "verified", "solve", "certify", "verify", "sweep", "report", "metrics"):
         assert token in proc.stdout
+
+
+def test_complex_and_object_input_is_refused_not_truncated():
+    import ufm as U
+
+    p = U.UFMProblem(U.balanced(3, {1: 1}), 3, 1e-2, 1e-2)
+    r = U.solve(p, rng=0)
+    for fn in (U.certify, U.verify):
+        with pytest.raises(U.UFMError, match="complex"):
+            fn(p, r.W + 1j, r.H, r.b)
+        with pytest.raises(U.UFMError, match="numeric"):
+            fn(p, r.W.astype(object), r.H, r.b)
+    with pytest.raises(U.UFMError, match="complex"):
+        U.solve(p, x0=r.x + 0j)
+
+
+def test_a_tampered_manifest_cannot_reach_outside_its_folder(tmp_path):
+    out = tmp_path / "runs"
+    assert ufm("sweep", *SMALL, "--out", str(out)).returncode == 0
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    manifest = json.loads((out / ".ufm-manifest.json").read_text())
+    manifest["files"].append("../precious.txt")
+    (out / ".ufm-manifest.json").write_text(json.dumps(manifest))
+    proc = ufm("sweep", *SMALL, "--out", str(out))
+    assert proc.returncode == 2 and "outside the folder" in one_line_error(proc)
+    from ufm.files import OutputDir
+
+    with pytest.raises(Exception, match="outside the folder"):
+        OutputDir(out, "sweep").remove_listed()
+    assert victim.read_text() == "keep me\n"

@@ -82,7 +82,7 @@ from .certificate_dual import (  # noqa: F401  (re-exported for tests and caller
 from .exceptions import UFMError
 from .losses import log_softmax_parts
 from .objective import _check_shapes
-from .problem import UFMProblem
+from .problem import UFMProblem, real_array
 
 
 @dataclass(frozen=True)
@@ -219,9 +219,9 @@ def certify(
         Ignored (``b = 0``) when ``problem.bias`` is False.
     """
     _group_weights(problem)
-    W = np.asarray(W, dtype=np.float64)
-    H = np.asarray(H, dtype=np.float64)
-    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    W = real_array("W", W, "certify")
+    H = real_array("H", H, "certify")
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "certify")
     _check_shapes(problem, W, H, b)
     for name, arr in (("W", W), ("H", H), ("b", b)):
         if not np.all(np.isfinite(arr)):

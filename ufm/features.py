@@ -261,8 +261,11 @@ def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict
     the classifier ``noise/4`` of its mean row norm. Returns the arrays written.
     """
     from .designs import balanced
+    from .files import check_output_file
     from .problem import UFMProblem
     from .solvers import solve
+
+    check_output_file(path, "--make-example")  # before the solve, not after it
 
     problem = UFMProblem(balanced(5, {1: 20, 2: 6}), 8, 5e-3, 5e-3, 1e-2)
     res = solve(problem, "lbfgs", rng=seed)

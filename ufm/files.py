@@ -159,6 +159,10 @@ class OutputDir:
                 raise UFMError(f"{what}: {p} holds a ufm {data.get('kind')!r} folder, not a {kind!r} one; "
                                "choose another folder.")
             self.files = {str(f) for f in data["files"]}
+            escaping = [f for f in self.files if Path(f).is_absolute() or ".." in Path(f).parts or not f]
+            if escaping:  # a manifest must never make ufm touch a file outside its folder
+                raise UFMError(f"{what}: {manifest} lists paths outside the folder ({escaping[0]!r}); "
+                               "it was edited by hand or is damaged. Choose a new folder.")
         else:
             entries = [q for q in p.iterdir() if q.name not in (LOCK,)] if p.exists() else []
             verdicts = {q: (legacy(q) if legacy is not None else None) for q in _walk(entries)}

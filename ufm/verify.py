@@ -17,7 +17,7 @@ from .certificate import Certificate, certify
 from .exceptions import UFMError
 from .metrics import Groups, tagwise
 from .objective import value_and_grad
-from .problem import UFMProblem
+from .problem import UFMProblem, real_array
 from .theory import (
     COLLAPSE,
     NOT_APPLICABLE,
@@ -132,9 +132,13 @@ def verify(
     ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
     theorem does not apply only the ``certificate`` claim is made.
     """
-    W = np.asarray(W, dtype=np.float64)
-    H = np.asarray(H, dtype=np.float64)
-    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    W = real_array("W", W, "verify")
+    H = real_array("H", H, "verify")
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "verify")
+    for name, tol in (("tol_value", tol_value), ("tol_structure", tol_structure),
+                      ("tol_certificate", tol_certificate)):
+        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 <= tol < math.inf):
+            raise UFMError(f"The '{name}' parameter of verify must be a finite float >= 0; got {tol!r}.")
     pred = predict(problem) if prediction is None else prediction
     verdict = Verdict(problem.describe(), pred.regime, pred.reason)
     add = verdict.claims.append
