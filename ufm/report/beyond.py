@@ -215,6 +215,8 @@ def minority(recs: list[Rec]) -> Built:
     earlier = [R for R in both if multi[R]["mu_merged"] is None or multi[R]["mu_merged"] > single[R]["mu_merged"]]
     same = [R for R in both if multi[R]["mu_merged"] == single[R]["mu_merged"]]
     merged_then_zero = sum(1 for x in rows for (_, st, _, _) in x["states"] if st == "merged")
+    prod_s = [R * x["mu_merged"] for R, x in sorted(single.items()) if x["mu_merged"] is not None]
+    prod_m = [R * x["mu_merged"] for R, x in sorted(multi.items()) if x["mu_merged"] is not None]
     balanced_kept = all(st in ("separate", "trivial") for x in rows if x["R"] == 1 for (_, st, _, _) in x["states"])
     bal_dist = [delta for x in rows if x["R"] == 1 for (_, st, _, delta) in x["states"] if st == "separate"]
 
@@ -234,6 +236,12 @@ def minority(recs: list[Rec]) -> Built:
            "Even a balanced design (R = 1) has merged or vanished minority rows in some cell."),
         f"Where the minority rows vanish (first mu): single-label {thr(single, 'mu_zero')}; with pairs "
         f"{thr(multi, 'mu_zero')}.",
+        f"Single-label: R x (first merging mu) = {span(prod_s)} over the R that merge"
+        + (" -- the threshold scales like 1/R on this grid" if len(set(prod_s)) == 1 else "")
+        + f"; with pairs {span(prod_m)}: pairs raise the merging threshold by a factor "
+        f"{span([multi[R]['mu_merged'] / single[R]['mu_merged'] for R in both if multi[R]['mu_merged']])} "
+        f"(grid steps in mu: factors {min(y / x for x, y in zip(mus, mus[1:])):.2g} to "
+        f"{max(y / x for x, y in zip(mus, mus[1:])):.2g}).",
     ]
     return [t1, t2], findings
 
