@@ -24,9 +24,9 @@ PROFILES = ["1:1", "1:2,2:1", "1:1,2:1,3:1", "2:1,3:2", "1:1,2:1,5:1"]
 
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("bias,lam_b", [(True, 1e-2), (True, 0.0), (False, 0.0)])
-@pytest.mark.parametrize("scale", [0.3, 1.0, 3.0])
-def test_solver_matches_the_etf_prediction(profile, bias, lam_b, scale):
-    p = ufm.UFMProblem(ufm.balanced(5, profile), d=5, lam_W=5e-3, lam_H=2e-3, lam_b=lam_b, bias=bias)
+@pytest.mark.parametrize("scale,d", [(0.3, 5), (1.0, 4), (3.0, 7)])
+def test_solver_matches_the_etf_prediction(profile, bias, lam_b, scale, d):
+    p = ufm.UFMProblem(ufm.balanced(5, profile), d=d, lam_W=5e-3, lam_H=2e-3, lam_b=lam_b, bias=bias)
     r = ufm.solve(p, fixed_W=f"etf:{scale}")
     pred = predict_fixed(p, r.W)
     assert pred.regime == "collapse"
@@ -105,6 +105,14 @@ def test_arbitrary_W_and_imbalanced_design(bias, lam_b):
     assert r.fun == pytest.approx(ref.fun, rel=1e-9)
     cert = certify_fixed(p, r.W, r.H, r.b)
     assert abs(cert.rel_gap) < 1e-12
+    assert verify_fixed(p, r.W, r.H, r.b).passed
+
+
+@pytest.mark.parametrize("lam_H,scale", [(1.0, 0.01), (1e-5, 10.0)])
+def test_extreme_scales_reach_the_prediction(lam_H, scale):
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=2, lam_W=1e-3, lam_H=lam_H, lam_b=1e-3)
+    r = ufm.solve(p, fixed_W=f"etf:{scale}")
+    assert r.success and r.nit < 50
     assert verify_fixed(p, r.W, r.H, r.b).passed
 
 

@@ -239,7 +239,11 @@ def solve_fixed(
         if t < 1e-10 or (gn1 >= gn and f1 >= f):
             status = Status.CONVERGED_FTOL
             break
+        stalled = t == 1.0 and gn1 > 0.5 * gn and abs(f1 - f) <= 64 * np.finfo(float).eps * abs(f)
         Hg, b, f, gH, gb, P, gn = Hg + t * dH, b + t * db, f1, gH1, gb1, P1, gn1
+        if stalled:  # a full Newton step no longer halves the gradient: float64 noise level
+            status = Status.CONVERGED_FTOL
+            break
     if gr.free_b:
         b = b - b.mean()
     H = np.ascontiguousarray(Hg[:, design.group_index])
