@@ -92,18 +92,22 @@ def test_minority_collapse_from_the_records(runs):
     assert max(abs(r["summary"]["certificate"]["rel_gap"]) for r in recs) < 1e-9
     first: dict[tuple[int, int], float] = {}
     for r in sorted(recs, key=lambda r: r["params"]["mu"]):
-        c = r["params"]["design"]["counts"]
-        key = (r["params"]["design"]["pairs"], c[0] // c[-1])
+        p = r["summary"]["problem"]
+        n = {tuple(S): c for S, c in zip(p["sets"], p["counts"])}
+        des = r["params"]["design"]
+        key = (2 if des["kind"] == "counts" else des["pairs"], n[(0,)] // n[(3,)])
         delta, _ = _states(r)
         if delta < 1e-5 and key not in first:
             first[key] = r["params"]["mu"]
-        if c[0] == c[-1] and r["summary"]["metrics"]["norm_W"] > 1e-6:
+        if n[(0,)] == n[(3,)] and r["summary"]["metrics"]["norm_W"] > 1e-6:
             assert delta > 1.6  # the balanced designs keep an ETF: |w_j - w_k| = sqrt(8/3) |w|
     single = {R: mu for (p, R), mu in first.items() if p == 0}
     multi = {R: mu for (p, R), mu in first.items() if p == 1}
     assert len(single) >= 4 and all(R >= 8 for R in single)
+    heavy = {R: mu for (p, R), mu in first.items() if p == 2}
     for R, mu in single.items():  # pairs never merge the minority rows earlier than singles alone
         assert multi.get(R, math.inf) > mu
+        assert mu <= heavy.get(R, math.inf) < multi.get(R, math.inf)  # imbalanced pairs: in between
     assert {round(R * mu, 6) for R, mu in single.items()} == {0.512}
     text = " ".join(BUILDERS["minority"](recs)[1])
     assert "single-label: " + ", ".join(f"R={R}: {single[R]:.4g}" for R in sorted(single)) in text

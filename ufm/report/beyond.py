@@ -171,16 +171,26 @@ def _minority_state(r: Rec) -> tuple[str, float, float]:
     return "separate", rho, delta
 
 
+FAMILIES = {0: "single-label", 1: "every pair once", 2: "pair {0,1} R times"}
+
+
+def _family(r: Rec) -> int:
+    """0: single labels only; 1: plus every pair once; 2: plus the majority pair R times."""
+    des = r["params"]["design"]
+    return 2 if des.get("kind") == "counts" else int(des["pairs"])
+
+
 def _ratio(r: Rec) -> int:
-    c = r["params"]["design"]["counts"]
-    return int(c[0] // c[-1])
+    p = prob(r)
+    n = {tuple(S): c for S, c in zip(p["sets"], p["counts"])}
+    return int(n[(0,)] // n[(p["K"] - 1,)])
 
 
 def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
     mus = sorted({float(r["params"]["mu"]) for r in recs})
     rows: list[dict] = []
-    for (pairs, R), rs in sorted(group(recs, lambda r: (r["params"]["design"]["pairs"], _ratio(r))).items()):
-        row: dict[str, Any] = {"pairs": "every pair once" if pairs else "single-label", "p": pairs, "R": R}
+    for (fam, R), rs in sorted(group(recs, lambda r: (_family(r), _ratio(r))).items()):
+        row: dict[str, Any] = {"pairs": FAMILIES[fam], "p": fam, "R": R}
         row.update({f"m{i}": "—" for i in range(len(mus))})
         first: dict[str, float | None] = {"merged": None, "zero": None, "trivial": None}
         for r in sorted(rs, key=lambda r: r["params"]["mu"]):
@@ -198,6 +208,17 @@ def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
     return rows, mus
 
 
+def _compare(a: dict, b: dict) -> str:
+    """How the first merging mu of family ``a`` compares with ``b`` over the ratios R of both."""
+    inf = float("inf")
+    common = [R for R in a if R in b and (a[R]["mu_merged"] is not None or b[R]["mu_merged"] is not None)]
+    ma = {R: a[R]["mu_merged"] if a[R]["mu_merged"] is not None else inf for R in common}
+    mb = {R: b[R]["mu_merged"] if b[R]["mu_merged"] is not None else inf for R in common}
+    parts = [f"earlier at {sum(ma[R] < mb[R] for R in common)}", f"at the same grid mu at {sum(ma[R] == mb[R] for R in common)}",
+             f"later at {sum(ma[R] > mb[R] for R in common)}"]
+    return ", ".join(parts) + f" of the {len(common)} ratios where either merges in the grid"
+
+
 def minority(recs: list[Rec]) -> Built:
     rows, mus = _minority_rows(recs)
     t1 = Table("minority_phase", "Minority classifier rows against the imbalance ratio R and mu (K = 4; classes 0, 1: "
@@ -211,6 +232,7 @@ def minority(recs: list[Rec]) -> Built:
     certs = [abs(_cert(r)) for r in recs]
     single = {x["R"]: x for x in rows if x["p"] == 0}
     multi = {x["R"]: x for x in rows if x["p"] == 1}
+    heavy = {x["R"]: x for x in rows if x["p"] == 2}
     both = [R for R in single if R in multi and single[R]["mu_merged"] is not None]
     earlier = [R for R in both if multi[R]["mu_merged"] is None or multi[R]["mu_merged"] > single[R]["mu_merged"]]
     same = [R for R in both if multi[R]["mu_merged"] == single[R]["mu_merged"]]
@@ -236,6 +258,10 @@ def minority(recs: list[Rec]) -> Built:
            "Even a balanced design (R = 1) has merged or vanished minority rows in some cell."),
         f"Where the minority rows vanish (first mu): single-label {thr(single, 'mu_zero')}; with pairs "
         f"{thr(multi, 'mu_zero')}.",
+        f"Imbalanced pairs (the majority pair {{0,1}} R times, the other pairs once): first merging mu "
+        f"{thr(heavy, 'mu_merged')}; first vanishing mu {thr(heavy, 'mu_zero')}. Against every pair once, "
+        f"the minority rows merge {_compare(heavy, multi)}; against single labels only, "
+        f"{_compare(heavy, single)}.",
         f"Single-label: R x (first merging mu) = {span(prod_s)} over the R that merge"
         + (" -- the threshold scales like 1/R on this grid" if len(set(prod_s)) == 1 else "")
         + f"; with pairs {span(prod_m)}: pairs raise the merging threshold by a factor "
@@ -248,10 +274,13 @@ def minority(recs: list[Rec]) -> Built:
 
 def fig_minority(recs: list[Rec]) -> dict[str, Any]:
     rows, mus = _minority_rows(recs)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True, sharey=True)
+    fams = sorted({x["p"] for x in rows})
+    fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams) + 1, 4.8), constrained_layout=True, sharey=True,
+                             squeeze=False)
+    axes = axes[0]
     marks = {"separate": "o", "merged": "s", "zero": "x", "trivial": "."}
     sep = None
-    for ax, p in zip(axes, (0, 1)):
+    for ax, p in zip(axes, fams):
         rs = [x for x in rows if x["p"] == p]
         for st, mk in marks.items():
             pts = [(x["R"], mu, delta) for x in rs for (mu, s, _, delta) in x["states"] if s == st]
@@ -269,9 +298,10 @@ def fig_minority(recs: list[Rec]) -> dict[str, Any]:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("imbalance ratio R (majority / minority samples)")
-        ax.set_title("single-label (profile m = 1 only)" if p == 0 else "multi-label: + every pair once")
+        ax.set_title({0: "single-label (profile m = 1 only)", 1: "multi-label: + every pair once",
+                      2: "imbalanced pairs: + pair {0,1} R times, others once"}[p])
     axes[0].set_ylabel("mu = sqrt(lam_W lam_H)")
-    handles, labels = axes[1].get_legend_handles_labels()
+    handles, labels = axes[-1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=6)
     if sep is not None:
         fig.colorbar(sep, ax=axes, label="||w_2 - w_3|| / max ||w_k|| (rows apart)", shrink=0.8)
