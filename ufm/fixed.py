@@ -78,6 +78,7 @@ from .result import Result, Status
 from .theory import COLLAPSE, NOT_APPLICABLE, PhiProblem, Prediction, simplex_etf
 
 IGNORED_OPTIONS = {"progress", "history_every", "history_metrics"}
+FIXED_OPTIONS = {"fixed_W", "max_iter", "gtol", *IGNORED_OPTIONS}  # what a sweep cell may pass
 ETF_RTOL = 1e-12  # relative deviation of W W^T from gamma P accepted as a simplex ETF
 
 
