@@ -43,8 +43,14 @@ def theory_dict(pred: Prediction) -> dict:
 
 def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None) -> dict:
     """Everything a user wants to know about ``result`` on ``problem``, JSON-able."""
-    pred = predict(problem) if prediction is None else prediction
-    verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+    if result.extra.get("fixed_W"):  # a frozen classifier: its own prediction and certificate
+        from .fixed import predict_fixed, verify_fixed
+
+        pred = predict_fixed(problem, result.W) if prediction is None else prediction
+        verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
+    else:
+        pred = predict(problem) if prediction is None else prediction
+        verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
     metrics: dict | None = None
     if np.all(np.isfinite(result.x)):
         try:
@@ -76,6 +82,8 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "verified": verdict.verified,
         "verified_reason": verdict.why,
     }
+    if result.extra.get("fixed_W"):
+        out["fixed_classifier"] = {"row_norms": np.linalg.norm(result.W, axis=1)}
     if verdict.certificate is not None:
         cr = verdict.certificate
         out["certificate"] = {"lower_bound": cr.lower_bound, "gap": cr.gap, "rel_gap": cr.rel_gap}

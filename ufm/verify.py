@@ -9,6 +9,7 @@ the prediction is zero, where they are absolute.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,6 +122,7 @@ def verify(
     problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
     prediction: Prediction | None = None, tol_value: float = TOL_VALUE,
     tol_structure: float = TOL_STRUCTURE, tol_certificate: float = TOL_CERTIFICATE,
+    certifier: Callable[..., Certificate] = certify,
 ) -> Verdict:
     """Check the candidate ``(W, H, b)`` against SPEC section 4 and the certificate.
 
@@ -130,7 +132,8 @@ def verify(
     (``h_S = kappa s_m sum_{k in S} w_k``), ``tagwise_angle`` (radians) and
     ``tagwise_scale`` (``c_m``), ``logits`` and ``certificate``. In the trivial regime:
     ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
-    theorem does not apply only the ``certificate`` claim is made.
+    theorem does not apply only the ``certificate`` claim is made. ``certifier(problem, W,
+    H, b)`` gives the certificate (:func:`ufm.fixed.certify_fixed` for a fixed classifier).
     """
     W = real_array("W", W, "verify")
     H = real_array("H", H, "verify")
@@ -188,7 +191,7 @@ def verify(
         add(Claim("logits", "W h_S + b - mean(b) 1 = s_m (1_S - (m/K) 1)", _rel(Zg - Zp, Zp), tol_structure))
     if problem.loss in ("pal", "pal-normalized"):
         try:
-            cert = certify(problem, W, H, b)
+            cert = certifier(problem, W, H, b)
         except UFMError as exc:  # a point so large that F overflows: nothing is certified
             add(Claim("certificate", f"certified gap of the dual bound: {exc}", math.inf, tol_certificate))
             return verdict

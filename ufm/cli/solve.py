@@ -30,6 +30,9 @@ def add(sub: Any) -> None:
     p.add_argument("--group", action="store_true",
                    help="lbfgs: solve F restricted to one feature column per label set (exact on any "
                         "design: every critical point has one feature per set; see ufm.grouped)")
+    p.add_argument("--fixed-classifier", metavar="etf[:SCALE]", default=None, dest="fixed_classifier",
+                   help="freeze W to a simplex ETF with rows of norm SCALE (default 1; needs d >= K-1) and "
+                        "minimise over (H, b) only (exact Newton; see ufm.fixed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz",
                    help="save W (K x d), H (d x N), b (K), Y (K x N) and the lambdas (checked before solving; "
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
 
     problem = problem_from_args(args)
     opts = _options(args)
+    if args.fixed_classifier is not None:
+        opts["fixed_W"] = args.fixed_classifier
     if args.save:
         check_output_file(args.save, "--save")  # before the work, not after it
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says NUMERICAL_ERROR instead
@@ -122,10 +127,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  min C    {_fmt(cv['value'])}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
               f"rank {cv['rank']}; the relaxation's own certified lower bound {_fmt(cv['lower_bound'])})")
         print(f"  note     {cv['note']}")
+    from ..fixed import verify_fixed
     from ..verify import verify
 
+    check = verify_fixed if args.fixed_classifier is not None else verify
     with np.errstate(over="ignore", invalid="ignore"):
-        print(verify(problem, result.W, result.H, result.b).table())
+        print(check(problem, result.W, result.H, result.b).table())
     if not result.success:
         print(f"  solver did not succeed: {result.message}")
     return code

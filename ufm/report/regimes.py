@@ -340,3 +340,7 @@ def iterations(recs: list[Rec]) -> Built:
 
 BUILDERS = {"theorem": theorem, "phase": phase, "dimension": dimension, "imbalance": imbalance,
             "losses": losses, "iterations": iterations}
+
+from .beyond import BUILDERS as _BEYOND  # noqa: E402  (sections beyond the paper)
+
+BUILDERS.update(_BEYOND)

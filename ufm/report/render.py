@@ -24,7 +24,7 @@ from ..sweep.records import scan
 from .figures import FIGURES, save
 from .regimes import BUILDERS
 
-ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations")
+ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture", "deadclass")
 FEATURES_JSON = "features_example.json"
 
 

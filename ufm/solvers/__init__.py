@@ -17,14 +17,22 @@ METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs}
 
 def solve(
     problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
-    rng: np.random.Generator | int | None = None, **options: Any,
+    rng: np.random.Generator | int | None = None, fixed_W: Any = None, **options: Any,
 ) -> Result:
     """Solve ``problem`` with ``method`` in {"gd", "agd", "lbfgs", "convex"}.
 
     ``x0`` (packed vector or ``(W, H, b)``) and ``rng`` (seed of the random start) apply to
     the iterative methods; the convex relaxation is deterministic and takes neither
     (``rng`` is ignored there, ``x0`` is refused).
+
+    ``fixed_W`` (an array (K, d) or ``"etf[:SCALE]"``) freezes the classifier: ``F`` is
+    minimised over ``(H, b)`` only, a convex problem solved exactly by
+    :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
     """
+    if fixed_W is not None:
+        from ..fixed import solve_fixed
+
+        return solve_fixed(problem, fixed_W, x0, **options)
     if method == "convex" and "convex" not in METHODS:
         from .convex import convex  # optional heavy import (cvxpy)
 

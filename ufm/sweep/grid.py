@@ -331,6 +331,10 @@ def _make_cell_typed(name: str, point: Mapping[str, Any], table: Mapping[str, An
     if kind in DESIGN_FIELDS:
         _unknown(f"Spec {name!r} design {kind!r}", table.keys(), DESIGN_FIELDS[kind])
     known = _solver_defaults(str(point["solver"]))
+    if "fixed_W" in options:  # a frozen classifier ("etf:SCALE"): ufm.fixed.solve_fixed runs the cell
+        from ..fixed import FIXED_OPTIONS
+
+        known = dict.fromkeys(FIXED_OPTIONS)
     if known is not None:
         _unknown(f"Spec {name!r} options of solver {point['solver']!r}", options.keys(), known.keys())
     K = int(point["K"])
