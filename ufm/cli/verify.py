@@ -21,6 +21,9 @@ def add(sub: Any) -> None:
                    help="run the property-based tests with the long hypothesis profile (hundreds of "
                         "random problems per property; needs the source tree and .[dev]) and "
                         "summarise examples tried and the largest deviation per claim")
+    p.add_argument("--rigorous", action="store_true",
+                   help="also prove each certificate's bracket D <= min F <= F with bounded rounding "
+                        "errors (ufm/certificate_rigorous.py): claims rigorous_certificate, rigorous_value")
     p.add_argument("--examples", type=int, default=None, metavar="N",
                    help="with --thorough: examples per property (default: the long profile's 300)")
 
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     say = None if args.json else (lambda s: print(s, flush=True))
-    outcomes = run_suite(seed=args.seed, hooks=tuple(VERIFY_HOOKS), progress=say)
+    outcomes = run_suite(seed=args.seed, hooks=tuple(VERIFY_HOOKS), progress=say,
+                         rigorous=getattr(args, "rigorous", False))
     passed = all(o.verdict.passed for o in outcomes)
     elapsed = time.perf_counter() - t0
     if args.json:
