@@ -225,6 +225,6 @@ def test_cli_certify_rigorous(solved, tmp_path, capsys) -> None:
 def test_suite_rigorous_claims() -> None:
     (o,) = run_suite(DEFAULT_SUITE[2:3], convex=False, rigorous=True)
     names = {c.name: c for c in o.verdict.claims}
-    assert {"rigorous_certificate", "rigorous_value"} <= set(names)
+    assert {"rigorous_gap", "rigorous_value"} <= set(names)
     assert o.verdict.passed, o.verdict.table()
     assert names["rigorous_value"].measured < 1e-9

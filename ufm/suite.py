@@ -107,7 +107,7 @@ def rigorous_claims(problem: UFMProblem, result: Any, verdict: Verdict) -> None:
     """Prove the bracket ``D <= min F <= F`` (:func:`ufm.certificate_rigorous.certify_rigorous`)
     and append its claims to ``verdict``.
 
-    ``rigorous_certificate`` (where the float ``certificate`` claim is made): the proved
+    ``rigorous_gap`` (where the float ``certificate`` claim is made): the proved
     relative gap ``(F_hi - D_lo) / |F|``. ``rigorous_value`` (where the theorem applies):
     ``max(|v - D_lo|, |F_hi - v|) / |v|`` for the theorem's value ``v`` -- since ``min F``
     lies in ``[D_lo, F_hi]``, this is a proved bound on ``|min F - v| / |v|``, checked
@@ -121,7 +121,7 @@ def rigorous_claims(problem: UFMProblem, result: Any, verdict: Verdict) -> None:
     cert = certify_rigorous(problem, result.W, result.H, result.b)
     add = verdict.claims.append
     if any(c.name == "certificate" for c in verdict.claims):
-        add(Claim("rigorous_certificate", f"proved relative gap (F_hi - D_lo)/|F| ({cert.seconds:.2f} s, "
+        add(Claim("rigorous_gap", f"proved relative gap (F_hi - D_lo)/|F| ({cert.seconds:.2f} s, "
                   "rounding errors bounded)", cert.rel_gap if cert.feasible else float("inf"), TOL_CERTIFICATE))
     if verdict.regime != NOT_APPLICABLE:
         v = predict(problem).value

@@ -23,7 +23,7 @@ def add(sub: Any) -> None:
                         "summarise examples tried and the largest deviation per claim")
     p.add_argument("--rigorous", action="store_true",
                    help="also prove each certificate's bracket D <= min F <= F with bounded rounding "
-                        "errors (ufm/certificate_rigorous.py): claims rigorous_certificate, rigorous_value")
+                        "errors (ufm/certificate_rigorous.py): claims rigorous_gap, rigorous_value")
     p.add_argument("--examples", type=int, default=None, metavar="N",
                    help="with --thorough: examples per property (default: the long profile's 300)")
 
