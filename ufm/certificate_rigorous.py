@@ -180,8 +180,8 @@ def _horner_pos(coef: list[float], x: np.ndarray) -> np.ndarray:
     return p
 
 
-def exp_enclose(x: np.ndarray) -> Interval:
-    """Enclosure of ``exp(x)`` for a float array ``x`` (each entry ``<= 709``)."""
+def _exp_reduce(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(tiny, k, r_lo, r_hi)``: ``x = k ln2 + r`` with ``r`` in ``[r_lo, r_hi]`` (see module doc)."""
     x = np.asarray(x, dtype=np.float64)
     if np.any(x > 709.0) or not np.all(np.isfinite(x)):
         raise ValueError("exp_enclose needs finite x <= 709")
@@ -193,15 +193,32 @@ def exp_enclose(x: np.ndarray) -> Interval:
     r_lo, r_hi = _dn(r - err), _up(r + err)
     if np.any(r_hi >= 0.7):
         raise ValueError("exp_enclose: argument reduction out of range")
-    g = 60.0 * U
-    pos_lo = np.maximum(r_lo, 0.0)
-    lo = np.where(r_lo >= 0, _horner_pos(_EXP_COEF, pos_lo) * (1.0 - 2 * g), _dn(1.0 + np.minimum(r_lo, 0.0)))
-    pos_hi = np.maximum(r_hi, 0.0)
-    hi = np.where(r_hi > 0, _horner_pos(_EXP_COEF, pos_hi) * (1.0 + 2 * g) + 1e-18, 1.0)
-    ki = k.astype(np.int64)
-    lo = np.maximum(_dn(np.ldexp(_dn(lo), ki)), 0.0)
-    hi = _up(np.ldexp(_up(hi), ki))
-    return np.where(tiny, 0.0, lo), np.where(tiny, 5e-324, hi)
+    return tiny, k, r_lo, r_hi
+
+
+_G_EXP = 60.0 * U  # relative rounding error of the positive Horner sum (< gamma_52)
+
+
+def exp_lower(x: np.ndarray) -> np.ndarray:
+    """A lower bound on ``exp(x)`` (float array, entries ``<= 709``)."""
+    tiny, k, r_lo, _ = _exp_reduce(x)
+    lo = np.where(r_lo >= 0, _horner_pos(_EXP_COEF, np.maximum(r_lo, 0.0)) * (1.0 - 2 * _G_EXP),
+                  _dn(1.0 + np.minimum(r_lo, 0.0)))
+    lo = np.maximum(_dn(np.ldexp(_dn(lo), k.astype(np.int64))), 0.0)
+    return np.where(tiny, 0.0, lo)
+
+
+def exp_upper(x: np.ndarray) -> np.ndarray:
+    """An upper bound on ``exp(x)`` (float array, entries ``<= 709``)."""
+    tiny, k, _, r_hi = _exp_reduce(x)
+    hi = np.where(r_hi > 0, _horner_pos(_EXP_COEF, np.maximum(r_hi, 0.0)) * (1.0 + 2 * _G_EXP) + 1e-18, 1.0)
+    hi = _up(np.ldexp(_up(hi), k.astype(np.int64)))
+    return np.where(tiny, 5e-324, hi)
+
+
+def exp_enclose(x: np.ndarray) -> Interval:
+    """Enclosure of ``exp(x)`` for a float array ``x`` (each entry ``<= 709``)."""
+    return exp_lower(x), exp_upper(x)
 
 
 def log_enclose(x: np.ndarray) -> Interval:
@@ -229,7 +246,7 @@ def ilog(a: Interval) -> Interval:
 
 
 def iexp(a: Interval) -> Interval:
-    return exp_enclose(a[0])[0], exp_enclose(a[1])[1]
+    return exp_lower(a[0]), exp_upper(a[1])
 
 
 def xlogx_enclose(a: Interval) -> Interval:
