@@ -39,7 +39,8 @@ is bounded from that, with unit roundoff ``u = 2^-53`` and ``gamma_n = n u / (1 
 *Spectral norm.* ``||Gamma||_2 <= mu`` is proved, not computed: ``Gamma``'s grouped matrix
 ``M`` is enclosed as midpoint ``Mc`` plus radius ``Mr``, ``||M||_2 <= ||Mc||_2 + ||Mr||_F``;
 ``||Mc||_2^2 = lambda_max(Mc Mc^T)`` with the ``K x K`` Gram matrix ``A`` computed with the
-product bound above (``lambda_max(A) <= lambda_max(A_hat) + ||A - A_hat||_F``, Weyl); and
+product bound above, in chunks of 512 columns summed with the sum bound
+(``lambda_max(A) <= lambda_max(A_hat) + ||A - A_hat||_F``, Weyl); and
 for the exactly symmetric float matrix ``A_hat`` with an approximate eigendecomposition
 ``V diag(lam) V^T`` (LAPACK, not trusted): ``A_hat = V diag(lam) V^T + E`` gives
 ``lambda_max(A_hat) <= max(lam, 0) ||V||_2^2 + ||E||_2`` (Weyl; ``V diag(lam) V^T <=
@@ -296,15 +297,31 @@ def objective_enclosure(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np
 
 
 # -- the dual bound -----------------------------------------------------------------------
+def _gram_enclose(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, R)``: an exactly symmetric float ``A`` and ``R`` with ``|A - M M^T| <= R``.
+
+    The inner dimension is cut into chunks of ``_BLOCK`` columns, each chunk's product
+    bounded by :func:`matmul_enclose`, and the chunk results summed by :func:`isum`: the
+    bound is ``~(_BLOCK + chunks) u |M| |M|^T`` instead of ``n u |M| |M|^T`` (at ``K = 200``,
+    ``G = 20100`` that is 36 times tighter)."""
+    n = M.shape[1]
+    parts = [matmul_enclose(M[:, j:j + _BLOCK], M[:, j:j + _BLOCK].T) for j in range(0, max(n, 1), _BLOCK)]
+    lo = np.stack([_dn(C - R) for C, R in parts])
+    hi = np.stack([_up(C + R) for C, R in parts])
+    lo, hi = isum((lo, hi), axis=0)
+    lo, hi = np.minimum(lo, lo.T), np.maximum(hi, hi.T)  # M M^T is symmetric
+    A = 0.5 * lo + 0.5 * hi
+    A = np.triu(A) + np.triu(A, 1).T  # exactly symmetric
+    R = _up(np.maximum(hi - A, A - lo))
+    return A, R
+
+
 def _spectral_upper(Mlo: np.ndarray, Mhi: np.ndarray) -> float:
     """A proven upper bound on ``||M||_2`` for every ``M`` with ``Mlo <= M <= Mhi``."""
     Mc = 0.5 * (Mlo + Mhi)
     Mr = _up(np.maximum(Mhi - Mc, Mc - Mlo))
     rad = float(isqrt(isum(_point(_up(Mr * Mr))))[1])  # ||Mr||_F
-    wide = Mc.shape[0] <= Mc.shape[1]
-    A, RA = matmul_enclose(Mc, Mc.T) if wide else matmul_enclose(Mc.T, Mc)
-    A = np.triu(A) + np.triu(A, 1).T  # exactly symmetric; each entry a float dot product
-    RA = np.maximum(RA, RA.T)
+    A, RA = _gram_enclose(Mc if Mc.shape[0] <= Mc.shape[1] else Mc.T)
 
     def fro_up(Z: np.ndarray) -> float:
         return float(isqrt(isum(_point(_up(Z * Z))))[1])
