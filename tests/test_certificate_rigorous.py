@@ -228,3 +228,16 @@ def test_suite_rigorous_claims() -> None:
     assert {"rigorous_gap", "rigorous_value"} <= set(names)
     assert o.verdict.passed, o.verdict.table()
     assert names["rigorous_value"].measured < 1e-9
+
+
+@pytest.mark.slow
+def test_cli_verify_rigorous_proves_every_value_claim(capsys) -> None:
+    """``ufm verify --rigorous``: every problem gets its proved gap, every problem where the
+    theorem applies its proved value bound, and all hold."""
+    assert main(["verify", "--rigorous", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for prob in out["problems"]:
+        names = {c["name"]: c for c in prob["claims"]}
+        assert names["rigorous_gap"]["passed"], prob["name"]
+        if "value" in names:
+            assert names["rigorous_value"]["passed"], prob["name"]

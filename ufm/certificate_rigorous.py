@@ -272,7 +272,8 @@ def xlogx_enclose(a: Interval) -> Interval:
 
 
 # -- the objective ----------------------------------------------------------------------
-def objective_enclosure(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> Interval:
+def objective_enclosure(problem: UFMProblem, W: np.ndarray, H: np.ndarray,
+                        b: np.ndarray) -> tuple[float, float]:
     """Enclosure ``[lo, hi]`` of ``F(W, H, b)`` for the float arrays given (exact reals)."""
     design = problem.design
     X, R = matmul_enclose(W, H)  # (K, N)

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  gap          {cert.gap:.3e}   (relative {cert.rel_gap:.3e})")
         if rigorous:
             print(f"  rigorous     proved: {cert.lower_bound!r} <= min F <= {cert.objective!r} "
-                  f"(rounding errors bounded; F at the file's point in [{cert.objective_lower!r}, {cert.objective!r}])")
+                  f"(rounding errors bounded; F at the file's point in "
+                  f"[{getattr(cert, 'objective_lower', None)!r}, {cert.objective!r}])")
         print(f"  theorem      {pred.regime}: {pred.reason}")
         if pred.value is not None:
             print(f"  min F        {pred.value:.15g}   (theorem)")
