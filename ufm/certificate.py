@@ -201,9 +201,14 @@ def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None
 
 
 def certify(
-    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None
+    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
+    rigorous: bool = False,
 ) -> Certificate:
     """Certified lower bound and gap for the candidate ``(W, H, b)`` of ``problem``.
+
+    With ``rigorous=True`` the bracket is proved with bounded rounding errors
+    (:func:`ufm.certificate_rigorous.certify_rigorous`, a :class:`RigorousCertificate`):
+    ``lower_bound <= min F <= objective`` holds for the exact real numbers.
 
     Works for a candidate from any source (a solver, a file, a trained network's last
     layer and features in the canonical sample order of ``problem.design``), any ``d``,
@@ -218,6 +223,10 @@ def certify(
     b : ndarray, shape (K,), optional
         Ignored (``b = 0``) when ``problem.bias`` is False.
     """
+    if rigorous:
+        from .certificate_rigorous import certify_rigorous
+
+        return certify_rigorous(problem, W, H, b)
     _group_weights(problem)
     W = real_array("W", W, "certify")
     H = real_array("H", H, "certify")
