@@ -15,7 +15,7 @@ from importlib import import_module
 from ..exceptions import SolverError, UFMError
 from .common import Parser
 
-COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify")
+COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,15 @@ from .common import add_problem_args, parse_float, print_json, problem_from_args
 def add(sub: Any) -> None:
     p = sub.add_parser("solve", help="solve one problem and compare with the theorem")
     add_problem_args(p)
-    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex"])
+    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"])
     p.add_argument("--seed", type=int, default=0, help="seed of the random start")
     p.add_argument("--max-iter", type=int, default=None, dest="max_iter")
     p.add_argument("--step", type=parse_float, default=None, help="fixed step (gd) / initial step (agd)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--epochs", type=int, default=None, help="sgd/adam: epochs (default 200)")
+    p.add_argument("--batch-size", type=int, default=None, dest="batch_size", help="sgd/adam: batch size (64)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default=None, dest="lr_schedule",
+                   help="sgd/adam: learning-rate schedule (constant); --step sets the learning rate")
     p.add_argument("--group", action="store_true",
                    help="lbfgs: solve F restricted to one feature column per label set (exact on any "
                         "design: every critical point has one feature per set; see ufm.grouped)")
@@ -41,7 +45,16 @@ def run(args: argparse.Namespace) -> int:
         if args.method != "lbfgs":
             raise UFMError(f"--group applies to --method lbfgs only (got {args.method}).")
         opts["group"] = True
-    if args.method != "convex":
+    minibatch = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr_schedule") if getattr(args, k) is not None}
+    if args.method in ("sgd", "adam"):
+        if args.max_iter is not None:
+            raise UFMError(f"--method {args.method} runs a number of epochs: give --epochs, not --max-iter.")
+        opts.update(minibatch, progress=args.progress)
+        if args.step is not None:
+            opts["lr"] = args.step
+    elif minibatch:
+        raise UFMError(f"--epochs, --batch-size and --lr-schedule apply to --method sgd|adam (got {args.method}).")
+    elif args.method != "convex":
         if args.max_iter is not None:
             opts["max_iter"] = args.max_iter
         if args.step is not None:

@@ -18,10 +18,11 @@ from typing import Any
 
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import read_records
+from . import networks as _networks  # noqa: F401  (registers the networks section)
 from .figures import FIGURES, save
 from .regimes import BUILDERS
 
-ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations")
+ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "networks")
 GENERATED = ("tables", "figures", "README.md", "timings.md")
 FEATURES_JSON = "features_example.json"
 

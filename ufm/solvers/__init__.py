@@ -7,12 +7,15 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import UFMError
+from ..networks.train import network  # trains with JAX, imported only when called
 from ..problem import UFMProblem
 from ..result import Result
 from .gradient import agd, gd
 from .lbfgs import lbfgs
+from .minibatch import adam, sgd
 
-METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs}
+METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam,
+                          "network": network}
 
 
 def solve(
@@ -38,4 +41,4 @@ def solve(
     return METHODS[method](problem, x0, rng=rng, **options)
 
 
-__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS"]
+__all__ = ["solve", "gd", "agd", "lbfgs", "sgd", "adam", "METHODS"]
