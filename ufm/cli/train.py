@@ -19,7 +19,7 @@ def add(sub: Any) -> None:
         "UFM optimum at the same lambdas and label design. Writes OUT/epoch_NNN.npz (the `ufm metrics` "
         "layout, with the lambdas) and OUT/summary.json. Needs `pip install 'ufm[nn]'`.")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (new, empty or from ufm train)")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches")
     p.add_argument("--data-seed", type=int, default=0, dest="data_seed", help="seed of the split and the images")
     p.add_argument("--fixed-classifier", action="store_true", dest="fixed_classifier",
@@ -34,8 +34,9 @@ def add(sub: Any) -> None:
     p.add_argument("--lam-b", type=parse_float, default=DEFAULTS["lam_b"], dest="lam_b")
     p.add_argument("--weight-decay", type=parse_float, default=5e-4, dest="weight_decay",
                    help="decay of the backbone's parameters (default %(default)s)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--lr", type=parse_float, default=None, help="learning rate (default: the method's)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
+                   help="adam (default) or sgd with momentum 0.9")
+    p.add_argument("--lr", type=parse_float, default=None, help="learning rate (default 3e-3)")
     p.add_argument("--batch-size", type=int, default=64, dest="batch_size")
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default="cosine", dest="lr_schedule")
     p.add_argument("--progress", action="store_true")

@@ -22,6 +22,7 @@ training samples, as in ``F``: the official code's penalty ``lam/2 mean_i ||h_i|
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -67,6 +68,14 @@ def objective(trainable: Params, frozen: Params, Xb: Any, Yb: Any, mb: Any, lams
         reg += 0.5 * lam_W * jnp.sum(params["W"] ** 2)
     reg += 0.5 * lam_t * sum(jnp.sum(A * A) + jnp.sum(c * c) for A, c in params["backbone"])
     return loss + reg
+
+
+@functools.lru_cache(maxsize=8)
+def optimizer_and_step(name: str, momentum: float) -> tuple[Any, Any]:
+    """The optimiser and its jitted step, cached: runs with the same optimiser (and array
+    shapes) reuse the compiled step instead of tracing and compiling it again."""
+    opt = make_optimizer(name, momentum)
+    return opt, make_step(opt)
 
 
 def make_optimizer(name: str, momentum: float) -> Any:

@@ -38,7 +38,7 @@ from ..solvers.minibatch import SCHEDULES, Recorder, run_epochs
 from ..theory import NOT_APPLICABLE, TRIVIAL, predict, predicted_minimizer
 
 NETWORK_DEFAULTS: dict[str, Any] = {
-    "epochs": 100, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+    "epochs": 150, "batch_size": 64, "optimizer": "adam", "lr": 3e-3, "momentum": 0.9,
     "lr_schedule": "cosine", "hidden": [128, 128], "weight_decay": 5e-4, "fixed_classifier": False,
     "test_fraction": 1 / 3, "data_seed": 0, "history_every": 1, "history_metrics": True,
     "certify": True, "progress": False, "callback": None, "on_epoch": None,
@@ -108,8 +108,8 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
             **options: Any) -> Result:
     """Train an MLP on multi-label digits with the design of ``problem``; its last layer.
 
-    Options: ``epochs`` (100), ``batch_size`` (64), ``optimizer`` ("sgd" with ``momentum``
-    0.9, or "adam"), ``lr`` (0.05), ``lr_schedule`` ("cosine"; see
+    Options: ``epochs`` (150), ``batch_size`` (64), ``optimizer`` ("adam", or "sgd" with
+    ``momentum`` 0.9), ``lr`` (3e-3), ``lr_schedule`` ("cosine"; see
     :func:`ufm.solvers.minibatch.learning_rate`), ``hidden`` ([128, 128] ReLU widths; the
     feature layer has ``problem.d`` units), ``weight_decay`` (5e-4, on the backbone),
     ``fixed_classifier`` (False; True freezes ``W`` at the theorem's optimal simplex ETF),
@@ -144,9 +144,8 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
     trainable: dict[str, Any] = {"backbone": backbone, "b": jax.numpy.zeros(K)}
     frozen: dict[str, Any] = {}
     (frozen if o["fixed_classifier"] else trainable)["W"] = jax.numpy.asarray(W0)
-    opt = mlp.make_optimizer(o["optimizer"], float(o["momentum"]))
+    opt, step_fn = mlp.optimizer_and_step(o["optimizer"], float(o["momentum"]))
     opt_state = opt.init(trainable)
-    step_fn = mlp.make_step(opt)
     lams = jax.numpy.asarray([N * problem.lam_H, problem.lam_W, problem.lam_b, float(o["weight_decay"])])
     Xtr = jax.numpy.asarray(data.X_train)
     Ytr_nk = jax.numpy.asarray(data.Y_train.T)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .figures import COLORS, FIGURES, TINY, plt
+from .figures import COLORS, FIGURES, plt
 from .regimes import BUILDERS, Built
-from .tables import Rec, Table, fmt, num, prob
+from .tables import FLOOR, Rec, Table, fmt, num, prob
 
 NAME = "networks"
 CHECKPOINTS = (10, 25, 50, 100, 150)  # epochs shown in the convergence table
@@ -35,12 +35,23 @@ def label(r: Rec) -> str:
     return s
 
 
-ORDER = ("lbfgs", "sgd", "adam", "network")
+ORDER = ("L-BFGS (UFM)", "SGD constant (UFM)", "SGD cosine (UFM)", "SGD step (UFM)", "Adam constant (UFM)",
+         "Adam cosine (UFM)", "Adam step (UFM)", "AdamW constant (UFM)", "AdamW cosine (UFM)", "AdamW step (UFM)",
+         "MLP, learned W", "MLP, fixed ETF W")
 
 
 def ordered(recs: list[Rec]) -> list[Rec]:
-    return sorted(recs, key=lambda r: (ORDER.index(r["cell"]["solver"]) if r["cell"]["solver"] in ORDER else 9,
-                                       label(r)))
+    return sorted(recs, key=lambda r: (ORDER.index(label(r)) if label(r) in ORDER else len(ORDER), label(r)))
+
+
+def colors(recs: list[Rec]) -> dict[str, Any]:
+    """One colour per run (by label), the same in every figure of the section."""
+    return {label(r): COLORS[i % len(COLORS)] for i, r in enumerate(ordered(recs))}
+
+
+def _ticks(name: str) -> str:
+    return name.replace(" (UFM)", "\n(UFM)").replace(", ", ",\n").replace("SGD ", "SGD\n").replace(
+        "Adam ", "Adam\n").replace("AdamW ", "AdamW\n")
 
 
 def last(r: Rec, key: str) -> float:
@@ -103,7 +114,7 @@ def networks(recs: list[Rec]) -> Built:
     trained = [r for r in rs if r["cell"]["solver"] != "lbfgs"]
     conv_rows = []
     for r in trained:
-        cr = {"run": label(r)}
+        cr: dict[str, Any] = {"run": label(r)}
         for e in CHECKPOINTS:
             cr[f"e{e}"] = at_epoch(r, "rel_gap", e)
         for lv in LEVELS:
@@ -153,35 +164,32 @@ def _series(r: Rec, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 def fig_networks(recs: list[Rec]) -> dict[str, Any]:
     rs = [r for r in ordered(recs) if r["cell"]["solver"] != "lbfgs" and r.get("history")]
-    colors = {label(r): COLORS[i % len(COLORS)] for i, r in enumerate(rs)}
-    panels = [("rel_gap", "relative certified gap", True), ("nc1", "NC1", True), ("nc2_w", "NC2_W", True),
-              ("nc3", "NC3", True), ("scale_2", "tag-wise scale c_2", False), ("test_acc", "accuracy (networks)", False)]
-    fig, axes = plt.subplots(2, 3, figsize=(11, 6), constrained_layout=True)
+    col = colors(recs)
+    panels = [("rel_gap", "relative certified gap", True), ("nc1", "NC1", True), ("nc2_w", f"NC2_W (below {FLOOR:g}: drawn at {FLOOR:g})", True),
+              ("nc3", "NC3", True), ("scale_2", "tag-wise scale c_2", False)]
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6.6), constrained_layout=True)
     pred = num(rs[0]["summary"]["theory"]["c"].get("2")) if rs else float("nan")
     for r in rs:
         name, h = label(r), r["history"]
         for ax, (key, title, log) in zip(axes.flat, panels):
-            if key == "test_acc":
-                if "test_acc" not in h:
-                    continue
-                e, y = _series(r, "test_acc")
-                ax.plot(e, y, color=colors[name], lw=1.3, label=f"{name}: test")
-                e, y = _series(r, "train_acc")
-                ax.plot(e, y, color=colors[name], lw=1.0, ls="--", label=f"{name}: train")
-                continue
             e, y = _series(r, key)
-            if log:
-                ax.semilogy(e, np.maximum(np.abs(y), TINY), color=colors[name], lw=1.3, label=name)
+            if log:  # residuals below the floor are float64 noise: drawn at the floor
+                ax.semilogy(e, np.maximum(np.abs(y), FLOOR), color=col[name], lw=1.3, label=name)
             else:
-                ax.plot(e, y, color=colors[name], lw=1.3, label=name)
+                ax.plot(e, y, color=col[name], lw=1.3, label=name)
             ax.set_title(title)
-    axes.flat[4].axhline(pred, color="k", lw=0.8, ls=":", label=f"predicted {pred:.3f}")
-    axes.flat[4].legend()
-    axes.flat[5].set_title("top-m accuracy (networks)")
-    axes.flat[5].legend()
+        if "test_acc" in h:
+            for key, ls, what in (("test_acc", "-", "test"), ("train_acc", "--", "train")):
+                e, y = _series(r, key)
+                axes.flat[5].plot(e, y, color=col[name], lw=1.2, ls=ls, label=f"{name}: {what}")
+    line = axes.flat[4].axhline(pred, color="k", lw=0.9, ls=":")
+    axes.flat[4].set_ylim(1.0, max(2.2, 1.2 * pred))
+    axes.flat[4].legend([line], [f"predicted c_2 = {pred:.3f}"], loc="lower right")
+    axes.flat[5].set(title="top-m accuracy (networks)", ylim=(0, 1.02))
+    axes.flat[5].legend(loc="lower right")
     for ax in axes.flat:
         ax.set_xlabel("epoch")
-    axes.flat[0].legend()
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
     p = prob(recs[0])
     fig.suptitle(f"Minibatch training on the UFM and an MLP on multi-label digits (K={p['K']}, N={p['N']}, "
                  f"d={p['d']}): against epochs")
@@ -193,19 +201,20 @@ def _fig_cm(rs: list[Rec]) -> Any:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     pred = num(rs[0]["summary"]["theory"]["c"].get("2"))
     names = [label(r) for r in rs]
+    col = colors(rs)
     for i, r in enumerate(rs):
+        c = col[label(r)]
         sc = [num(s["scale"]) for s in r["geometry"]["sets"] if s["m"] == 2]
         ang = [num(s["angle_deg"]) for s in r["geometry"]["sets"] if s["m"] == 2]
         jitter = np.linspace(-0.25, 0.25, len(sc))
-        a.plot(i + jitter, sc, "o", ms=2.5, color=COLORS[i % len(COLORS)], alpha=0.7)
+        a.plot(i + jitter, sc, "o", ms=2.5, color=c, alpha=0.7)
         a.plot([i - 0.3, i + 0.3], [np.mean(sc)] * 2, color="k", lw=1.2)
-        b.semilogy(i + jitter, np.maximum(ang, 1e-12), "o", ms=2.5, color=COLORS[i % len(COLORS)], alpha=0.7)
+        b.semilogy(i + jitter, np.maximum(ang, FLOOR), "o", ms=2.5, color=c, alpha=0.7)
     a.axhline(pred, color="k", ls=":", lw=0.9, label=f"predicted c_2 = {pred:.3f}")
     a.set(ylabel="||h_S|| / ||mean_(k in S) h_k||, pairs S", title="Tag-wise scale of each pair (bar: mean)")
-    b.set(ylabel="angle(h_S, h_j + h_k) (deg)", title="Tag-wise angle of each pair")
+    b.set(ylabel="angle(h_S, h_j + h_k) (deg)", title=f"Tag-wise angle of each pair (below {FLOOR:g}: at {FLOOR:g})")
     for ax in (a, b):
-        ax.set_xticks(range(len(names)), [n.replace(" (UFM)", "\n(UFM)").replace(", ", ",\n") for n in names],
-                      fontsize=7)
+        ax.set_xticks(range(len(names)), [_ticks(n) for n in names], fontsize=7)
     a.legend()
     return fig
 
