@@ -77,3 +77,16 @@ def test_findings_state_the_records_numbers(runs):
             first = next((e for e, v in zip(hist["iter"], hist["rel_gap"]) if v < 1e-2), None)
             assert f"{fmt(first, 'i')} ({label(r)})" in ufm_line
             assert re.search(re.escape(f"({label(r)})"), ufm_line)
+
+
+@pytest.mark.slow
+def test_shipped_findings_are_what_the_shipped_spec_gives(tmp_path):
+    """reports/README.md states exactly the findings of a fresh run of the `networks` spec."""
+    from pathlib import Path
+
+    sweep.run("networks", tmp_path / "networks", jobs=2, progress=False)
+    readme = (Path(__file__).resolve().parents[1] / "reports" / "README.md").read_text()
+    lines = findings(sweep.read_records(tmp_path))
+    assert len(lines) == 4
+    for line in lines:
+        assert f"- {line}" in readme
