@@ -127,3 +127,15 @@ def test_cli_solve_method_sgd(capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert '"method": "sgd"' in out and '"nit": 20' in out
+
+
+def test_tag_scales_agree_with_tagwise():
+    from ufm.metrics import tagwise
+    from ufm.solvers.minibatch import tag_scales
+
+    p = ufm.UFMProblem(ufm.balanced(5, {1: 3, 2: 2, 3: 1}), 6, 5e-3, 5e-3)
+    H = np.random.default_rng(4).standard_normal((6, p.N))
+    got, ref = tag_scales(H, p.design.Y), tagwise(H, p.design.Y)
+    assert sorted(got) == [2, 3]
+    for m in (2, 3):
+        assert got[m] == pytest.approx(ref[m]["scale"], rel=1e-13)

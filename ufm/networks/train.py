@@ -29,12 +29,12 @@ import numpy as np
 
 from ..designs import as_rng
 from ..exceptions import UFMError, param_error
-from ..metrics import Groups, tagwise
+from ..metrics import Groups
 from ..objective import pack
 from ..problem import UFMProblem
 from ..result import Result, Status
 from ..solvers._common import check_options, finish
-from ..solvers.minibatch import SCHEDULES, Recorder, run_epochs
+from ..solvers.minibatch import SCHEDULES, Recorder, run_epochs, tag_scales
 from ..theory import NOT_APPLICABLE, TRIVIAL, predict, predicted_minimizer
 
 NETWORK_DEFAULTS: dict[str, Any] = {
@@ -64,7 +64,7 @@ def prototypes(H: np.ndarray, Y: np.ndarray) -> tuple[list[tuple[int, ...]], np.
     ref = groups.single_means
     if ref is None:
         raise UFMError("Prototype decoding needs single-label training samples of every class.")
-    scale = {1: 1.0, **{mm: v["scale"] for mm, v in tagwise(H, Y).items()}}
+    scale = {1: 1.0, **tag_scales(H, Y)}
     P = np.stack([scale[len(S)] * ref[:, list(S)].mean(axis=1) for S in groups.sets], axis=1)
     return list(groups.sets), P
 

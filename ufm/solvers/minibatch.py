@@ -51,7 +51,7 @@ from ..certificate import certify
 from ..designs import as_rng
 from ..exceptions import UFMError, param_error
 from ..losses import LOSS_FUNCTIONS
-from ..metrics import tagwise
+from ..metrics import Groups
 from ..objective import Evaluator, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status
@@ -132,6 +132,25 @@ def _check(method: str, o: dict[str, Any], N: int) -> None:
         o["batch_size"] = N  # one batch: full-batch steps
 
 
+def tag_scales(H: np.ndarray, Y: np.ndarray) -> dict[int, float]:
+    """Mean tag-wise scale ``||h_S|| / ||mean_{k in S} h_k||`` per multiplicity ``m >= 2``
+    (``h_k`` the single-label means): the ``scale`` of :func:`ufm.metrics.tagwise` without
+    its all-pairs angle matrix (quadratic in the number of label sets), for per-epoch use."""
+    groups = Groups.from_arrays(H, Y)
+    ref = groups.single_means
+    out: dict[int, float] = {}
+    if ref is None:
+        return out
+    for mm in sorted({int(v) for v in groups.multiplicity if v >= 2}):
+        gs = np.flatnonzero(groups.multiplicity == mm)
+        means = np.stack([ref[:, list(groups.sets[g])].mean(axis=1) for g in gs], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sc = np.linalg.norm(groups.means[:, gs], axis=0) / np.linalg.norm(means, axis=0)
+        sc = sc[np.isfinite(sc)]
+        out[mm] = float(sc.mean()) if sc.size else float("nan")
+    return out
+
+
 class Recorder:
     """History of the full ``F``, gradient norm, NC metrics, certified gap and lr per epoch."""
 
@@ -163,10 +182,9 @@ class Recorder:
         h.data["lr"].append(float(lr))
         if self.mults:
             W, H, _ = unpack(x, self.problem)
-            with np.errstate(all="ignore"):
-                tw = tagwise(H, self.problem.design.Y)
+            sc = tag_scales(H, self.problem.design.Y)
             for mm in self.mults:
-                h.data[f"scale_{mm}"].append(tw[mm]["scale"] if mm in tw else float("nan"))
+                h.data[f"scale_{mm}"].append(sc.get(mm, float("nan")))
         return f, g
 
 
