@@ -127,7 +127,8 @@ def networks(recs: list[Rec]) -> Built:
 
 
 def findings(rs: list[Rec]) -> list[str]:
-    """The section's statements, every number read from the records."""
+    """The section's statements, every number read from the records (in any order)."""
+    rs = ordered(rs)
     by = {label(r): r for r in rs}
     out = []
     ref = by.get("L-BFGS (UFM)")
