@@ -16,7 +16,7 @@ from importlib import import_module
 from ..exceptions import SolverError, UFMError
 from .common import Parser
 
-COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify")
+COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify", "train")
 
 
 EPILOG = """exit status (every subcommand):

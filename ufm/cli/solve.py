@@ -19,14 +19,19 @@ from .common import (
 def add(sub: Any) -> None:
     p = sub.add_parser("solve", help="solve one problem and compare with the theorem")
     add_problem_args(p)
-    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex"])
+    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"])
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random start (>= 0)")
     p.add_argument("--starts", type=pos_int, default=1,
                    help="best of N random starts (seeds SEED..SEED+N-1), each recorded in --json; "
                         "for landscapes that are not benign (d < K-1, imbalance)")
     p.add_argument("--max-iter", type=nonneg_int, default=None, dest="max_iter")
-    p.add_argument("--step", type=parse_float, default=None, help="fixed step (gd) / initial step (agd), > 0")
+    p.add_argument("--step", type=parse_float, default=None,
+                   help="fixed step (gd) / initial step (agd) / learning rate (sgd, adam), > 0")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--epochs", type=pos_int, default=None, help="sgd/adam: epochs (default 200)")
+    p.add_argument("--batch-size", type=pos_int, default=None, dest="batch_size", help="sgd/adam: batch size (64)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default=None, dest="lr_schedule",
+                   help="sgd/adam: learning-rate schedule (constant); --step sets the learning rate")
     p.add_argument("--group", action="store_true",
                    help="lbfgs: solve F restricted to one feature column per label set (exact on any "
                         "design: every critical point has one feature per set; see ufm.grouped)")
@@ -45,12 +50,16 @@ def add(sub: Any) -> None:
 
 
 # options that apply to each method: anything else given is an error, never ignored
-APPLIES = {"step": ("gd", "agd"), "max_iter": ("gd", "agd", "lbfgs"), "progress": ("gd", "agd", "lbfgs"),
-           "group": ("lbfgs",), "formulation": ("convex",), "cvx_solver": ("convex",),
-           "starts": ("gd", "agd", "lbfgs")}
-FLAG = {"max_iter": "--max-iter", "cvx_solver": "--cvx-solver"}
+MINIBATCH = ("sgd", "adam")
+APPLIES = {"step": ("gd", "agd", *MINIBATCH), "max_iter": ("gd", "agd", "lbfgs"),
+           "progress": ("gd", "agd", "lbfgs", *MINIBATCH), "group": ("lbfgs",), "formulation": ("convex",),
+           "cvx_solver": ("convex",), "starts": ("gd", "agd", "lbfgs", *MINIBATCH),
+           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH}
+FLAG = {"max_iter": "--max-iter", "cvx_solver": "--cvx-solver", "batch_size": "--batch-size",
+        "lr_schedule": "--lr-schedule"}
 UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "group": False,
-                         "formulation": None, "cvx_solver": None, "starts": 1}
+                         "formulation": None, "cvx_solver": None, "starts": 1, "epochs": None,
+                         "batch_size": None, "lr_schedule": None}
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,9 +73,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if args.group:
         opts["group"] = True
-    for name in ("max_iter", "step"):
+    for name in ("max_iter", "step", "epochs", "batch_size", "lr_schedule"):
         if getattr(args, name) is not None:
-            opts[name] = getattr(args, name)
+            opts["lr" if (name == "step" and args.method in MINIBATCH) else name] = getattr(args, name)
     if args.method != "convex":
         opts["progress"] = args.progress
     if args.formulation is not None:

@@ -21,10 +21,12 @@ from typing import Any
 from ..exceptions import UFMError
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import scan
+from . import networks as _networks  # noqa: F401  (registers the networks section)
 from .figures import FIGURES, save
 from .regimes import BUILDERS
 
-ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture", "deadclass")
+ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture",
+         "deadclass", "networks")
 FEATURES_JSON = "features_example.json"
 
 

@@ -7,12 +7,15 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import UFMError
+from ..networks.train import network  # trains with JAX, imported only when called
 from ..problem import UFMProblem
 from ..result import Result
 from .gradient import agd, gd
 from .lbfgs import lbfgs
+from .minibatch import adam, sgd
 
-METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs}
+METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam,
+                          "network": network}
 
 
 def solve(
@@ -63,4 +66,4 @@ def attach_certificate(problem: UFMProblem, result: Result) -> Result:
     return result
 
 
-__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS", "attach_certificate"]
+__all__ = ["solve", "gd", "agd", "lbfgs", "sgd", "adam", "METHODS", "attach_certificate"]

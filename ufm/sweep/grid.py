@@ -66,7 +66,7 @@ DEFAULTS: dict[str, Any] = {"lam_b": 1e-2, "bias": True, "loss": "pal", "solver"
 # scalar design fields that may be given as a list (an axis)
 DESIGN_AXES = {"profile", "n_max", "n_min", "pairs", "n_single", "n_pair", "heavy_count",
                "n_sets", "max_multiplicity", "seed"}
-SOLVERS = ("gd", "agd", "lbfgs", "convex")
+SOLVERS = ("gd", "agd", "lbfgs", "convex", "sgd", "adam", "network")
 
 
 def canonical(obj: Any) -> str:
