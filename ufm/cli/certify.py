@@ -10,7 +10,7 @@ from .common import parse_float, print_json
 
 
 def add(sub: Any) -> None:
-    from ..features import LAYOUT
+    from ..layout import LAYOUT
 
     p = sub.add_parser(
         "certify", help="certified lower bound and gap of a saved solution (any d, any source)",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from ..exceptions import UFMError
 from .common import add_problem_args, parse_float, print_json, problem_from_args
 
@@ -32,6 +30,8 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..solvers import solve
     from ..summary import summarize
 

@@ -18,13 +18,13 @@ from ..result import Result, Status
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 
 GD_DEFAULTS: dict[str, Any] = {
-    "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 100,
-    "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
+    "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 1,
+    "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
     "h_scale": 1.0,
 }
 AGD_DEFAULTS: dict[str, Any] = {
-    "step": 1.0, "max_iter": 50_000, "gtol": 1e-10, "ftol": 0.0, "history_every": 50,
-    "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
+    "step": 1.0, "max_iter": 50_000, "gtol": 1e-10, "ftol": 0.0, "history_every": 1,
+    "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
     "h_scale": 1.0,
 }
 
@@ -74,7 +74,7 @@ def gd(
             gnorm = fg.grad_norm(g)
             if scaled:
                 fg.to_x(y, out=xv)
-            hist.maybe_record(it, xv, f, gnorm)
+            hist.maybe_record(it, xv, f, gnorm, step=step)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -141,12 +141,12 @@ def agd(
     it, status = 0, Status.MAX_ITER
     y, fy, gy = x, f, g
     t = 1.0
-    f_prev = math.inf
+    f_prev, step_taken = math.inf, math.nan
     try:
         while True:
             gnorm = fg.grad_norm(g)
             x_show = fg.to_x(x, out=xv) if scaled else x
-            hist.maybe_record(it, x_show, f, gnorm)
+            hist.maybe_record(it, x_show, f, gnorm, step=step_taken)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -170,6 +170,7 @@ def agd(
                 if L > 1e30:
                     status = Status.LINE_SEARCH_FAILED
                     raise StopIteration
+            step_taken = 1.0 / L
             it += 1
             bar.update()
             f_prev = f
