@@ -179,6 +179,9 @@ class History:
             return
         data = self.data
         if data["iter"] and data["iter"][-1] == it:
+            if force and self.metrics == "log" and math.isnan(data["nc2_w"][-1]):  # the final row's metrics
+                for key, value in zip(METRIC_KEYS, self._metrics(x)):
+                    data[key][-1] = value
             return
         data["iter"].append(int(it))
         data["fun"].append(float(f))
