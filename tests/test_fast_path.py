@@ -128,3 +128,10 @@ def test_import_ufm_loads_no_scipy():
     assert ufm.solve is ufm.solvers.solve and "verify" in dir(ufm)
     with pytest.raises(AttributeError):
         ufm.no_such_name  # noqa: B018
+
+
+def test_lazy_names_that_are_also_modules_stay_functions():
+    code = ("import ufm.objective, ufm.verify, ufm\n"
+            "print(callable(ufm.objective), callable(ufm.verify), ufm.verify.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "ufm.verify"]

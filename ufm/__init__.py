@@ -13,6 +13,8 @@ True
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,21 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .solvers import solve
     from .theory import Prediction, predict, predicted_minimizer, simplex_etf
     from .verify import Verdict, verify
+
+
+class _Package(types.ModuleType):
+    """``ufm.objective`` and ``ufm.verify`` name functions, as the eager imports made them:
+    when the submodule of the same name is imported (which sets it as an attribute of the
+    package), the function is bound instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            value = getattr(value, name, value)
+        super().__setattr__(name, value)
+
+
+_SHADOWED = ("objective", "verify")
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -168,6 +168,9 @@ class History:
         if metrics:
             for key in METRIC_KEYS:
                 self.data[key] = []
+        # the per-row lists as attributes (values appended as given, converted once in `finish`)
+        self._rows = (self.data["iter"], self.data["fun"], self.data["grad_norm"], self.data["step"])
+        self._time = self.data["time"]
         self._next_log = 0  # the next iteration of the "log" schedule
         self.t0 = time.perf_counter()
 
@@ -175,21 +178,23 @@ class History:
                      force: bool = False, step: float = math.nan) -> None:
         """Record iteration ``it``; ``x`` the (full, packed) point, or a function returning
         it, called only when the row's NC metrics need it."""
-        if self.every <= 0 or (not force and it % self.every):
+        every = self.every
+        if every <= 0 or (not force and it % every):
             return
-        data = self.data
-        if data["iter"] and data["iter"][-1] == it:
-            if force and self.metrics == "log" and math.isnan(data["nc2_w"][-1]):  # the final row's metrics
+        iters, fun, gn, st = self._rows
+        if iters and iters[-1] == it:
+            if force and self.metrics == "log" and math.isnan(self.data["nc2_w"][-1]):  # the final row's metrics
                 for key, value in zip(METRIC_KEYS, self._metrics(x)):
-                    data[key][-1] = value
+                    self.data[key][-1] = value
             return
-        data["iter"].append(int(it))
-        data["fun"].append(float(f))
-        data["grad_norm"].append(float(gnorm))
-        data["step"].append(float(step))
-        data["time"].append(time.perf_counter() - self.t0)
+        iters.append(it)
+        fun.append(f)
+        gn.append(gnorm)
+        st.append(step)
+        self._time.append(time.perf_counter() - self.t0)
         if not self.metrics:
             return
+        data = self.data
         if self.metrics == "log" and not force and it < self._next_log:
             for key in METRIC_KEYS:
                 data[key].append(math.nan)
@@ -198,6 +203,12 @@ class History:
             self._next_log = max(1, 2 * self._next_log)
         for key, value in zip(METRIC_KEYS, self._metrics(x)):
             data[key].append(value)
+
+    def final(self) -> dict[str, list[Any]]:
+        """The recorded lists with plain Python numbers (``int`` iterations, ``float`` values)."""
+        out = {key: [float(v) for v in values] for key, values in self.data.items()}
+        out["iter"] = [int(v) for v in self.data["iter"]]
+        return out
 
     def _metrics(self, x: np.ndarray | Callable[[], np.ndarray]) -> tuple[float, float, float, float]:
         W, H, _ = unpack(x() if callable(x) else x, self.problem)
@@ -245,7 +256,7 @@ def finish(
     W, H, b = unpack(x, problem)
     return Result(
         x=x, fun=float(f), W=W.copy(), H=H.copy(), b=b.copy(), status=status, nit=nit, nfev=nfev,
-        grad_norm=gnorm, time=time.perf_counter() - t0, history=history.data, method=method,
+        grad_norm=gnorm, time=time.perf_counter() - t0, history=history.final(), method=method,
         extra=extra or {},
     )
 
