@@ -137,13 +137,13 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if step == LITERATURE_STEP:
         lit_runs = gd_runs
     else:
-        lit_runs = [run(problem, lit_spec, x0, F_star, args.literature_budget, name, replay_cert=True)]
+        lit_runs = [run(problem, lit_spec, x0, F_star, args.literature_budget, name)]
         _log(f"  [1] {lit_spec.label:32s} {output.hit_text(lit_runs[0].cert)} (certified); "
              f"rel. gap {lit_runs[0].final_rel:.2e} after {lit_runs[0].time:.0f} s ({lit_runs[0].nit} iterations)")
     # heavy ball: the public UFM code's optimiser (lr 0.1, momentum 0.9), and its best grid step
     hb_lit_spec = gd_spec(LITERATURE_STEP, f"heavy ball, literature (lr {LITERATURE_STEP:g}, "
                           f"momentum {LITERATURE_MOMENTUM:g})", momentum=LITERATURE_MOMENTUM)
-    hb_lit_runs = [run(problem, hb_lit_spec, x0, F_star, args.literature_budget, name, replay_cert=True)]
+    hb_lit_runs = [run(problem, hb_lit_spec, x0, F_star, args.literature_budget, name)]
     _log(f"  [1] {hb_lit_spec.label:32s} {output.hit_text(hb_lit_runs[0].cert)} (certified); "
          f"rel. gap {hb_lit_runs[0].final_rel:.2e} after {hb_lit_runs[0].time:.3g} s")
     _log(f"  heavy-ball step grid (momentum {LITERATURE_MOMENTUM:g})")
