@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import ufm
+from ufm.objective import random_point
 from ufm.solvers import _common, lbfgs
 from ufm.solvers.threads import is_small
 
@@ -160,7 +161,7 @@ def contention(problem: ufm.UFMProblem, repeats: int) -> dict[str, Any]:
         out["fair_slowdown"] = 1.0 if out["single_thread"] or cores == 1 else cores / (cores - 1)
         out["beyond_share"] = out["slowdown"] / out["fair_slowdown"]
         if out["single_thread"] and cores > 1:  # before: the library's threads on a small problem
-            x0 = ufm.objective.random_point(problem, scale=0.1, rng=SEED)
+            x0 = random_point(problem, scale=0.1, rng=SEED)
             iters = 20
             per = {}
             for label, threads in (("one thread", 1), (f"{cores} threads", cores)):
