@@ -45,8 +45,8 @@ def gd(
     """Plain gradient descent ``x <- x - step * grad F(x)`` with a fixed ``step``, or heavy ball.
 
     Options: ``step`` (0.1), ``max_iter`` (100000), ``gtol`` (1e-9, on the gradient
-    norm), ``ftol`` (0: off; relative objective change), ``history_every`` (100),
-    ``history_metrics`` (True), ``init_scale`` (0.1), ``progress`` (False),
+    norm), ``ftol`` (0: off; relative objective change), ``history_every`` (1),
+    ``history_metrics`` (False), ``init_scale`` (0.1), ``progress`` (False),
     ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
     ``h_scale`` (1.0: the plain literature baseline; ``s != 1`` runs GD on
     ``(W, H/s, b)``, i.e. the step on ``H`` is ``s**2 * step``; see

@@ -227,14 +227,19 @@ def lbfgs(
     Options: ``max_iter`` (20000), ``gtol`` (1e-11; on the Euclidean gradient norm --
     for the scipy engine, scipy's own test on the largest component is set to
     ``gtol / sqrt(n)`` so both hold), ``ftol`` (0: off; relative reduction
-    ``(f_prev - f) / max(|f_prev|, |f|, 1)``), ``history_every`` (10), ``history_metrics``, ``init_scale`` (0.1), ``progress``,
+    ``(f_prev - f) / max(|f_prev|, |f|, 1)``), ``history_every`` (1), ``history_metrics`` (False;
+    see :class:`~ufm.solvers._common.History`), ``init_scale`` (0.1), ``progress``,
     ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
     ``polish`` (True: Newton-CG steps on the exact Hessian, accepted while they reduce
     the gradient norm, finish the job -- for the scipy engine when it stops above
     ``gtol``, for the numpy engine whenever it stops on its own, down to
     ``gtol * 1e-3``, which keeps the scipy engine's final accuracy (its stop on the
     relative reduction of ``F`` and the quadratic polish usually end far below ``gtol``);
-    see :mod:`ufm.solvers.polish`), ``engine`` ("auto", the default: "numpy", then
+    see :mod:`ufm.solvers.polish`), ``polish_from`` (1e-6: the numpy engine's L-BFGS stops
+    once the gradient norm is below ``max(gtol, polish_from)`` and the Newton-CG polish
+    takes it to ``gtol`` -- one or two quadratic steps instead of ~100 linear ones; should
+    the polish stop short, L-BFGS resumes from its point to ``gtol`` as with ``polish_from=0``,
+    which turns the hand-over off), ``engine`` ("auto", the default: "numpy", then
     "scipy" from the same start if the numpy engine stops without converging -- see
     the module docstring; "numpy", the lean implementation of this module, several
     times faster per iteration; "scipy", L-BFGS-B), ``maxcor`` (correction pairs; None:
