@@ -135,3 +135,16 @@ def test_lazy_names_that_are_also_modules_stay_functions():
             "print(callable(ufm.objective), callable(ufm.verify), ufm.verify.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "ufm.verify"]
+
+
+def test_cross_angles_match_the_pairwise_angle():
+    from ufm.metrics import _angle_deg, _cross_angles_deg
+
+    rng = np.random.default_rng(4)
+    U, V = rng.standard_normal((5, 6)), rng.standard_normal((5, 4))
+    V[:, 2] = 0.0
+    V[:, 3] = 2.0 * U[:, 1]  # parallel to a column of U
+    got = _cross_angles_deg(U, V)
+    want = np.array([[_angle_deg(U[:, i], V[:, j]) for j in range(4)] for i in range(6)])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-6)
+    assert np.isnan(got[:, 2]).all() and abs(got[1, 3]) < 1e-6

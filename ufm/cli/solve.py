@@ -30,12 +30,19 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..solvers.threads import blas_threads_for
+
+    problem = problem_from_args(args)
+    with blas_threads_for(problem.K, problem.d, problem.N):  # solve, certificate and verify alike
+        return _run(args, problem)
+
+
+def _run(args: argparse.Namespace, problem: Any) -> int:
     import numpy as np
 
     from ..solvers import solve
     from ..summary import summarize
 
-    problem = problem_from_args(args)
     opts: dict[str, Any] = {}
     if args.group:
         if args.method != "lbfgs":
