@@ -317,9 +317,10 @@ def hessian_operator(x: np.ndarray, problem: UFMProblem) -> Callable[[np.ndarray
         dZ += W @ VH
         if problem.bias:
             dZ += vb[:, None]
-        if P is None:
+        if Zc is not None:  # bce
             dG = hvp_logits(problem.loss, Zc, dZ, m)
         else:
+            assert P is not None
             dG = softmax_hvp(P, dZ, m if problem.loss == "pal" else None)
         out = np.empty(problem.n_vars)
         hW, hH, hb = unpack(out, problem)
