@@ -148,3 +148,16 @@ def test_cross_angles_match_the_pairwise_angle():
     want = np.array([[_angle_deg(U[:, i], V[:, j]) for j in range(4)] for i in range(6)])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-6)
     assert np.isnan(got[:, 2]).all() and abs(got[1, 3]) < 1e-6
+
+
+def test_mean_cross_angle_by_blocks_is_the_mean_of_the_matrix():
+    from ufm.metrics import _cross_angles_deg, _mean_cross_angle
+
+    rng = np.random.default_rng(5)
+    U, V = rng.standard_normal((4, 7)), rng.standard_normal((4, 7))
+    V[:, 3] = 0.0
+    matched = rng.uniform(0, 1, 7)
+    full = _cross_angles_deg(U, V)
+    np.fill_diagonal(full, matched)
+    want = float(np.mean(full[np.isfinite(full)]))
+    assert _mean_cross_angle(U, V, matched, block=2) == pytest.approx(want, rel=1e-14)

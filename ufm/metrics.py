@@ -42,6 +42,22 @@ def _cross_angles_deg(U: np.ndarray, V: np.ndarray) -> np.ndarray:
     return out
 
 
+def _mean_cross_angle(U: np.ndarray, V: np.ndarray, matched: np.ndarray, block: int = 512) -> float:
+    """Mean over the finite angles between every column of ``U`` and every column of ``V``
+    (square), the diagonal taken from ``matched``; by blocks of rows (memory O(block n): the
+    full matrix at K = 200 would be 19,900^2)."""
+    n = U.shape[1]
+    total, count = 0.0, 0
+    for i in range(0, n, block):
+        A = _cross_angles_deg(U[:, i : i + block], V)
+        rows = np.arange(A.shape[0])
+        A[rows, i + rows] = matched[i : i + block]  # the matched pairs (accurate near 0)
+        ok = np.isfinite(A)
+        total += float(A[ok].sum())
+        count += int(ok.sum())
+    return total / count if count else float("nan")
+
+
 def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
@@ -266,9 +282,7 @@ def tagwise(
             scales = np.where(nrm_mean > 0, np.linalg.norm(hs, axis=0) / nrm_mean, np.nan)
         ratio = float("nan")
         if gs.size > 1:
-            cross = _cross_angles_deg(hs, sums)
-            np.fill_diagonal(cross, angles)  # the matched pairs as computed above (accurate near 0)
-            mean_cross, mean_matched = _finite_stat(np.mean, cross), _finite_stat(np.mean, angles)
+            mean_cross, mean_matched = _mean_cross_angle(hs, sums, angles), _finite_stat(np.mean, angles)
             if mean_cross > 0:
                 ratio = mean_matched / mean_cross
         out[mm] = {
