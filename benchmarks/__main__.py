@@ -205,7 +205,7 @@ def user_rows(problem: ufm.UFMProblem, name: str, F_star: float, repeats: int, a
     out["solvers"].append({
         "label": "default call, end to end: ufm solve (CLI)", "runs": len(cli.get("times", [])), "rel": chit,
         "cert": chit, "early": None, "replay": {"time": cli["time"], "times": cli["times"]} if ok else None,
-        "time": cli["time"] or math.nan, "nit": 0, "nfev": 0, "final_rel": math.nan, "best_cert": math.nan,
+        "time": cli["time"] or cli.get("timeout", math.nan), "nit": 0, "nfev": 0, "final_rel": math.nan, "best_cert": math.nan,
         "stopped": "exit 0, every claim PASS" if ok else f"failed: {cli}", "peak_mem": None, "checks": 0,
         "default_call": True, "cli": True,
         "note": "subprocess wall time: interpreter start, imports, solve, certificate, verification, printing"})
