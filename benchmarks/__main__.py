@@ -23,11 +23,12 @@ import numpy as np
 
 import ufm
 
-from . import blas, convex_scaling, evaluation, gd_grid, output
+from . import blas, convex_scaling, evaluation, gd_grid, output, user_path
 from .ladder import (
     CERT_TARGET,
     FAST_SOLVERS,
     LADDER,
+    LITERATURE_MOMENTUM,
     LITERATURE_STEP,
     REL_TARGET,
     STEP_GRID,
@@ -36,6 +37,7 @@ from .ladder import (
 )
 from .tracker import RunRecord, _Counter, peak_memory, run
 
+FAST_ONLY = ("lbfgs (m=1)", "lbfgs (grouped)")  # what runs at --fast-only sizes (the fastest by far at L)
 GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time
 SCALING_CAP = 20.0  # the same for the scaled GD of the scaling study
 
@@ -89,6 +91,8 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         for spec in FAST_SOLVERS:
             if name == "L" and rep > 0 and spec.label != FAST_SOLVERS[0].label:
                 continue  # at L only the default L-BFGS is repeated (the others take minutes)
+            if name in args.fast_only and spec.label not in FAST_ONLY:
+                continue
             rec = run(problem, spec, x0, F_star, args.budget, name, replay_cert=True)
             fast_runs.setdefault(spec.label, []).append(rec)
             _log(f"  [{rep + 1}] {spec.label:32s} {output.hit_text(rec.cert)} (certified); "
@@ -96,8 +100,16 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     fast_runs: dict[str, list[RunRecord]] = {}
     fast(0)
-    # a GD step needing more than GRID_CAP times the fastest solver cannot change the verdict
     t_fast = min((r.cert.time for rs in fast_runs.values() for r in rs if r.cert), default=math.inf)
+    if name in args.fast_only:
+        for rep in range(1, repeats):
+            fast(rep)
+        for spec in FAST_SOLVERS:
+            if spec.label in fast_runs:
+                out["solvers"].append(_summ(spec.label, fast_runs[spec.label], spec.note, None))
+        user_rows(problem, name, F_star, repeats, args, out)
+        return out
+    # a GD step needing more than GRID_CAP times the fastest solver cannot change the verdict
     grid_budget = min(args.grid_budget, GRID_CAP * t_fast)
     _log("  GD step grid " + ", ".join(f"{s:g}" for s in STEP_GRID) + f" (at most {grid_budget:.3g} s per step)")
     grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log)
@@ -128,22 +140,80 @@ def bench_size(name: str, args: argparse.Namespace) -> dict[str, Any]:
         lit_runs = [run(problem, lit_spec, x0, F_star, args.literature_budget, name)]
         _log(f"  [1] {lit_spec.label:32s} {output.hit_text(lit_runs[0].cert)} (certified); "
              f"rel. gap {lit_runs[0].final_rel:.2e} after {lit_runs[0].time:.0f} s ({lit_runs[0].nit} iterations)")
+    # heavy ball: the public UFM code's optimiser (lr 0.1, momentum 0.9), and its best grid step
+    hb_lit_spec = gd_spec(LITERATURE_STEP, f"heavy ball, literature (lr {LITERATURE_STEP:g}, "
+                          f"momentum {LITERATURE_MOMENTUM:g})", momentum=LITERATURE_MOMENTUM)
+    hb_lit_runs = [run(problem, hb_lit_spec, x0, F_star, args.literature_budget, name)]
+    _log(f"  [1] {hb_lit_spec.label:32s} {output.hit_text(hb_lit_runs[0].cert)} (certified); "
+         f"rel. gap {hb_lit_runs[0].final_rel:.2e} after {hb_lit_runs[0].time:.3g} s")
+    _log(f"  heavy-ball step grid (momentum {LITERATURE_MOMENTUM:g})")
+    hb_grid = gd_grid.best_step(problem, x0, F_star, name, grid_budget, log=_log, momentum=LITERATURE_MOMENTUM)
+    hb_spec = gd_spec(hb_grid.winner, f"heavy ball, best grid step {hb_grid.winner:g}", momentum=LITERATURE_MOMENTUM)
+    hb_runs = [run(problem, hb_spec, x0, F_star, args.budget, name, replay_cert=True)]
+    _log(f"  [1] {hb_spec.label:32s} {output.hit_text(hb_runs[0].cert)} (certified){output.replay_text(hb_runs[0])}")
     mem = {}
     for spec in [*FAST_SOLVERS, best_spec]:
         mem[spec.label] = peak_memory(problem, spec, x0)
     mem[lit_spec.label] = mem[best_spec.label]
     for spec in FAST_SOLVERS:
         out["solvers"].append(_summ(spec.label, fast_runs[spec.label], spec.note, mem[spec.label]))
-    out["solvers"].append(_summ(best_spec.label, gd_runs, best_spec.note, mem[best_spec.label], baseline=True))
+    gdv = {"gd_variant": True}
+    out["solvers"].append(_summ(best_spec.label, gd_runs, best_spec.note, mem[best_spec.label], baseline=True, **gdv))
     if fine_runs:
-        out["solvers"].append(_summ(fine_spec.label, fine_runs, fine_spec.note, mem[best_spec.label], refined=True))
-    out["solvers"].append(_summ(lit_spec.label, lit_runs, lit_spec.note, mem[lit_spec.label], literature=True))
+        out["solvers"].append(_summ(fine_spec.label, fine_runs, fine_spec.note, mem[best_spec.label], refined=True,
+                                    **gdv))
+    out["solvers"].append(_summ(lit_spec.label, lit_runs, lit_spec.note, mem[lit_spec.label], literature=True, **gdv))
+    out["solvers"].append(_summ(hb_lit_spec.label, hb_lit_runs, hb_lit_spec.note, mem[best_spec.label],
+                                heavy_ball=True, **gdv))
+    out["solvers"].append(_summ(hb_spec.label, hb_runs, hb_spec.note, mem[best_spec.label], heavy_ball=True, **gdv))
     out["grid"] = {"steps": list(STEP_GRID), "winner": step, "trials": grid.describe(),
                    "budget": grid_budget, "refined": fine.winner,
-                   "refine_trials": fine.describe() if fine.trials else "not tried (no certified grid step)"}
+                   "refine_trials": fine.describe() if fine.trials else "not tried (no certified grid step)",
+                   "heavy_ball_winner": hb_grid.winner, "heavy_ball_trials": hb_grid.describe()}
     if args.scaling and name != "L":
         out["scaling"] = scaling_study(problem, x0, F_star, name, args, grid_budget)
+    user_rows(problem, name, F_star, repeats, args, out)
     return out
+
+
+def user_rows(problem: ufm.UFMProblem, name: str, F_star: float, repeats: int, args: argparse.Namespace,
+              out: dict[str, Any]) -> None:
+    """The default call and the CLI, end to end, as rows of the size's table (their whole wall
+    time counts as time to the certified optimum when what they return passes ``verify``),
+    plus the threads-under-contention measurement."""
+    size = LADDER[name]
+    dc = user_path.default_call(problem, repeats)
+    _log(f"  default call ufm.solve(p): {dc['time']:.3g} s, {dc['nfev']} evals, certified gap {dc['cert_gap']:.1e}, "
+         f"verify {'PASS' if dc['verify'] else 'FAIL ' + str(dc['failed'])}; history {100 * dc['history_share']:.2g}% "
+         f"of the call ({dc['history_rows']} rows)")
+    ok = dc["verify"] and dc["cert_gap"] <= CERT_TARGET
+    hit = {"time": dc["time"], "nfev": dc["nfev"], "it": dc["nit"], "times": dc["times"]} if ok else None
+    out["default_call"] = dc
+    out["solvers"].append({
+        "label": "default call, end to end: ufm.solve(p)", "runs": repeats, "rel": hit, "cert": hit, "early": None,
+        "replay": {"time": dc["time"], "times": dc["times"]} if ok else None, "time": dc["time"],
+        "nit": dc["nit"], "nfev": dc["nfev"], "final_rel": (dc["fun"] - F_star) / abs(F_star),
+        "best_cert": dc["cert_gap"], "stopped": f"returned {dc['status']}, verify {'PASS' if dc['verify'] else 'FAIL'}",
+        "peak_mem": None, "checks": 0, "default_call": True,
+        "note": "every option at its default (seed 0: the same start); whole call timed; certified and "
+                "verified afterwards, outside the timing"})
+    cli = user_path.cli_call(size, max(1, min(repeats, 3)), timeout=args.budget)
+    _log(f"  CLI {cli['command']}: {cli['time']} s, all claims pass: {cli.get('all_pass')}")
+    out["cli"] = cli
+    ok = cli["time"] is not None and cli.get("all_pass")
+    chit = {"time": cli["time"], "nfev": None, "it": None, "times": cli["times"]} if ok else None
+    out["solvers"].append({
+        "label": "default call, end to end: ufm solve (CLI)", "runs": len(cli.get("times", [])), "rel": chit,
+        "cert": chit, "early": None, "replay": {"time": cli["time"], "times": cli["times"]} if ok else None,
+        "time": cli["time"] or cli.get("timeout", math.nan), "nit": 0, "nfev": 0, "final_rel": math.nan, "best_cert": math.nan,
+        "stopped": "exit 0, every claim PASS" if ok else f"failed: {cli}", "peak_mem": None, "checks": 0,
+        "default_call": True, "cli": True,
+        "note": "subprocess wall time: interpreter start, imports, solve, certificate, verification, printing"})
+    out["contention"] = user_path.contention(problem, repeats if name != "L" else 1)
+    c = out["contention"]
+    _log(f"  contention: alone {c['alone']:.3g} s, one core busy {c['busy']:.3g} s: x{c['slowdown']:.2f} "
+         f"(fair x{c['fair_slowdown']:.2f}; beyond share x{c['beyond_share']:.2f})"
+         + (f"; per iteration under load {c['per_iteration_busy']}" if "per_iteration_busy" in c else ""))
 
 
 def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: str,
@@ -166,7 +236,7 @@ def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: 
                      "lbfgs_time": lb.cert.time if lb.cert else None,
                      "lbfgs_nfev": lb.cert.nfev if lb.cert else None})
         _log(f"  scaling s^2={s2_name}: GD best step {grid.winner:g} -> {rows[-1]['gd_time']} s; "
-             f"lbfgs (default) -> {rows[-1]['lbfgs_time']} s")
+             f"{spec.label} -> {rows[-1]['lbfgs_time']} s")
     return rows
 
 
@@ -192,12 +262,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the H-scaling study at S and M")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: budgets 60 s, grid 10 s, one repeat, no scaling study")
+    ap.add_argument("--fast-only", default="",
+                    help="comma-separated sizes on which only the fast configurations and the default call run "
+                         "(no GD baselines: ratios to GD are then not measured), e.g. L on a busy machine")
     ap.add_argument("--out", default="reports", help="directory for bench.md and bench.csv")
     args = ap.parse_args(argv)
     if args.quick:
         args.budget = args.literature_budget = 60.0
         args.grid_budget, args.repeats, args.repeats_L, args.scaling, args.eval_repeats = 10.0, 1, 1, False, 3
     sizes = [s.strip().upper() for s in args.sizes.split(",") if s.strip()]
+    args.fast_only = [s.strip().upper() for s in args.fast_only.split(",") if s.strip()]
     bad = [s for s in sizes if s not in LADDER]
     if bad:
         ap.error(f"unknown size(s) {bad}; choose from {sorted(LADDER)}")
@@ -217,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     _Counter.install()
     results: dict[str, Any] = {"meta": meta, "sizes": []}
     try:
+        _log("\n== start-up: import ufm, ufm --help")
+        results["startup"] = user_path.startup()
+        st = results["startup"]
+        _log(f"  python -c pass {st['python']:.3f} s; import ufm {st['import_ufm']:.3f} s; "
+             f"ufm --help {st['help']:.3f} s")
         for name in sizes:
             results["sizes"].append(bench_size(name, args))
         if "L" in sizes or args.sizes == "S,M,L":

@@ -52,7 +52,8 @@ def _score(rec: RunRecord) -> tuple[int, float]:
 
 
 def best_step(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, size: str, budget: float,
-              grid: tuple[float, ...] = STEP_GRID, log=print, h_scale: float = 1.0) -> GridResult:
+              grid: tuple[float, ...] = STEP_GRID, log=print, h_scale: float = 1.0,
+              momentum: float = 0.0) -> GridResult:
     out = GridResult(winner=math.nan)
     best: tuple[int, float] | None = None
     worse_in_a_row = 0
@@ -60,10 +61,11 @@ def best_step(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, size: str,
         cap = budget
         if best is not None and best[0] == 0:
             cap = min(budget, best[1])
-        rec = run(problem, gd_spec(step, f"gd step {step:g}", h_scale), x0, F_star, cap, size)
+        rec = run(problem, gd_spec(step, f"gd step {step:g}", h_scale, momentum), x0, F_star, cap, size)
         out.trials.append((step, rec))
         score = _score(rec)
-        log(f"    grid {size}{'' if h_scale == 1 else f' h_scale {h_scale:.3g}'} step {step:>7g}: "
+        log(f"    grid {size}{'' if h_scale == 1 else f' h_scale {h_scale:.3g}'}"
+            f"{f' momentum {momentum:g}' if momentum else ''} step {step:>7g}: "
             f"{out.describe().split('; ')[-1]}")
         if best is None or score < best:
             best, out.winner, worse_in_a_row = score, step, 0

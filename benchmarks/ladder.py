@@ -21,6 +21,9 @@ SPEEDUP_TARGET = 10.0  # issue #7: the fastest solver at least this much faster 
 
 # plain GD: the literature's step, and the grid the best fixed step is picked from
 LITERATURE_STEP = 0.1
+LITERATURE_MOMENTUM = 0.9  # the public UFM code: full-batch SGD, lr 0.1, momentum 0.9
+DEFAULT_CALL_TARGET = 1.5  # issue #14: the default call within this factor of the fastest configuration
+HEAVY_BALL_TARGET = 5.0  # ... and at least this much faster than the best heavy-ball step
 STEP_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
 
@@ -67,19 +70,23 @@ class SolverSpec:
 COMMON = {"history_every": 0, "history_metrics": False, "max_iter": 10_000_000}
 
 FAST_SOLVERS = (
-    SolverSpec("lbfgs (default)", "lbfgs", {},
-               "`ufm.solve(p, 'lbfgs')`, engine 'auto': the lean numpy L-BFGS (m = 1), "
-               "scipy's from the same start if it does not converge"),
-    SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True},
-               "`ufm.solve(p, 'lbfgs', group=True)`: the same on F restricted to one feature column per "
-               "label set (`ufm.grouped`, exact for any design); callbacks see the full point"),
+    SolverSpec("lbfgs (m=1)", "lbfgs", {"polish_from": 0.0},
+               "`ufm.solve(p, 'lbfgs', polish_from=0)`, engine 'auto': the lean numpy L-BFGS (m = 1) "
+               "iterating to the certified iterate (no hand-over to Newton-CG), scipy's from the same "
+               "start if it does not converge"),
+    SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True, "polish_from": 0.0},
+               "`ufm.solve(p, 'lbfgs', group=True, polish_from=0)`: the same on F restricted to one feature "
+               "column per label set (`ufm.grouped`, exact for any design); callbacks see the full point"),
     SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"}, "scipy L-BFGS-B, m = 20"),
     SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),
 )
 
 
-def gd_spec(step: float, label: str, h_scale: float = 1.0) -> SolverSpec:
+def gd_spec(step: float, label: str, h_scale: float = 1.0, momentum: float = 0.0) -> SolverSpec:
     opts: dict[str, Any] = {"step": step, "gtol": 0.0}
     if h_scale != 1.0:
         opts["h_scale"] = h_scale
-    return SolverSpec(label, "gd", opts, f"fixed step {step:g}" + (f", h_scale {h_scale:g}" if h_scale != 1.0 else ""))
+    if momentum:
+        opts["momentum"] = momentum
+    return SolverSpec(label, "gd", opts, f"fixed step {step:g}" + (f", h_scale {h_scale:g}" if h_scale != 1.0 else "")
+                      + (f", heavy ball (momentum {momentum:g}, PyTorch SGD semantics)" if momentum else ""))

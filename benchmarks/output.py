@@ -13,7 +13,15 @@ import ufm
 from ufm.certificate import certify
 from ufm.objective import unpack
 
-from .ladder import CERT_TARGET, EARLY_REL, LITERATURE_STEP, REL_TARGET, SPEEDUP_TARGET, start
+from .ladder import (
+    CERT_TARGET,
+    DEFAULT_CALL_TARGET,
+    EARLY_REL,
+    HEAVY_BALL_TARGET,
+    REL_TARGET,
+    SPEEDUP_TARGET,
+    start,
+)
 
 
 def hit_text(hit: Any) -> str:
@@ -36,14 +44,32 @@ def time_certificate(problem: ufm.UFMProblem, repeats: int) -> float:
     return statistics.median(ts)
 
 
-def _baseline(size: dict[str, Any]) -> dict[str, Any]:
-    return next(s for s in size["solvers"] if s.get("baseline"))
+def _baseline(size: dict[str, Any]) -> dict[str, Any] | None:
+    """The best of all GD variants (plain GD at the grid's, the refined and the literature's
+    step; heavy ball at the literature's and at its best grid step): the fastest to the
+    certified target, else (none certified) the one that ran shortest -- the ratios are then
+    lower bounds. None where no baseline ran (``--fast-only``)."""
+    gds = [s for s in size["solvers"] if s.get("gd_variant") or s.get("baseline")]
+    if not gds:
+        return None
+    cert = [s for s in gds if s["cert"] is not None]
+    if cert:
+        return min(cert, key=lambda s: s["cert"]["time"])
+    return min(gds, key=lambda s: s["time"])
+
+
+def _best_of(size: dict[str, Any], flag: str) -> dict[str, Any] | None:
+    """The fastest to certified among the rows marked ``flag`` (None if none certified)."""
+    rows = [s for s in size["solvers"] if s.get(flag) and s["cert"] is not None]
+    return min(rows, key=lambda s: s["cert"]["time"]) if rows else None
 
 
 def _ratio(size: dict[str, Any], s: dict[str, Any], key: str, budget: float,
            base: dict[str, Any] | None = None) -> tuple[str, float | None]:
     """Best-step GD's time over the solver's, both to the target ``key`` ('cert' or 'rel')."""
     base = _baseline(size) if base is None else base
+    if base is None:
+        return "—", None
     if s is base:
         return "1", 1.0
     if s.get(key) is None:
@@ -73,7 +99,7 @@ def _rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for s in size["solvers"]:
             r_cert, r_cert_v = _ratio(size, s, "cert", budget)
             r_rel, r_rel_v = _ratio(size, s, "rel", budget)
-            fine = next((x for x in size["solvers"] if x.get("refined")), _baseline(size))
+            fine = next((x for x in size["solvers"] if x.get("refined")), None)
             r_fine, r_fine_v = _ratio(size, s, "cert", budget, fine)
             r_un, r_un_v = _ratio(size, s, "replay", budget)
             rows.append({
@@ -116,12 +142,15 @@ def _verdict(results: dict[str, Any]) -> list[str]:
     on the uninstrumented times where both have them, else on the tracked times."""
     rows = _rows(results)
     out = ["## Speed-up target", "",
-           f"Fastest solver's time to certified {CERT_TARGET:g} against best-step GD's (the issue's target: "
+           f"Fastest solver's time to certified {CERT_TARGET:g} against the best GD variant's (the issue's target: "
            f"at least {SPEEDUP_TARGET:g}x on every size; \"> x\" is a lower bound), uninstrumented "
            "(both runs repeated without a callback, see the top) and tracked:", ""]
     for size in results["sizes"]:
         cand = [r for r in rows if r["size"] == size["size"] and r["ratio_cert_value"] is not None
                 and r["ratio_cert_vs_best_gd"] != "1"]
+        if _baseline(size) is None:
+            out.append(f"- {size['size']}: no GD baseline ran at this size (`--fast-only`).")
+            continue
         if not cand:
             out.append(f"- {size['size']}: no solver reached the certified target.")
             continue
@@ -205,14 +234,20 @@ def markdown(results: dict[str, Any]) -> str:
         "10-iteration run of the same solver.", "",
     ]
     for size in results["sizes"]:
-        g = size["grid"]
-        L += [f"## {size['describe']}", "",
-              f"GD step grid {', '.join(f'{s:g}' for s in g['steps'])}; winner **{g['winner']:g}** "
-              f"(tried from the largest, {g['budget']:.3g} s each at most -- the grid budget or 100x the "
-              f"fastest solver's time, whichever is smaller: {g['trials']}). Refined between the winner "
-              f"and the next grid step: **{g['refined']:g}** ({g['refine_trials']}).", "",
-              "| solver | runs | time to rel. gap 1e-8 (s) | evals | time to certified 1e-6 (s) | evals "
-              "| ratio vs best-step GD (certified) | ratio (rel. gap) | ratio vs refined-step GD (certified) "
+        g = size.get("grid")
+        L += [f"## {size['describe']}", ""]
+        if g is None:
+            L += ["Fast configurations and the default call only (`--fast-only`): no GD baseline ran at this "
+                  "size, so there are no ratios to GD.", ""]
+        else:
+            L += [f"GD step grid {', '.join(f'{s:g}' for s in g['steps'])}; winner **{g['winner']:g}** "
+                  f"(tried from the largest, {g['budget']:.3g} s each at most -- the grid budget or 100x the "
+                  f"fastest solver's time, whichever is smaller: {g['trials']}). Refined between the winner "
+                  f"and the next grid step: **{g['refined']:g}** ({g['refine_trials']})."
+                  + (f" Heavy ball (momentum 0.9) on the same grid: winner **{g['heavy_ball_winner']:g}** "
+                     f"({g['heavy_ball_trials']})." if "heavy_ball_winner" in g else ""), ""]
+        L += ["| solver | runs | time to rel. gap 1e-8 (s) | evals | time to certified 1e-6 (s) | evals "
+              "| ratio vs best GD variant (certified) | ratio (rel. gap) | ratio vs refined-step GD (certified) "
               "| uninstrumented time to certified (s) | ratio (uninstrumented) "
               "| peak memory (MB) | stopped |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -223,15 +258,18 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{_fmt(r['peak_mem_MB'], '.1f')} | {r['stopped']} |")
         L += ["", _phases(size)]
         base = _baseline(size)
-        if base["cert"] is None:
-            L += ["", f"Best-step GD within its {base['time']:.0f} s budget ({base['nit']} iterations): relative "
-                  f"gap {base['final_rel']:.2e}; the certified target was not reached, so the ratios are lower "
-                  "bounds (the budget over the solver's time)."]
-        lit = next(s for s in size["solvers"] if s.get("literature"))
-        L += ["", f"GD at the literature's step {LITERATURE_STEP:g}: after {lit['time']:.0f} s "
-              f"({lit['nit']} iterations) the relative gap is {lit['final_rel']:.2e}"
-              + (f", the best certified gap seen {lit['best_cert']:.2e}" if math.isfinite(lit["best_cert"]) else "")
-              + (f"; certified 1e-6 at {lit['cert']['time']:.3g} s." if lit["cert"] else "."), ""]
+        if base is not None:
+            L += ["", f"Best GD variant: **{base['label']}**."]
+            if base["cert"] is None:
+                L += [f"No GD variant reached the certified target; the shortest run, {base['label']}, stopped "
+                      f"after {base['time']:.0f} s ({base['nit']} iterations) at relative gap {base['final_rel']:.2e}: "
+                      "the ratios are lower bounds (its time over the solver's)."]
+        for lit in [s for s in size["solvers"] if s.get("literature") or (s.get("heavy_ball") and "literature" in s["label"])]:
+            L += ["", f"{lit['label']}: after {lit['time']:.3g} s ({lit['nit']} iterations) the relative gap is "
+                  f"{lit['final_rel']:.2e}"
+                  + (f", the best certified gap seen {lit['best_cert']:.2e}" if math.isfinite(lit["best_cert"]) else "")
+                  + (f"; certified 1e-6 at {lit['cert']['time']:.3g} s." if lit["cert"] else ".")]
+        L += [""]
         if size.get("scaling"):
             L += ["Variable scaling `h_scale = s` (GD on `(W, H/s, b)`: steps on H times `s^2`), "
                   "best GD step from the same grid and the default L-BFGS, time to certified 1e-6:", "",
@@ -268,6 +306,7 @@ def markdown(results: dict[str, Any]) -> str:
                 L.append(f"| {p.K} | {p.G} | {_fmt(p.time, '.1f')} | {p.status} | {_fmt(p.cert, '.1e')} | "
                          f"{_fmt(p.rel, '.1e')} |")
             L.append("")
+    L += user_path_markdown(results)
     L += _verdict(results)
     L += [f"Total benchmark time {m.get('total', float('nan')) / 60:.1f} min. Command: "
           f"`python -m benchmarks` with {', '.join(f'{k}={v}' for k, v in a.items())}.", ""]
@@ -308,3 +347,108 @@ def console_table(results: dict[str, Any]) -> str:
     if results.get("certificate_L") is not None:
         lines.append(f"L: one certify() call {results['certificate_L']:.2f} s")
     return "\n".join(lines)
+
+
+def _best_time(s: dict[str, Any]) -> float | None:
+    """Time to certified: the uninstrumented (whole-call) time where there is one, else tracked."""
+    if s.get("replay"):
+        return s["replay"]["time"]
+    return s["cert"]["time"] if s.get("cert") else None
+
+
+def _fastest_config(size: dict[str, Any]) -> dict[str, Any] | None:
+    rows = [s for s in size["solvers"] if not (s.get("gd_variant") or s.get("baseline") or s.get("default_call"))
+            and _best_time(s) is not None]
+    return min(rows, key=_best_time) if rows else None
+
+
+def _vs(base: dict[str, Any] | None, t: float) -> str:
+    """``base``'s time to certified over ``t`` ("> x" from its run time if it never certified)."""
+    if base is None:
+        return "—"
+    bt = _best_time(base)
+    return f"{bt / t:.3g}" if bt is not None else f"> {base['time'] / t:.3g}"
+
+
+def _gd_best(size: dict[str, Any], heavy: bool) -> dict[str, Any] | None:
+    rows = [s for s in size["solvers"] if (s.get("gd_variant") or s.get("baseline")) and bool(s.get("heavy_ball")) == heavy]
+    if not rows:
+        return None
+    cert = [s for s in rows if _best_time(s) is not None]
+    return min(cert, key=_best_time) if cert else min(rows, key=lambda s: s["time"])
+
+
+def user_path_markdown(results: dict[str, Any]) -> list[str]:
+    """The default call and the CLI against the fastest configuration and the GD variants,
+    the history's cost, threads under contention and start-up (#14)."""
+    sizes = [s for s in results["sizes"] if "default_call" in s]
+    if not sizes:
+        return []
+    L = ["## The default call, end to end", "",
+         "`ufm.solve(p, rng=0)` with every other option at its default (the start of every other row), "
+         "the whole call timed, medians over the repeats; what it returned is certified and verified "
+         "afterwards (outside the timing). The CLI is `python -m ufm.cli solve ...` (what the `ufm` "
+         "entry point runs) as a subprocess: interpreter start, imports, solve, certificate, verification. "
+         "The fastest configuration is the fastest non-GD row above, by its uninstrumented time to the "
+         f"certified 1e-6 iterate (tracked where it has none). Targets: default / fastest <= "
+         f"{DEFAULT_CALL_TARGET:g}; best plain GD / default >= {SPEEDUP_TARGET:g}; best heavy ball / default "
+         f">= {HEAVY_BALL_TARGET:g} (\"> x\": the GD variant did not certify in its budget).", "",
+         "| size | default call (s) | evals | iterations | certified gap | verify | fastest configuration | its time (s) "
+         "| default / fastest | best plain GD | plain GD / default | best heavy ball | heavy ball / default "
+         "| CLI wall (s) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    verdict = []
+    for size in sizes:
+        dc, cli = size["default_call"], size.get("cli", {})
+        fast = _fastest_config(size)
+        ft = _best_time(fast) if fast else None
+        gd, hb = _gd_best(size, False), _gd_best(size, True)
+        ratio = dc["time"] / ft if ft else None
+        L.append(f"| {size['size']} | {dc['time']:.3g} | {dc['nfev']} | {dc['nit']} | {dc['cert_gap']:.1e} | "
+                 f"{'PASS' if dc['verify'] else 'FAIL ' + ', '.join(dc['failed'])} | "
+                 f"{fast['label'] if fast else '—'} | {_fmt(ft)} | {_fmt(ratio)} | "
+                 f"{gd['label'] if gd else '—'} | {_vs(gd, dc['time'])} | {hb['label'] if hb else '—'} | "
+                 f"{_vs(hb, dc['time'])} | {_fmt(cli.get('time'))} |")
+        met = "met" if ratio is not None and ratio <= DEFAULT_CALL_TARGET else "**not met**"
+        verdict.append(f"- {size['size']}: default call {dc['time']:.3g} s = {_fmt(ratio)}x the fastest "
+                       f"configuration ({fast['label'] if fast else '—'}, {_fmt(ft)} s): {met}; "
+                       f"{dc['nfev']} evaluations and {dc['polish_steps']} Newton-CG steps ({dc['message']}).")
+    L += ["", *verdict, "", "## History cost", "",
+          "The default history records `iter`, `fun`, `grad_norm`, `step` and `time` at every iteration "
+          "(NC metrics only with `history_metrics`). Share = time inside the recorder "
+          "(`History.maybe_record`, timed with its timer) over the whole default call, median over the repeats; "
+          "the call without history (`history_every=0`, interleaved) for comparison.", "",
+          "| size | default call (s) | rows | history share | call with `history_every=0` (s) |", "|---|---|---|---|---|"]
+    for size in sizes:
+        dc = size["default_call"]
+        L.append(f"| {size['size']} | {dc['time']:.3g} | {dc['history_rows']} | {100 * dc['history_share']:.2g}% | "
+                 f"{dc['time_no_history']:.3g} |")
+    L += ["", "## Threads under contention", "",
+          "The default call alone and while a busy-loop subprocess (`while True: pass`) keeps one core busy, "
+          "interleaved, medians, in the BLAS setting a user's process starts with (the library's thread count, "
+          "not the benchmark's one thread). Small problems run on one BLAS thread (`ufm.solvers.threads`), so "
+          "their fair slowdown is 1 (a whole core is left); a multi-threaded solve's is cores / (cores - 1). "
+          "Target: slowdown / fair <= 1.5. The last column: seconds per L-BFGS iteration under the same load "
+          "with BLAS at one thread and at the core count (the previous default for small problems).", "",
+          "| size | BLAS | alone (s) | one core busy (s) | slowdown | fair | beyond share | per iteration under load |",
+          "|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        c = size.get("contention")
+        if not c:
+            continue
+        per = "; ".join(f"{k}: {_seconds(v)}" for k, v in c.get("per_iteration_busy", {}).items()) or "—"
+        L.append(f"| {size['size']} | {'1 thread' if c['single_thread'] else str(c['cores']) + ' threads'} | "
+                 f"{c['alone']:.3g} | {c['busy']:.3g} | {c['slowdown']:.2f} | {c['fair_slowdown']:.2f} | "
+                 f"{c['beyond_share']:.2f} ({'met' if c['beyond_share'] <= 1.5 else '**not met**'}) | {per} |")
+    st = results.get("startup")
+    if st:
+        L += ["", "## Start-up", "",
+              f"Wall time, median of {st['repeats']} subprocesses: `python -c pass` {st['python']:.3f} s; "
+              f"`python -c \"import ufm\"` **{st['import_ufm']:.3f} s**; `python -m ufm.cli --help` (the `ufm --help` "
+              f"entry) **{st['help']:.3f} s** (target: under 0.3 s each). `python -X importtime`: the `ufm` package's "
+              f"own imports {st['importtime_import']['cumulative_us'] / 1e3:.1f} ms for `import ufm` (numpy "
+              f"{'imported' if st['importtime_import']['numpy'] else 'not imported'}, scipy "
+              f"{'imported' if st['importtime_import']['scipy'] else 'not imported'}), "
+              f"{st['importtime_help']['cumulative_us'] / 1e3:.1f} ms for `--help` (numpy "
+              f"{'imported' if st['importtime_help']['numpy'] else 'not imported'}, scipy "
+              f"{'imported' if st['importtime_help']['scipy'] else 'not imported'})."]
+    return [*L, ""]

@@ -123,7 +123,7 @@ def test_grouped_callback_and_history_see_the_full_point():
     seen = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        res = ufm.solve(p, "lbfgs", rng=1, group=True, history_every=1, max_iter=5, polish=False,
+        res = ufm.solve(p, "lbfgs", rng=1, group=True, history_every=1, history_metrics=True, max_iter=5, polish=False,
                         callback=lambda it, x, f: bool(seen.append((x.copy(), f))))
     assert seen and all(x.shape == (p.n_vars,) for x, _ in seen)
     for x, f in seen:

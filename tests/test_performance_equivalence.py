@@ -389,3 +389,18 @@ def test_benchmark_tracker_and_tables_on_a_tiny_problem(tmp_path):
     text = output.markdown(results)
     assert ("- T: x, 11x uninstrumented (0.4 s), 8x tracked (0.5 s): met. That is 10x fewer evaluations "
             "(10 vs 100) times 1.1x GD's time per evaluation, all-in (40 ms vs 44 ms, uninstrumented).") in text
+    # the default call's rows (#14): its time against the fastest configuration (x: 0.4 s uninstrumented) and the
+    # GD variants (plain GD 4.4 s uninstrumented; heavy ball 1 s tracked)
+    size = results["sizes"][0]
+    size["solvers"].append({**summary, "label": "hb", "rel": None, "cert": {"time": 1.0, "nfev": 20, "it": 19,
+                            "times": [1.0]}, "gd_variant": True, "heavy_ball": True})
+    size["default_call"] = {"time": 0.6, "nfev": 12, "nit": 11, "cert_gap": 1e-15, "verify": True, "failed": [],
+                            "polish_steps": 1, "message": "m", "history_rows": 12, "history_share": 0.01,
+                            "time_no_history": 0.59}
+    size["contention"] = {"single_thread": True, "cores": 2, "alone": 1.0, "busy": 1.2, "slowdown": 1.2,
+                          "fair_slowdown": 1.0, "beyond_share": 1.2}
+    text = output.markdown(results)
+    assert "| T | 0.6 | 12 | 11 | 1.0e-15 | PASS | x | 0.4 | 1.5 | gd | 7.33 | hb | 1.67 |" in text
+    assert "- T: default call 0.6 s = 1.5x the fastest configuration (x, 0.4 s): met" in text
+    assert "| T | 1 thread | 1 | 1.2 | 1.20 | 1.00 | 1.20 (met) |" in text
+

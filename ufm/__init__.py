@@ -11,24 +11,76 @@ compare claim by claim.
 True
 """
 
-from .certificate import Certificate, certify
-from .designs import (
-    LabelDesign,
-    balanced,
-    from_counts,
-    from_indicator,
-    imbalanced_pairs,
-    imbalanced_single,
-    random_subset,
-)
-from .exceptions import ConvergenceWarning, SolverError, UFMError
-from .metrics import all_metrics
-from .objective import check_grad, objective, value_and_grad
-from .problem import UFMProblem
-from .result import Result, Status
-from .solvers import solve
-from .theory import Prediction, predict, predicted_minimizer, simplex_etf
-from .verify import Verdict, verify
+from __future__ import annotations
+
+import sys
+import types
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Lazy imports (PEP 562): `import ufm` and `ufm --help` do not load scipy, cvxpy or
+# matplotlib; each public name is imported from its module on first use.
+_LAZY = {
+    "Certificate": "certificate", "certify": "certificate",
+    "LabelDesign": "designs", "balanced": "designs", "from_counts": "designs",
+    "from_indicator": "designs", "imbalanced_pairs": "designs", "imbalanced_single": "designs",
+    "random_subset": "designs",
+    "ConvergenceWarning": "exceptions", "SolverError": "exceptions", "UFMError": "exceptions",
+    "all_metrics": "metrics",
+    "check_grad": "objective", "objective": "objective", "value_and_grad": "objective",
+    "UFMProblem": "problem", "Result": "result", "Status": "result", "solve": "solvers",
+    "Prediction": "theory", "predict": "theory", "predicted_minimizer": "theory",
+    "simplex_etf": "theory", "Verdict": "verify", "verify": "verify",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .certificate import Certificate, certify
+    from .designs import (
+        LabelDesign,
+        balanced,
+        from_counts,
+        from_indicator,
+        imbalanced_pairs,
+        imbalanced_single,
+        random_subset,
+    )
+    from .exceptions import ConvergenceWarning, SolverError, UFMError
+    from .metrics import all_metrics
+    from .objective import check_grad, objective, value_and_grad
+    from .problem import UFMProblem
+    from .result import Result, Status
+    from .solvers import solve
+    from .theory import Prediction, predict, predicted_minimizer, simplex_etf
+    from .verify import Verdict, verify
+
+
+class _Package(types.ModuleType):
+    """``ufm.objective`` and ``ufm.verify`` name functions, as the eager imports made them:
+    when the submodule of the same name is imported (which sets it as an attribute of the
+    package), the function is bound instead."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            value = getattr(value, name, value)
+        super().__setattr__(name, value)
+
+
+_SHADOWED = ("objective", "verify")
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ufm' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -25,23 +25,8 @@ import numpy as np
 
 from .exceptions import UFMError
 from .files import save_npz_atomic
+from .layout import LAYOUT  # noqa: F401  (ufm.features.LAYOUT, as before)
 from .metrics import Groups, all_metrics, nc2_w
-
-LAYOUT = """\
-============  ===========  ==========================================================
-key           shape        meaning
-============  ===========  ==========================================================
-``H``         (d, N)       last-layer features, one *column* per sample (float)
-``Y``         (K, N)       0/1 label indicators, one column per sample; every sample
-                           needs at least one label (PAL is undefined otherwise)
-``W``         (K, d)       last-layer classifier, one row per class
-``b``         (K,)         optional bias; absent means a model without bias (b = 0)
-``lam_W``,    ()           optional scalars: the weight decays, used for the objective
-``lam_H``,                 and the certificate when no ``--lam-*`` flag is given
-``lam_b``
-============  ===========  ==========================================================
-"""
-
 
 MAX_ENTRY = 1e100  # |entries| above this overflow ||.||^2 or W H in float64
 

@@ -9,6 +9,7 @@ single-label samples, all class means zero) return ``nan`` rather than raising.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -29,6 +30,34 @@ def _unit_gram_distance(Gram: np.ndarray) -> float:
     return float(np.linalg.norm(Gram / nrm - P / math.sqrt(K - 1)))
 
 
+def _cross_angles_deg(U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Angles (degrees) between every column of ``U`` and every column of ``V``, (n, m), nan
+    for a zero column: one product for all pairs (a pair at a time took a minute for the
+    1225 pairs of K = 50). The sine is ``sqrt(1 - c^2)``, exact to ~1e-8 rad near 0."""
+    nu, nv = np.linalg.norm(U, axis=0), np.linalg.norm(V, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        C = np.clip((U / nu).T @ (V / nv), -1.0, 1.0)
+    out = np.degrees(np.arctan2(np.sqrt(np.maximum(1.0 - C * C, 0.0)), C))
+    out[(nu == 0)[:, None] | (nv == 0)[None, :]] = np.nan
+    return out
+
+
+def _mean_cross_angle(U: np.ndarray, V: np.ndarray, matched: np.ndarray, block: int = 512) -> float:
+    """Mean over the finite angles between every column of ``U`` and every column of ``V``
+    (square), the diagonal taken from ``matched``; by blocks of rows (memory O(block n): the
+    full matrix at K = 200 would be 19,900^2)."""
+    n = U.shape[1]
+    total, count = 0.0, 0
+    for i in range(0, n, block):
+        A = _cross_angles_deg(U[:, i : i + block], V)
+        rows = np.arange(A.shape[0])
+        A[rows, i + rows] = matched[i : i + block]  # the matched pairs (accurate near 0)
+        ok = np.isfinite(A)
+        total += float(A[ok].sum())
+        count += int(ok.sum())
+    return total / count if count else float("nan")
+
+
 def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
@@ -37,6 +66,53 @@ def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
     # arccos loses accuracy near 0; use atan2 of sine and cosine instead
     s = np.linalg.norm(u / nu - c * (v / nv))
     return math.degrees(math.atan2(s, c))
+
+
+@dataclass(frozen=True)
+class _Labelling:
+    """The label sets of ``Y`` (sorted by size, then lexicographically) and each sample's set."""
+
+    Yb: np.ndarray  # (K, N) uint8: the labels it was computed from
+    sets: tuple[tuple[int, ...], ...]
+    index: np.ndarray  # (N,)
+    counts: np.ndarray  # (G,)
+    order: np.ndarray | None  # stable sort of the samples by set (None: already sorted)
+    starts: np.ndarray  # (G,) first sorted sample of each set
+
+
+_LABELLINGS: dict[int, tuple[weakref.ref, _Labelling]] = {}
+
+
+def _labelling(Y: np.ndarray) -> _Labelling:
+    """The grouping of ``Y``'s samples by label set, cached per ``Y`` array.
+
+    ``np.unique(axis=0)`` over the samples dominated the NC metrics (a solver's history calls
+    them with the same ``problem.design.Y`` at every record); a cache hit costs one
+    comparison of ``Y`` with the labels the grouping was computed from, so an array changed
+    in place is regrouped.
+    """
+    Yb = (Y != 0).astype(np.uint8)
+    hit = _LABELLINGS.get(id(Y))
+    if hit is not None and hit[0]() is Y and np.array_equal(hit[1].Yb, Yb):
+        return hit[1]
+    uniq, index = np.unique(Yb.T, axis=0, return_inverse=True)
+    index = np.asarray(index).ravel()
+    sets = [tuple(np.flatnonzero(row).tolist()) for row in uniq]
+    order = sorted(range(len(sets)), key=lambda g: (len(sets[g]), sets[g]))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    index = rank[index]
+    counts = np.bincount(index, minlength=len(sets))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
+    by_set = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
+    lab = _Labelling(Yb, tuple(sets[g] for g in order), index, counts, by_set, starts)
+    key = id(Y)
+    try:
+        ref = weakref.ref(Y, lambda _: _LABELLINGS.pop(key, None))
+    except TypeError:  # not weak-referenceable: not cached
+        return lab
+    _LABELLINGS[key] = (ref, lab)
+    return lab
 
 
 @dataclass(frozen=True)
@@ -57,19 +133,10 @@ class Groups:
             raise UFMError(f"H (d, N) and Y (K, N) must have the same N; got {H.shape} and {Y.shape}.")
         if np.any(Y.sum(axis=0) == 0):
             raise UFMError("Y has samples with an empty label set; remove them (PAL needs a label).")
-        Yb = (Y != 0).astype(np.uint8)
-        uniq, index = np.unique(Yb.T, axis=0, return_inverse=True)
-        index = np.asarray(index).ravel()
-        sets = [tuple(np.flatnonzero(row).tolist()) for row in uniq]
-        order = sorted(range(len(sets)), key=lambda g: (len(sets[g]), sets[g]))
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        index = rank[index]
-        sets = [sets[g] for g in order]
-        counts = np.bincount(index, minlength=len(sets))
-        sums = np.zeros((H.shape[0], len(sets)))
-        np.add.at(sums.T, index, H.T)
-        return cls(tuple(sets), index, counts, sums / counts, Y.shape[0])
+        lab = _labelling(Y)
+        Hs = H if lab.order is None else H[:, lab.order]  # samples sorted by label set
+        sums = np.add.reduceat(Hs, lab.starts, axis=1) if H.shape[1] else np.zeros((H.shape[0], 0))
+        return cls(lab.sets, lab.index, lab.counts, sums / lab.counts, Y.shape[0])
 
     @cached_property
     def position(self) -> dict[tuple[int, ...], int]:
@@ -215,8 +282,7 @@ def tagwise(
             scales = np.where(nrm_mean > 0, np.linalg.norm(hs, axis=0) / nrm_mean, np.nan)
         ratio = float("nan")
         if gs.size > 1:
-            cross = np.array([[_angle_deg(hs[:, i], sums[:, j]) for j in range(gs.size)] for i in range(gs.size)])
-            mean_cross, mean_matched = _finite_stat(np.mean, cross), _finite_stat(np.mean, angles)
+            mean_cross, mean_matched = _mean_cross_angle(hs, sums, angles), _finite_stat(np.mean, angles)
             if mean_cross > 0:
                 ratio = mean_matched / mean_cross
         out[mm] = {

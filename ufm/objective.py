@@ -13,6 +13,7 @@ With ``Z = W H + b 1^T`` and ``G = dL/dZ`` (see :mod:`ufm.losses`):
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 from scipy.linalg.blas import dgemm
@@ -293,34 +294,48 @@ def hvp(x: np.ndarray, v: np.ndarray, problem: UFMProblem) -> np.ndarray:
     Hessian applied to ``dZ`` (:func:`ufm.losses.hvp_logits`):
     ``(dG H^T + G V_H^T + lam_W V_W, V_W^T G + W^T dG + lam_H V_H, dG 1 + lam_b v_b)``.
     """
+    return hessian_operator(x, problem)(v)
+
+
+def hessian_operator(x: np.ndarray, problem: UFMProblem) -> Callable[[np.ndarray], np.ndarray]:
+    """``v -> nabla^2 F(x) v`` (:func:`hvp`) with what depends on ``x`` alone (the logits'
+    softmax ``P`` and the loss gradient ``G``) computed once: for the many products of one
+    Newton-CG step, each then costs six matrix products and no exponential."""
     W, H, b = unpack(x, problem)
-    VW, VH, vb = unpack(v, problem)
     Z = logits(W, H, b)
-    dZ = VW @ H
-    dZ += W @ VH
-    if problem.bias:
-        dZ += vb[:, None]
-    if problem.loss == "bce":
-        dG = hvp_logits(problem.loss, Z, dZ, problem.design.m)
-        _loss_inplace(problem, Z)
-    else:
+    P = None
+    if problem.loss != "bce":
         _, P = log_softmax_parts(Z)
-        dG = softmax_hvp(P, dZ, problem.design.m if problem.loss == "pal" else None)
-        del P
-        _loss_inplace(problem, Z)
+    Zc = Z.copy() if problem.loss == "bce" else None
+    _loss_inplace(problem, Z)
     G = Z  # (K, N) loss gradient
-    out = np.empty(problem.n_vars)
-    hW, hH, hb = unpack(out, problem)
-    _grad_W(dG, H, hW)
-    hW += G @ VH.T
-    hW += problem.lam_W * VW
-    np.matmul(W.T, dG, out=hH)
-    hH += VW.T @ G
-    hH += problem.lam_H * VH
-    if problem.bias:
-        dG.sum(axis=1, out=hb)
-        hb += problem.lam_b * vb
-    return out
+    m = problem.design.m
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        VW, VH, vb = unpack(v, problem)
+        dZ = VW @ H
+        dZ += W @ VH
+        if problem.bias:
+            dZ += vb[:, None]
+        if Zc is not None:  # bce
+            dG = hvp_logits(problem.loss, Zc, dZ, m)
+        else:
+            assert P is not None
+            dG = softmax_hvp(P, dZ, m if problem.loss == "pal" else None)
+        out = np.empty(problem.n_vars)
+        hW, hH, hb = unpack(out, problem)
+        _grad_W(dG, H, hW)
+        hW += G @ VH.T
+        hW += problem.lam_W * VW
+        np.matmul(W.T, dG, out=hH)
+        hH += VW.T @ G
+        hH += problem.lam_H * VH
+        if problem.bias:
+            dG.sum(axis=1, out=hb)
+            hb += problem.lam_b * vb
+        return out
+
+    return apply
 
 
 def random_point(

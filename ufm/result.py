@@ -86,8 +86,12 @@ class Result:
     time : float
         Wall time in seconds.
     history : dict of lists
-        ``"iter"``, ``"fun"``, ``"grad_norm"`` and NC metrics recorded every
-        ``history_every`` iterations.
+        One row every ``history_every`` iterations (default 1) and at the returned point:
+        ``"iter"``, ``"fun"``, ``"grad_norm"``, ``"step"`` (the step that reached the
+        iterate; ``nan`` where the solver has none) and ``"time"`` -- values the solver has
+        anyway. NC metrics (``"nc1"``, ``"nc2_w"``, ``"nc2_h"``, ``"nc3"``) only with the
+        option ``history_metrics`` (True: every row; "log": iterations 0, 1, 2, 4, ... and
+        the last, ``nan`` elsewhere); see :class:`ufm.solvers._common.History`.
     method : str
     extra : dict
         Solver-specific output (e.g. ``Z``, ``lower_bound`` of the convex relaxation).

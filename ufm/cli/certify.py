@@ -10,7 +10,7 @@ from .common import add_memory_arg, apply_memory_arg, parse_float, print_json, r
 
 
 def add(sub: Any) -> None:
-    from ..features import LAYOUT
+    from ..layout import LAYOUT
 
     p = sub.add_parser(
         "certify", help="certified lower bound and gap of a saved solution (any d, any source)",

@@ -10,7 +10,7 @@ from .common import add_memory_arg, apply_memory_arg, parse_float, print_json
 
 
 def add(sub: Any) -> None:
-    from ..features import LAYOUT
+    from ..layout import LAYOUT
 
     p = sub.add_parser("metrics", help="every NC metric (and the certificate) for features in an .npz file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

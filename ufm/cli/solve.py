@@ -90,6 +90,14 @@ def _fmt(v: float | None, spec: str = ".15g") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..solvers.threads import blas_threads_for
+
+    problem = problem_from_args(args)
+    with blas_threads_for(problem.K, problem.d, problem.N):  # solve, certificate and verify alike
+        return _run(args, problem)
+
+
+def _run(args: argparse.Namespace, problem: Any) -> int:
     import numpy as np
 
     from ..files import check_output_file, save_npz_atomic
@@ -97,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers.multistart import solve_starts
     from ..summary import summarize
 
-    problem = problem_from_args(args)
     opts = _options(args)
     if args.fixed_classifier is not None:
         opts["fixed_W"] = args.fixed_classifier

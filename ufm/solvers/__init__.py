@@ -13,6 +13,7 @@ from ..result import Result
 from .gradient import agd, gd
 from .lbfgs import lbfgs
 from .minibatch import adam, sgd
+from .threads import blas_threads_for
 
 METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam,
                           "network": network}
@@ -31,6 +32,9 @@ def solve(
     ``fixed_W`` (an array (K, d) or ``"etf[:SCALE]"``) freezes the classifier: ``F`` is
     minimised over ``(H, b)`` only, a convex problem solved exactly by
     :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
+
+    Small problems (``K d N`` below :data:`ufm.solvers.threads.SMALL_WORK`) run on one BLAS
+    thread (:mod:`ufm.solvers.threads`); large ones keep the BLAS library's setting.
     """
     if fixed_W is not None:
         from ..fixed import solve_fixed
@@ -42,13 +46,14 @@ def solve(
         METHODS["convex"] = convex
     if method not in METHODS:
         raise UFMError(f"Unknown method {method!r}; choose one of {sorted(set(METHODS) | {'convex'})}.")
-    if method == "convex":
-        if x0 is not None:
-            raise UFMError("The convex relaxation takes no starting point; drop `x0` (or use 'lbfgs').")
-        result = METHODS[method](problem, **options)
-    else:
-        result = METHODS[method](problem, x0, rng=rng, **options)
-    return attach_certificate(problem, result)
+    with blas_threads_for(problem.K, problem.d, problem.N):  # one BLAS thread for small problems
+        if method == "convex":
+            if x0 is not None:
+                raise UFMError("The convex relaxation takes no starting point; drop `x0` (or use 'lbfgs').")
+            result = METHODS[method](problem, **options)
+        else:
+            result = METHODS[method](problem, x0, rng=rng, **options)
+        return attach_certificate(problem, result)
 
 
 def attach_certificate(problem: UFMProblem, result: Result) -> Result:

@@ -26,10 +26,12 @@ def check_options(method: str, options: dict[str, Any], allowed: dict[str, Any])
             f"Unknown option(s) {unknown} for method {method!r}; allowed: {sorted(allowed)}."
         )
     merged = {**allowed, **options}
+    if "history_metrics" in merged:
+        merged["history_metrics"] = check_history_metrics(method, merged["history_metrics"])
     for name in ("max_iter", "history_every"):
         if name in merged and (not isinstance(merged[name], (int, np.integer)) or merged[name] < 0):
             raise param_error(method, name, "an int >= 0", merged[name])
-    for name in ("gtol", "ftol"):
+    for name in ("gtol", "ftol", "polish_from"):
         if name in merged and not (isinstance(merged[name], (int, float)) and 0 <= merged[name] < math.inf):
             raise param_error(method, name, "a finite float >= 0", merged[name])
     if "h_scale" in merged:
@@ -131,39 +133,93 @@ def starting_point(
     return x.copy()
 
 
-class History:
-    """Records objective, gradient norm and NC metrics every ``every`` iterations."""
+METRIC_KEYS = ("nc1", "nc2_w", "nc2_h", "nc3")
 
-    def __init__(self, problem: UFMProblem, every: int, metrics: bool = True) -> None:
-        self.problem, self.every, self.metrics = problem, every, metrics
-        self.data: dict[str, list[Any]] = {"iter": [], "fun": [], "grad_norm": [], "time": []}
+
+def check_history_metrics(method: str, value: Any) -> bool | str:
+    """``history_metrics``: False, True or "log" (see :class:`History`)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if value == "log":
+        return "log"
+    raise param_error(method, "history_metrics", 'False, True or "log"', value)
+
+
+class History:
+    """The run's trace: what costs nothing at every recorded row, NC metrics when asked.
+
+    A row is recorded every ``every`` iterations (0: none; the final iterate always, when
+    ``every > 0``): ``iter``, ``fun``, ``grad_norm``, ``step`` (the step length taken to reach
+    the iterate: GD's step, AGD's ``1/L``, L-BFGS's line-search step; ``nan`` where the
+    solver does not expose it) and ``time`` (seconds since the start). These are values the
+    solver has anyway: a row costs a few list appends.
+
+    ``metrics`` adds the NC metrics (``nc1``, ``nc2_w``, ``nc2_h``, ``nc3``; a product
+    ``W H`` and the label-set means each, far more than an iteration on small problems):
+    ``True`` at every row, ``"log"`` at the rows of iterations 0, 1, 2, 4, 8, ... and the
+    final one (``nan`` at the others), ``False`` (the default of every solver) never. The
+    label grouping behind the metrics (:class:`ufm.metrics.Groups`) is computed once per
+    problem, not per row.
+    """
+
+    def __init__(self, problem: UFMProblem, every: int, metrics: bool | str = False) -> None:
+        self.problem, self.every, self.metrics = problem, int(every), metrics
+        self.data: dict[str, list[Any]] = {"iter": [], "fun": [], "grad_norm": [], "step": [], "time": []}
         if metrics:
-            for key in ("nc1", "nc2_w", "nc2_h", "nc3"):
+            for key in METRIC_KEYS:
                 self.data[key] = []
+        # the per-row lists as attributes (values appended as given, converted once in `finish`)
+        self._rows = (self.data["iter"], self.data["fun"], self.data["grad_norm"], self.data["step"])
+        self._time = self.data["time"]
+        self._next_log = 0  # the next iteration of the "log" schedule
         self.t0 = time.perf_counter()
 
-    def maybe_record(self, it: int, x: np.ndarray, f: float, gnorm: float, force: bool = False) -> None:
-        if not force and (self.every <= 0 or it % self.every):
+    def maybe_record(self, it: int, x: np.ndarray | Callable[[], np.ndarray], f: float, gnorm: float,
+                     force: bool = False, step: float = math.nan) -> None:
+        """Record iteration ``it``; ``x`` the (full, packed) point, or a function returning
+        it, called only when the row's NC metrics need it."""
+        every = self.every
+        if every <= 0 or (not force and it % every):
             return
-        if self.data["iter"] and self.data["iter"][-1] == it:
+        iters, fun, gn, st = self._rows
+        if iters and iters[-1] == it:
+            if force and self.metrics == "log" and math.isnan(self.data["nc2_w"][-1]):  # the final row's metrics
+                for key, value in zip(METRIC_KEYS, self._metrics(x)):
+                    self.data[key][-1] = value
             return
-        self.data["iter"].append(int(it))
-        self.data["fun"].append(float(f))
-        self.data["grad_norm"].append(float(gnorm))
-        self.data["time"].append(time.perf_counter() - self.t0)
-        if self.metrics:
-            W, H, _ = unpack(x, self.problem)
-            Y = self.problem.design.Y
-            names = ("nc1", "nc2_w", "nc2_h", "nc3")
-            try:
-                if not (np.all(np.isfinite(W)) and np.all(np.isfinite(H))):
-                    raise np.linalg.LinAlgError  # a diverged iterate has no metrics
-                with np.errstate(all="ignore"):
-                    values = (nc1(H, Y), nc2_w(W), nc2_h(H, Y), nc3(W, H, Y))
-            except np.linalg.LinAlgError:
-                values = (math.nan,) * 4
-            for name, v in zip(names, values):
-                self.data[name].append(v)
+        iters.append(it)
+        fun.append(f)
+        gn.append(gnorm)
+        st.append(step)
+        self._time.append(time.perf_counter() - self.t0)
+        if not self.metrics:
+            return
+        data = self.data
+        if self.metrics == "log" and not force and it < self._next_log:
+            for key in METRIC_KEYS:
+                data[key].append(math.nan)
+            return
+        while self._next_log <= it:
+            self._next_log = max(1, 2 * self._next_log)
+        for key, value in zip(METRIC_KEYS, self._metrics(x)):
+            data[key].append(value)
+
+    def final(self) -> dict[str, list[Any]]:
+        """The recorded lists with plain Python numbers (``int`` iterations, ``float`` values)."""
+        out = {key: [float(v) for v in values] for key, values in self.data.items()}
+        out["iter"] = [int(v) for v in self.data["iter"]]
+        return out
+
+    def _metrics(self, x: np.ndarray | Callable[[], np.ndarray]) -> tuple[float, float, float, float]:
+        W, H, _ = unpack(x() if callable(x) else x, self.problem)
+        Y = self.problem.design.Y  # the same array every call: its label grouping is cached
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(H))):
+            return (math.nan,) * 4  # a diverged iterate has no metrics
+        try:
+            with np.errstate(all="ignore"):
+                return nc1(H, Y), nc2_w(W), nc2_h(H, Y), nc3(W, H, Y)
+        except np.linalg.LinAlgError:  # finite but so large that the eigensolvers fail
+            return (math.nan,) * 4
 
 
 def progress_bar(enabled: bool, total: int, desc: str) -> Any:
@@ -205,7 +261,7 @@ def finish(
     W, H, b = unpack(x, problem)
     return Result(
         x=x, fun=float(f), W=W.copy(), H=H.copy(), b=b.copy(), status=status, nit=nit, nfev=nfev,
-        grad_norm=gnorm, time=time.perf_counter() - t0, history=history.data, method=method,
+        grad_norm=gnorm, time=time.perf_counter() - t0, history=history.final(), method=method,
         extra=extra or {},
     )
 

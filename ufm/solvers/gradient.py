@@ -13,18 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from ..exceptions import param_error
 from ..problem import UFMProblem
 from ..result import Result, Status
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 
 GD_DEFAULTS: dict[str, Any] = {
-    "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 100,
-    "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
-    "h_scale": 1.0,
+    "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 1,
+    "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
+    "h_scale": 1.0, "momentum": 0.0,
 }
 AGD_DEFAULTS: dict[str, Any] = {
-    "step": 1.0, "max_iter": 50_000, "gtol": 1e-10, "ftol": 0.0, "history_every": 50,
-    "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
+    "step": 1.0, "max_iter": 50_000, "gtol": 1e-10, "ftol": 0.0, "history_every": 1,
+    "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
     "h_scale": 1.0,
 }
 
@@ -41,20 +42,27 @@ def gd(
     problem: UFMProblem, x0: np.ndarray | tuple | None = None, *,
     rng: np.random.Generator | int | None = None, **options: Any,
 ) -> Result:
-    """Plain gradient descent ``x <- x - step * grad F(x)`` with a fixed ``step``.
+    """Plain gradient descent ``x <- x - step * grad F(x)`` with a fixed ``step``, or heavy ball.
 
     Options: ``step`` (0.1), ``max_iter`` (100000), ``gtol`` (1e-9, on the gradient
-    norm), ``ftol`` (0: off; relative objective change), ``history_every`` (100),
-    ``history_metrics`` (True), ``init_scale`` (0.1), ``progress`` (False),
+    norm), ``ftol`` (0: off; relative objective change), ``history_every`` (1),
+    ``history_metrics`` (False), ``init_scale`` (0.1), ``progress`` (False),
     ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
     ``h_scale`` (1.0: the plain literature baseline; ``s != 1`` runs GD on
     ``(W, H/s, b)``, i.e. the step on ``H`` is ``s**2 * step``; see
-    :class:`~ufm.solvers._common.ScaledObjective`).
+    :class:`~ufm.solvers._common.ScaledObjective`), ``momentum`` (0.0: plain GD; ``mu`` in
+    (0, 1): heavy ball with PyTorch SGD's semantics, ``v <- mu v + grad F(x)``,
+    ``x <- x - step v``, ``v`` starting at 0 -- the optimiser of the public UFM code, with
+    step 0.1 and momentum 0.9).
 
     The iterates are exactly those of ``x = x - step * g`` (same floating-point
     operations); the update is done in place in preallocated arrays.
     """
     o = check_options("gd", options, GD_DEFAULTS)
+    mu = o["momentum"]
+    if isinstance(mu, bool) or not isinstance(mu, (int, float, np.integer, np.floating)) or not 0 <= mu < 1:
+        raise param_error("gd", "momentum", "a float in [0, 1)", mu)
+    mu = float(mu)
     x = starting_point(problem, x0, o["init_scale"], rng)
     t0 = time.perf_counter()
     hist = History(problem, o["history_every"], o["history_metrics"])
@@ -66,6 +74,7 @@ def gd(
     xv = np.empty_like(x) if scaled else x  # the unscaled iterate shown to callbacks/history
     g = np.empty_like(x)
     tmp = np.empty_like(x)
+    v = np.zeros_like(x) if mu else None  # heavy ball's velocity
     f, _ = fg(y, out=g)
     it, status = 0, Status.MAX_ITER
     f_prev = math.inf
@@ -74,7 +83,7 @@ def gd(
             gnorm = fg.grad_norm(g)
             if scaled:
                 fg.to_x(y, out=xv)
-            hist.maybe_record(it, xv, f, gnorm)
+            hist.maybe_record(it, xv, f, gnorm, step=step)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -84,7 +93,12 @@ def gd(
                 break
             if it >= o["max_iter"] or (o["callback"] and o["callback"](it, xv, f)):
                 break
-            np.multiply(g, step, out=tmp)  # y - step * g, in place
+            if v is None:
+                np.multiply(g, step, out=tmp)  # y - step * g, in place
+            else:
+                v *= mu  # v = mu v + g; y - step * v
+                v += g
+                np.multiply(v, step, out=tmp)
             np.subtract(y, tmp, out=y)
             f_prev = f
             f, _ = fg(y, out=g)
@@ -141,12 +155,12 @@ def agd(
     it, status = 0, Status.MAX_ITER
     y, fy, gy = x, f, g
     t = 1.0
-    f_prev = math.inf
+    f_prev, step_taken = math.inf, math.nan
     try:
         while True:
             gnorm = fg.grad_norm(g)
             x_show = fg.to_x(x, out=xv) if scaled else x
-            hist.maybe_record(it, x_show, f, gnorm)
+            hist.maybe_record(it, x_show, f, gnorm, step=step_taken)
             if not (math.isfinite(f) and math.isfinite(gnorm)):
                 status = Status.NUMERICAL_ERROR
                 break
@@ -170,6 +184,7 @@ def agd(
                 if L > 1e30:
                     status = Status.LINE_SEARCH_FAILED
                     raise StopIteration
+            step_taken = 1.0 / L
             it += 1
             bar.update()
             f_prev = f

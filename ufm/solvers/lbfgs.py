@@ -31,21 +31,24 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg.blas import daxpy, ddot
-from scipy.optimize import minimize
 
 from ..exceptions import ConvergenceWarning, param_error
 from ..grouped import GroupedObjective
-from ..objective import fun_and_grad
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 from .polish import newton_polish
 from .precondition import GNPreconditioner
 
+# default `polish_from`: the numpy engine hands over to the Newton-CG polish once the gradient
+# norm is below it. Measured on the bench's ladder (S, M, L): from 1e-6 one or two Newton
+# steps (20-40 Hessian products) reach the default gtol 1e-11, where L-BFGS alone takes
+# ~100 more iterations; from 1e-4 the first Newton step is sometimes refused (S)
+POLISH_FROM = 1e-6
 LBFGS_DEFAULTS: dict[str, Any] = {
-    "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 10,
-    "history_metrics": True, "init_scale": 0.1, "progress": False, "callback": None,
-    "polish": True, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": False,
+    "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 1,
+    "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
+    "polish": True, "polish_from": POLISH_FROM, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": False,
 }
 PRECONDITIONS = (None, "gn")
 PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
@@ -64,10 +67,11 @@ _CALLBACK_STOP = "stopped by the callback"
 
 def _lbfgs_core(
     fg: ScaledObjective | GroupedObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
-    gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float], bool],
+    gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float, float], bool],
     pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
 ) -> tuple[np.ndarray, float, np.ndarray, int, Status, str]:
-    """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm) -> stop?``.
+    """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm, step) -> stop?`` (``step``
+    the line-search step that reached ``x``, nan at the start).
 
     Returns ``(x, f, g, nit, status, message)``. ``x`` and ``g`` are preallocated buffers
     (n,). Memory traffic is what costs here (an evaluation is a few matrix products, the
@@ -92,7 +96,7 @@ def _lbfgs_core(
     x_try: np.ndarray | None = None
     g_try: np.ndarray | None = None
     gamma = 0.0
-    it, f_prev = 0, math.inf
+    it, f_prev, t_last = 0, math.inf, math.nan
     unscaled = fg.euclidean
     pbuf = np.empty(n) if pre is not None else None
     while True:
@@ -108,7 +112,7 @@ def _lbfgs_core(
             return x, f, g, it, Status.CONVERGED_GTOL, "gradient norm below gtol"
         if ftol > 0 and f_prev - f <= ftol * max(abs(f_prev), abs(f), 1.0):
             return x, f, g, it, Status.CONVERGED_FTOL, "relative reduction of F below ftol"
-        if on_iter(it, x, f, gnorm):
+        if on_iter(it, x, f, gnorm, t_last):
             return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP
         if it >= max_iter:
             return x, f, g, it, Status.MAX_ITER, "max_iter reached"
@@ -210,6 +214,7 @@ def _lbfgs_core(
         x, x_new = x_new, x
         g, g_new = g_new, g
         f_prev, f = f, f_new
+        t_last = t
         it += 1
 
 
@@ -222,14 +227,19 @@ def lbfgs(
     Options: ``max_iter`` (20000), ``gtol`` (1e-11; on the Euclidean gradient norm --
     for the scipy engine, scipy's own test on the largest component is set to
     ``gtol / sqrt(n)`` so both hold), ``ftol`` (0: off; relative reduction
-    ``(f_prev - f) / max(|f_prev|, |f|, 1)``), ``history_every`` (10), ``history_metrics``, ``init_scale`` (0.1), ``progress``,
+    ``(f_prev - f) / max(|f_prev|, |f|, 1)``), ``history_every`` (1), ``history_metrics`` (False;
+    see :class:`~ufm.solvers._common.History`), ``init_scale`` (0.1), ``progress``,
     ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
     ``polish`` (True: Newton-CG steps on the exact Hessian, accepted while they reduce
     the gradient norm, finish the job -- for the scipy engine when it stops above
     ``gtol``, for the numpy engine whenever it stops on its own, down to
     ``gtol * 1e-3``, which keeps the scipy engine's final accuracy (its stop on the
     relative reduction of ``F`` and the quadratic polish usually end far below ``gtol``);
-    see :mod:`ufm.solvers.polish`), ``engine`` ("auto", the default: "numpy", then
+    see :mod:`ufm.solvers.polish`), ``polish_from`` (1e-6: the numpy engine's L-BFGS stops
+    once the gradient norm is below ``max(gtol, polish_from)`` and the Newton-CG polish
+    takes it to ``gtol`` -- one or two quadratic steps instead of ~100 linear ones; should
+    the polish stop short, L-BFGS resumes from its point to ``gtol`` as with ``polish_from=0``,
+    which turns the hand-over off), ``engine`` ("auto", the default: "numpy", then
     "scipy" from the same start if the numpy engine stops without converging -- see
     the module docstring; "numpy", the lean implementation of this module, several
     times faster per iteration; "scipy", L-BFGS-B), ``maxcor`` (correction pairs; None:
@@ -323,7 +333,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
 
     every, show = hist.every, bool(o["progress"])
 
-    def on_iter(it: int, z: np.ndarray, fz: float, gnorm: float) -> bool:
+    def on_iter(it: int, z: np.ndarray, fz: float, gnorm: float, step: float) -> bool:
         # called every iteration: only the work asked for (history, bar, callback)
         last["y"], last["it"] = z, it
         if show and it:
@@ -331,27 +341,58 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
         record = every > 0 and it % every == 0
         if not (record or callback is not None):
             return False
+        if callback is None:  # the full point only if the record's NC metrics need it
+            hist.maybe_record(it, (lambda: fg.to_x(z, out=xv)) if scaled else z, fz, gnorm, step=step)
+            return False
         zx = fg.to_x(z, out=xv) if scaled else z
         if record:
-            hist.maybe_record(it, zx, fz, gnorm)
-        return bool(callback is not None and callback(it, zx, fz))
+            hist.maybe_record(it, zx, fz, gnorm, step=step)
+        return bool(callback(it, zx, fz))
 
     polish_steps = 0
+    gtol = float(o["gtol"])
+    # L-BFGS to `polish_from` (when above gtol), then Newton-CG to gtol: quadratic steps
+    # finish what L-BFGS's linear rate would take 100+ more iterations for (see POLISH_FROM)
+    switch = max(gtol, float(o["polish_from"])) if o["polish"] else gtol
+    pre = GNPreconditioner(problem) if o["precondition"] == "gn" else None
     try:
         y, f, g, nit, status, message = _lbfgs_core(
-            fg, y, f, g, m=int(o["maxcor"]), max_iter=int(o["max_iter"]), gtol=float(o["gtol"]),
-            ftol=float(o["ftol"]), on_iter=on_iter,
-            pre=GNPreconditioner(problem) if o["precondition"] == "gn" else None,
+            fg, y, f, g, m=int(o["maxcor"]), max_iter=int(o["max_iter"]), gtol=switch,
+            ftol=float(o["ftol"]), on_iter=on_iter, pre=pre,
         )
-        x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
-        if scaled:
-            g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
         nfev = fg.nfev
-        if o["polish"] and status in (Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.LINE_SEARCH_FAILED):
-            x, f, g, polish_steps, n_pol = newton_polish(problem, x, gtol=float(o["gtol"]) * POLISH_MARGIN)
+        if switch > gtol and status == Status.CONVERGED_GTOL:
+            x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
+            x, f, g, polish_steps, n_pol = newton_polish(problem, x, gtol=gtol)
             nfev += n_pol
-            if status != Status.CONVERGED_GTOL and float(np.linalg.norm(g)) <= o["gtol"]:
-                status, message = Status.CONVERGED_GTOL, message + "; the Newton-CG polish reached gtol"
+            if float(np.linalg.norm(g)) <= gtol:
+                message = f"gradient norm below {switch:g} (L-BFGS), then below gtol (Newton-CG polish)"
+            else:  # the polish stopped short: L-BFGS resumes from its point, as without the switch
+                y = fg.to_y(x) if scaled else x
+                g = np.empty_like(y)
+                f, _ = fg(y, out=g)
+                nit0, nfev0 = nit, fg.nfev
+
+                def resumed(it: int, z: np.ndarray, fz: float, gnorm: float, step: float) -> bool:
+                    return on_iter(nit0 + it, z, fz, gnorm, step) if it else False
+
+                y, f, g, nit1, status, message = _lbfgs_core(
+                    fg, y, f, g, m=int(o["maxcor"]), max_iter=max(int(o["max_iter"]) - nit, 0), gtol=gtol,
+                    ftol=float(o["ftol"]), on_iter=resumed, pre=pre,
+                )
+                nit += nit1
+                nfev += fg.nfev - nfev0
+                switch = gtol  # the final polish below, as without the switch
+        if switch == gtol:
+            x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
+            if scaled:
+                g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
+            if o["polish"] and status in (Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.LINE_SEARCH_FAILED):
+                x, f, g, steps, n_pol = newton_polish(problem, x, gtol=gtol * POLISH_MARGIN)
+                polish_steps += steps
+                nfev += n_pol
+                if status != Status.CONVERGED_GTOL and float(np.linalg.norm(g)) <= gtol:
+                    status, message = Status.CONVERGED_GTOL, message + "; the Newton-CG polish reached gtol"
     except KeyboardInterrupt:
         # the last iterate seen (its buffer may since hold a line-search trial point; the
         # objective is re-evaluated at whatever point is returned)
@@ -371,11 +412,14 @@ def _lbfgs_scipy(
     hist: History, bar: Any, t0: float,
 ) -> Result:
     """The scipy L-BFGS-B engine (the package's original implementation)."""
+    from scipy.optimize import minimize  # here: scipy.optimize costs ~0.1-0.3 s to import
+
     scaled = not fg.identity
     state: dict[str, Any] = {"nfev": 0, "it": 0, "x": x, "f": np.inf, "g": None}
 
     def fgs(z: np.ndarray) -> tuple[float, np.ndarray]:
         f, g = fg(z)
+        state["f"], state["g"] = f, g  # the last evaluation: the accepted point at a callback
         return f, g
 
     def cb(intermediate_result: Any) -> None:
@@ -384,8 +428,10 @@ def _lbfgs_scipy(
         state["x"] = z
         bar.update()
         if hist.every and state["it"] % hist.every == 0:
-            f, g = fun_and_grad(z, problem)
-            hist.maybe_record(state["it"], z, f, float(np.linalg.norm(g)))
+            f = float(intermediate_result.fun)
+            same = state["g"] is not None and state["f"] == f  # else: one more evaluation
+            g = state["g"] if same else fg(fg.to_y(z) if scaled else z)[1]
+            hist.maybe_record(state["it"], z, f, fg.grad_norm(g))
         if o["callback"] and o["callback"](state["it"], z, intermediate_result.fun):
             raise StopIteration
 

@@ -3,14 +3,15 @@
 Near the optimum the objective ``F`` changes by less than its rounding error, so
 line searches on ``F`` (L-BFGS's) stall with a gradient norm around 1e-8. Newton steps
 judged by the *gradient norm* keep converging (quadratically) from there. The Hessian is
-applied exactly (:func:`ufm.objective.hvp`); no structure of the solution is assumed.
+applied exactly (:func:`ufm.objective.hessian_operator`, its ``x``-dependent parts
+computed once per step); no structure of the solution is assumed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..objective import fun_and_grad, hvp
+from ..objective import fun_and_grad, hessian_operator
 from ..problem import UFMProblem
 
 
@@ -62,7 +63,7 @@ def newton_polish(
     for _ in range(max_steps):
         if gn <= gtol:
             break
-        p = _cg(lambda v, x=x: hvp(x, v, problem), g, cg_maxiter, cg_rtol, scale)
+        p = _cg(hessian_operator(x, problem), g, cg_maxiter, cg_rtol, scale)
         accepted = False
         for t in (1.0, 0.5, 0.25):
             x_new = x + t * p

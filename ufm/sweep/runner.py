@@ -170,7 +170,8 @@ def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[d
     else:
         from joblib import Parallel, delayed
 
-        par = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
+        # one BLAS thread per worker: the workers share the cores (threads would contend)
+        par = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1, inner_max_num_threads=1)
         yield from par(delayed(compute_cell_safe)(cell, True) for cell in pending)
 
 

@@ -1,0 +1,47 @@
+"""BLAS threads for one solve: one thread for small problems, the library's own setting
+(the cores) for large ones.
+
+An evaluation of ``F`` is a few matrix products of about ``K d N`` multiply-adds each.
+Below :data:`SMALL_WORK` a product takes well under a millisecond and OpenBLAS's worker
+threads cost more than they save; on a machine where another process keeps a core busy
+they spin against it (measured on 2 cores: one evaluation at the bench's M size, 4-8 ms
+with one thread, 125-270 ms with two). Large problems keep the library's setting, so
+a caller's own limit (a sweep worker's one thread, ``threadpoolctl``, ``OPENBLAS_NUM_THREADS``)
+still applies to them. Uses :mod:`threadpoolctl`; the controller (which lists the loaded
+BLAS libraries) is built once per process.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+SMALL_WORK = 5e7  # K d N below which a solve runs on one BLAS thread
+
+_controller: Any = None
+
+
+def _blas_controller() -> Any:
+    global _controller
+    if _controller is None:
+        import numpy  # noqa: F401  (load the BLAS libraries before listing them)
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def is_small(K: int, d: int, N: int) -> bool:
+    """True when one product ``W H`` (``K d N`` multiply-adds) is too small for threads."""
+    return K * d * N < SMALL_WORK
+
+
+def blas_threads_for(K: int, d: int, N: int) -> AbstractContextManager[Any]:
+    """A context that runs BLAS single-threaded for small problems (no change for large ones)."""
+    if not is_small(K, d, N):
+        return nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+__all__ = ["SMALL_WORK", "blas_threads_for", "is_small"]
