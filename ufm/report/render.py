@@ -19,7 +19,7 @@ from typing import Any
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import read_records
 from .figures import FIGURES, save
-from .regimes import BUILDERS
+from .regimes import BUILDERS, stopping
 
 ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations")
 GENERATED = ("tables", "figures", "README.md", "timings.md")
@@ -49,7 +49,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
         features = json.loads((src / FEATURES_JSON).read_text())
     recs = read_records(src)
     if not recs:
-        raise FileNotFoundError(f"No sweep records under {src}; run `ufm sweep SPEC --out {src}` first.")
+        raise FileNotFoundError(f"No sweep records under {src}; run `ufm sweep NAME --out {src}` first.")
     by_spec: dict[str, list] = defaultdict(list)
     for r in recs:
         by_spec[r["spec"]].append(r)
@@ -83,8 +83,16 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
             "Everything here is written by `make report` (`ufm report --regenerate`): every shipped spec",
             "is swept from scratch into `runs/report/`, then rendered. Re-render stored runs with",
             "`ufm report --from DIR --out reports`; load them yourself with `ufm.sweep.load(DIR)`.",
-            "Residuals (gaps, NC metrics, angles) below 1e-8 print as `<1e-08`: their digits are rounding noise.",
-            "Wall times are in `timings.md`, the only file that differs between runs.", "",
+            "Symbols and formulas: [docs/theory.md](../docs/theory.md).", "",
+            "What reproduces: every table (Markdown, LaTeX and CSV hold the same printed digits) and this file",
+            "are the same, byte for byte, on another machine or with another BLAS thread count: residuals",
+            "(gaps, NC metrics, angles) below 1e-8 print as `<1e-08` because their digits are rounding noise,",
+            "other numbers print to 4 significant digits or fewer, well above the precision the solvers",
+            "certify, and iteration counts are to fixed thresholds far above rounding. What may differ:",
+            "`timings.md` (wall times, and the iteration at which each solver stopped, which rounding near",
+            "its tolerance decides), and the figures' bytes under another matplotlib or FreeType version",
+            "(they are deterministic for a given version: no dates, a fixed SVG hash salt; residuals are",
+            "drawn at the 1e-8 floor).", "",
             "Contents: " + ", ".join(f"[{_spec_text(n, src)[0]}](#{_anchor(_spec_text(n, src)[0])})"
                                      for n in [n for n in ORDER if n in by_spec]), ""]
     index = out / "README.md"
@@ -119,7 +127,7 @@ def _features_section(feat: dict, out: Path, written: list[Path]) -> str:
         "## Features of a trained network: `ufm metrics`", "",
         f"`examples/features_example.npz` ({feat['design']}, d = {feat['d']}) is a noisy near-collapsed UFM "
         "optimum standing in for a network's last layer (layout: `docs/metrics_npz.md`). "
-        "`ufm metrics examples/features_example.npz --json` gives every metric of SPEC section 5 and, with "
+        "`ufm metrics examples/features_example.npz --json` gives every metric of `docs/theory.md` and, with "
         "the weight decays stored in the file, the certificate:", "", t.markdown()])
 
 
@@ -129,6 +137,11 @@ def _timings(by_spec: dict[str, list]) -> str:
     for name, rs in sorted(by_spec.items()):
         ts = [r["timing"]["solve"] for r in rs]
         lines.append(f"| {name} | {len(rs)} | {sum(ts):.1f} | {max(ts):.2f} |")
+    if "iterations" in by_spec:
+        lines += ["", "Where each solver of the `iterations` spec stopped. Near its gradient tolerance the",
+                  "decision to stop depends on rounding, so these counts may differ on another machine",
+                  "(the report's table counts iterations to fixed thresholds instead).", "",
+                  "| solver | status | iterations |", "|---|---|---|"] + stopping(by_spec["iterations"])
     return "\n".join(lines) + "\n"
 
 
