@@ -141,7 +141,7 @@ def _timings(by_spec: dict[str, list]) -> str:
         lines += ["", "Where each solver of the `iterations` spec stopped. Near its gradient tolerance the",
                   "decision to stop depends on rounding, so these counts may differ on another machine",
                   "(the report's table counts iterations to fixed thresholds instead).", "",
-                  "| solver | status | iterations |", "|---|---|---|"] + stopping(by_spec["iterations"])
+                  "| solver | status | iterations | final gradient norm |", "|---|---|---|---|"] + stopping(by_spec["iterations"])
     return "\n".join(lines) + "\n"
 
 
