@@ -13,13 +13,13 @@ from ufm import report, sweep
 from ufm.cli import main
 from ufm.report.tables import FLOOR, Table, fmt
 
-SPECS = ("losses", "imbalance", "iterations")
+NAMES = ("losses", "imbalance", "iterations")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    for name in SPECS:
+    for name in NAMES:
         sweep.run(name, root / name, jobs=2, progress=False)  # workers run single-threaded BLAS
     return root
 
@@ -43,7 +43,7 @@ def test_render_writes_every_table_and_figure_reproducibly(runs, tmp_path):
     index = (tmp_path / "a" / "README.md").read_text()
     for link in re.findall(r"\]\(((?:tables|figures)/[^)]+)\)", index):
         assert (tmp_path / "a" / link).exists(), f"dangling link {link}"
-    assert index.count("Findings:") == len(SPECS)
+    assert index.count("Findings:") == len(NAMES)
     assert (tmp_path / "a" / "timings.md").exists()
 
 

@@ -1,5 +1,5 @@
 r"""A closed-form dual lower bound on ``min F`` and the certified gap of any candidate
-(SPEC section 3).
+(docs/theory.md section 5).
 
 For every ``d``, ``F(W, H, b) >= C(W H, b)`` with the convex function
 
@@ -23,7 +23,7 @@ where
 - without a bias the term in ``lam_b`` is absent; with a free bias and ``lam_b = 0`` it is
   replaced by the constraint ``Gamma 1 = 0``.
 
-(SPEC writes ``-L*(-Gamma)`` with the opposite sign of ``Gamma``; norms are unchanged.)
+(docs/theory.md writes ``-L*(-Gamma)`` with the opposite sign of ``Gamma``; norms are unchanged.)
 
 **The dual point.** Every feasible ``Gamma`` has the form ``gamma_i = (w_i m_i / N)(pi_i - y_i/m_i)``
 with ``pi_i`` in the simplex (then ``q_i = pi_i``). From a candidate's logits
@@ -173,7 +173,7 @@ def lower_bound_from_logits(problem: UFMProblem, X: np.ndarray) -> tuple[float, 
 
 
 def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None) -> float:
-    r"""The convex function ``C(Z, b)`` (SPEC section 3) at ``Z`` (K, N) or grouped (K, G).
+    r"""The convex function ``C(Z, b)`` (docs/theory.md section 5) at ``Z`` (K, N) or grouped (K, G).
 
     With grouped columns ``Z_g`` the nuclear norm is ``||Z_g D^{1/2}||_*``, ``D = diag(n_S)``
     (the nuclear norm of ``Z_g`` with each column repeated ``n_S`` times).

@@ -1,4 +1,4 @@
-"""Label designs: which label sets occur and how often (SPEC section 1).
+"""Label designs: which label sets occur and how often (docs/theory.md section 1).
 
 A design maps each label set ``S`` (a non-empty subset of ``{0..K-1}``) to a count
 ``n_S >= 0``. Samples are laid out in a canonical order: label sets sorted by

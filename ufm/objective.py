@@ -179,7 +179,7 @@ def value_and_grad(
 
 
 def objective(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None) -> float:
-    """``F(W, H, b)`` (SPEC section 2); validates shapes."""
+    """``F(W, H, b)`` (docs/theory.md section 2); validates shapes."""
     W, H = np.asarray(W, dtype=np.float64), np.asarray(H, dtype=np.float64)
     b = None if b is None else np.asarray(b, dtype=np.float64)
     _check_shapes(problem, W, H, b)

@@ -1,4 +1,4 @@
-r"""What the theorem predicts (SPEC section 4): the simplex ETF, the scalar problem
+r"""What the theorem predicts (docs/theory.md section 3): the simplex ETF, the scalar problem
 ``phi``, the predicted optimum, the scales ``c_m``, the phase transition, and one exact
 predicted minimiser.
 

@@ -1,4 +1,4 @@
-"""Compare a solution with the theorem and the certificate, claim by claim (SPEC section 4).
+"""Compare a solution with the theorem and the certificate, claim by claim (docs/theory.md section 3).
 
 Each :class:`Claim` holds a measured deviation, a tolerance and PASS/FAIL; a
 :class:`Verdict` collects them for one problem and renders a readable table.
@@ -90,7 +90,7 @@ def verify(
     prediction: Prediction | None = None, tol_value: float = TOL_VALUE,
     tol_structure: float = TOL_STRUCTURE, tol_certificate: float = TOL_CERTIFICATE,
 ) -> Verdict:
-    """Check the candidate ``(W, H, b)`` against SPEC section 4 and the certificate.
+    """Check the candidate ``(W, H, b)`` against docs/theory.md section 3 and the certificate.
 
     Claims in the collapse regime: ``value``, ``bias``, ``nc1`` (within-set collapse),
     ``etf`` (``W W^T = sqrt(lam_H/lam_W) sigma P``), ``self_duality``
@@ -150,7 +150,7 @@ def verify(
         cert = certify(problem, W, H, b)
         verdict.certificate = cert
         if pred.regime == NOT_APPLICABLE and problem.d < problem.K:
-            # below d = K the relaxation may be strictly lower than min F (SPEC section 3):
+            # below d = K the relaxation may be strictly lower than min F (docs/theory.md section 5):
             # the bound must hold, but a small gap cannot be demanded
             add(Claim("certificate_valid", "dual bound D <= F (relative violation beyond rounding)",
                       max(-cert.rel_gap, 0.0), tol_certificate))

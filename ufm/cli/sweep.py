@@ -12,17 +12,17 @@ from .common import parse_float
 def add(sub: Any) -> None:
     p = sub.add_parser(
         "sweep", help="run a grid of problems in parallel, one stored record per cell (resumable)",
-        description="Run every cell of SPEC (a shipped name, a .toml/.json file) or of a grid given by "
+        description="Run every cell of NAME (a shipped name, a .toml/.json file) or of a grid given by "
         "flags; records go to OUT/<hash>.json as each cell finishes, so an interrupted sweep resumes "
         "where it stopped. Load them with ufm.sweep.load(OUT).")
-    p.add_argument("spec", nargs="?", help="shipped spec name (see --list) or path to a TOML/JSON spec")
+    p.add_argument("spec", nargs="?", metavar="NAME", help="shipped spec name (see --list) or path to a TOML/JSON spec")
     p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
     p.add_argument("--out", help="directory of the records (required unless --list)")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib; default 1)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--dry-run", action="store_true", help="only count cached and pending cells")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("a grid from flags (instead of SPEC); several values make an axis")
+    g = p.add_argument_group("a grid from flags (instead of NAME); several values make an axis")
     g.add_argument("--K", type=int, nargs="+")
     g.add_argument("--d", nargs="+", help="ints or expressions K, K-1, K+1 (default K)")
     g.add_argument("--profile", nargs="+", help="balanced profiles like 1:2,2:1")
@@ -48,7 +48,7 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
         grid["bias"] = False
     missing = [k for k in ("K", "profile") if k not in grid]
     if missing:
-        raise UFMError(f"ufm sweep needs SPEC or at least --K and --profile (missing {missing}).")
+        raise UFMError(f"ufm sweep needs NAME or at least --K and --profile (missing {missing}).")
     return {"name": args.name, "grid": [grid]}
 
 
