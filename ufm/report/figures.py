@@ -22,11 +22,11 @@ import numpy as np  # noqa: E402
 
 from .tables import (  # noqa: E402
     FLOOR,
+    TRIVIAL_NORM,
     Rec,
     best_run,
     excess,
     group,
-    TRIVIAL_NORM,
     is_trivial,
     margin,
     num,
@@ -45,15 +45,15 @@ STOP_GAP = 1e-9  # nc_iterations: histories stop here; below it L-BFGS's iterate
 # computed from them, which move like sqrt(gap)) differ between BLAS builds by 1e-5 relative
 
 
-def _sig(a: Any, scale: str) -> Any:
-    """Round drawn data: on a log axis to 4 significant digits, on a linear one to 1e-6 of
-    the largest magnitude (so rounding noise around 0 becomes 0). Differences of float64
-    rounding (~1e-15 relative) then leave the coordinates written to PNG and PDF unchanged."""
+def _sig(a: Any, scale: str, digits: int = 6, top: float | None = None) -> Any:
+    """Round drawn data so that float64 rounding differences (~1e-15 relative, or ~1e-9 for
+    the local minima of the d < K-1 runs) leave the coordinates written to PNG and PDF
+    unchanged: on a log axis to 4 significant digits; on a linear one to a power-of-10
+    grid ``10**-digits`` below ``top`` (the largest magnitude on that axis), so that rounding
+    noise around 0 becomes exactly 0."""
     a = np.asarray(a, dtype=np.float64)
-    if a.size == 0:
-        return a
     fin = np.isfinite(a)
-    if not fin.any():
+    if a.size == 0 or not fin.any():
         return a
     if scale == "log":
         out = a.copy()
@@ -61,46 +61,59 @@ def _sig(a: Any, scale: str) -> Any:
         e = np.floor(np.log10(a[pos]))
         out[pos] = np.round(a[pos] / 10.0 ** (e - 3)) * 10.0 ** (e - 3)
         return out
-    q = 1e-6 * float(np.max(np.abs(a[fin])))
-    return np.where(fin, np.round(a / q) * q, a) if q > 0 else a
+    top = float(np.max(np.abs(a[fin]))) if top is None else top
+    if not top > 0:
+        return a
+    e = math.floor(math.log10(top)) - digits  # a power of 10: the same grid for nearby data
+    return np.where(fin, np.round(a / 10.0**e) * 10.0**e, a) + 0.0  # + 0.0: no negative zero
+
+
+def _top(values: list[Any]) -> float:
+    v = [np.abs(np.asarray(x, dtype=np.float64)).ravel() for x in values]
+    v = [x[np.isfinite(x)] for x in v if x.size]
+    v = [x for x in v if x.size]
+    return float(max(x.max() for x in v)) if v else 0.0
 
 
 def _quantize(fig: Any) -> None:
-    """Apply :func:`_sig` to the data of every line, marker set, bar and image of ``fig``."""
+    """Apply :func:`_sig` to the data of every line, marker set, bar, image and text of ``fig``."""
     from matplotlib.collections import PathCollection, QuadMesh
     from matplotlib.image import AxesImage
     from matplotlib.patches import Rectangle
 
     for ax in fig.axes:
         xs, ys = ax.get_xscale(), ax.get_yscale()
+        offs = [np.asarray(c.get_offsets(), float) for c in ax.collections if isinstance(c, PathCollection)]
+        offs = [o for o in offs if o.size]
+        rects = [p for p in ax.patches if isinstance(p, Rectangle)]
+        tx = _top([ln.get_xdata() for ln in ax.lines] + [o[:, 0] for o in offs])
+        ty = _top([ln.get_ydata() for ln in ax.lines] + [o[:, 1] for o in offs] + [[p.get_height() for p in rects]])
         for line in ax.lines:
             x, y = line.get_data()
-            line.set_data(_sig(x, xs), _sig(y, ys))
+            line.set_data(_sig(x, xs, top=tx), _sig(y, ys, top=ty))
         for c in ax.collections:
             if isinstance(c, PathCollection):
                 off = np.asarray(c.get_offsets(), float)
                 if off.size:
-                    c.set_offsets(np.column_stack([_sig(off[:, 0], xs), _sig(off[:, 1], ys)]))
+                    c.set_offsets(np.column_stack([_sig(off[:, 0], xs, top=tx), _sig(off[:, 1], ys, top=ty)]))
             elif isinstance(c, QuadMesh):
-                c.set_array(_sig(np.ma.filled(c.get_array(), np.nan), "linear"))
-        for p in ax.patches:
-            if isinstance(p, Rectangle):
-                p.set_height(float(_sig([p.get_height()], ys)[0]))
+                c.set_array(_sig(np.ma.filled(c.get_array(), np.nan), "linear", 3))
+                if c.norm.vmin is not None:
+                    lim = _sig([c.norm.vmin, c.norm.vmax], "linear", 3)
+                    c.set_clim(float(lim[0]), float(lim[1]))
+        for p in rects:
+            p.set_height(float(_sig([p.get_height()], ys, top=ty)[0]))
         for im in ax.images:
             if isinstance(im, AxesImage):
                 arr = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
-                im.set_data(_sig(arr, "linear"))
-                lim = _sig([im.norm.vmin, im.norm.vmax], "linear")
+                im.set_data(_sig(arr, "linear", 3))  # colour maps have 256 levels
+                lim = _sig([im.norm.vmin, im.norm.vmax], "linear", 3)
                 im.set_clim(float(lim[0]), float(lim[1]))
-        for c in ax.collections:
-            if isinstance(c, QuadMesh) and c.norm.vmin is not None:
-                lim = _sig([c.norm.vmin, c.norm.vmax], "linear")
-                c.set_clim(float(lim[0]), float(lim[1]))
-        for t in ax.texts:
+        for t in ax.texts:  # 4 digits: a drawn W is certified to ~1e-8 only
             x, y = t.get_position()
-            t.set_position((float(_sig([x], xs)[0]), float(_sig([y], ys)[0])))
+            t.set_position((float(_sig([x], xs, 4)[0]), float(_sig([y], ys, 4)[0])))
             if hasattr(t, "xy"):
-                t.xy = (float(_sig([t.xy[0]], xs)[0]), float(_sig([t.xy[1]], ys)[0]))
+                t.xy = (float(_sig([t.xy[0]], xs, 4)[0]), float(_sig([t.xy[1]], ys, 4)[0]))
         if ax.get_autoscalex_on() or ax.get_autoscaley_on():
             ax.relim()
             ax.autoscale_view()
@@ -153,8 +166,8 @@ def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
     fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
     p = prob(recs[0])
     fig.suptitle(f"Neural-collapse metrics against iterations (K={p['K']}, d={p['d']}, N={p['N']}, "
-                 f"lam_W=lam_H={p['lam_W']:g})\neach run drawn until (F - min phi)/min phi < {STOP_GAP:g}: "
-                 "beyond, rounding differences between machines move the NC metrics visibly")
+                 f"lam_W=lam_H={p['lam_W']:g})\nruns drawn until (F - min phi)/min phi < {STOP_GAP:g}; "
+                 "below, machine rounding moves the NC metrics")
     return {"nc_iterations": fig}
 
 
