@@ -99,6 +99,39 @@ def verify(
     ``tagwise_scale`` (``c_m``), ``logits`` and ``certificate``. In the trivial regime:
     ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
     theorem does not apply only the ``certificate`` claim is made.
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    b : ndarray, shape (K,), optional
+    prediction : Prediction, optional
+        ``predict(problem)`` if not given.
+    tol_value : float, default 1e-9
+        Relative tolerance of ``F = min phi``.
+    tol_structure : float, default 1e-6
+        Relative tolerance of the structural claims.
+    tol_certificate : float, default 1e-6
+        Largest certified relative gap ``(F - D)/|F|`` accepted.
+
+    Returns
+    -------
+    Verdict
+        ``claims`` (name, measured deviation, tolerance, passed), ``passed``, ``table()``.
+
+    Raises
+    ------
+    UFMError
+        Arrays of the wrong shape.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> v = verify(p, *ufm.predicted_minimizer(p))
+    >>> v.passed, sorted(v.as_flags())[:3]
+    (True, ['bias', 'certificate', 'etf'])
     """
     W = np.asarray(W, dtype=np.float64)
     H = np.asarray(H, dtype=np.float64)

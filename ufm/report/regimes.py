@@ -304,6 +304,18 @@ def _cos(r: Rec, j: int, k: int) -> float:
     return num(r["geometry"]["w_cos"][j][k])
 
 
+def _nondecreasing(v: list[float]) -> bool:
+    return all(b >= a for a, b in zip(v, v[1:]))
+
+
+def _frequent_pairs_larger(r: Rec) -> bool:
+    """With class counts falling from class 0 to class K-1: is the pair {0, 1} the one with
+    the largest tag-wise scale and {K-2, K-1} the one with the smallest?"""
+    K = prob(r)["K"]
+    pairs = {tuple(x["set"]): num(x["scale"]) for x in r["geometry"]["sets"] if x["m"] == 2}
+    return max(pairs, key=lambda S: pairs[S]) == (0, 1) and min(pairs, key=lambda S: pairs[S]) == (K - 2, K - 1)
+
+
 def imbalance(recs: list[Rec]) -> Built:
     single = [r for r in recs if prob(r)["kind"] == "imbalanced-single"]
     pairs = [r for r in recs if prob(r)["kind"] == "imbalanced-pairs"]
@@ -343,22 +355,38 @@ def imbalance(recs: list[Rec]) -> Built:
         ("certified gap", "cert", "r")], rows2, note="n_{0,1} = 1 is the balanced design (the theorem applies).")
     r16 = {(x["pairs"], x["mu"]): x for x in rows1 if x["ratio"] == 16}
     h32 = [x for x in rows2 if x["n"] == 32]
+    r16s = {(r["params"]["design"]["pairs"], r["summary"]["theory"]["mu"]): r for r in single
+            if r["params"]["design"]["n_max"] == 16 * r["params"]["design"]["n_min"]}
+    etf = -1 / (prob(single[0])["K"] - 1) if single else float("nan")
+    longer = all(x["w"] > 1 for x in r16.values())
+    closer = all(x["cmin"] > etf for x in r16.values())
+    grow = all(_nondecreasing([x["ang"] for x in rows1 if x["pairs"] == p and x["mu"] == mu])
+               for p, mu in {(x["pairs"], x["mu"]) for x in rows1 if x["pairs"]})
+    freq = all(_frequent_pairs_larger(r) for (p, _), r in r16s.items() if p)
+    shrink = all(x["sh"] < x["sl"] for x in h32)
+    pulled = all(x["c01"] > etf for x in h32)
     findings = [
         f"All {len(recs)} optima are certified global (largest certified gap "
         f"{fmt(nanmax(num(x['cert']) for x in rows1 + rows2), 'r')}), so these are the true optima, not solver artefacts.",
         "Imbalanced singles break the ETF (NC2_W up to "
-        f"{nanmax(x['nc2'] for x in rows1):.2f} at n_max/n_min = 16): frequent classes get longer, more spread "
-        "classifier rows and rare ones draw together (minority collapse): at ratio 16 "
-        + "; ".join(f"{'with' if p else 'without'} pairs, mu={mu:g}: norm w_0/w_4 = {x['w']:.2f}, "
-                    f"cos(w_3,w_4) = {x['cmin']:.2f}" for (p, mu), x in sorted(r16.items()))
-        + " (ETF: -0.25).",
-        f"Tag-wise structure bends but survives: pair angles grow with the imbalance, up to "
-        f"{nanmax(x['ang'] for x in rows1):.1f} deg, and pair scales spread ("
+        f"{nanmax(x['nc2'] for x in rows1):.2f} at n_max/n_min = 16). At ratio 16 "
+        + ("the most frequent class has a longer classifier row than the rarest in every setting"
+           if longer else "the most frequent class does not always have the longer row")
+        + (" and the two rarest classes' rows draw together (minority collapse: their cosine is above the "
+           f"ETF's {etf:.2f})" if closer else "; the two rarest rows are not always closer than the ETF's")
+        + ": " + "; ".join(f"{'with' if p else 'without'} pairs, mu={mu:g}: norm w_0/w_4 = {x['w']:.2f}, "
+                           f"cos(w_3,w_4) = {x['cmin']:.2f}" for (p, mu), x in sorted(r16.items())) + ".",
+        "Tag-wise structure bends but survives: the largest pair angle "
+        + ("grows with n_max/n_min at each mu" if grow else "does not grow monotonically with n_max/n_min")
+        + f", up to {nanmax(x['ang'] for x in rows1):.1f} deg, and at ratio 16 the pair scales spread ("
         + "; ".join(f"mu={mu:g}: {x['smin']:.3f}..{x['smax']:.3f}" for (p, mu), x in sorted(r16.items()) if p)
-        + "), larger for pairs of frequent classes.",
-        "One heavy pair {0,1} keeps h_{0,1} exactly on h_0 + h_1 (angle <= "
-        f"{fmt(nanmax(num(x['ah']) for x in rows2), 'r')} deg) but shrinks its scale and pulls w_0, w_1 "
-        "together, while the light pairs tilt: at n_{0,1} = 32 "
+        + ")" + (", largest for the pair of the two most frequent classes and smallest for the two rarest"
+                 if freq else "") + ".",
+        "One heavy pair {0,1} keeps h_{0,1} on h_0 + h_1 (angle "
+        f"{upto(nanmax(num(x['ah']) for x in rows2))} deg)"
+        + (" but with a smaller scale than the light pairs" if shrink else "")
+        + (f" and w_0, w_1 drawn together (cosine above the ETF's {etf:.2f})" if pulled else "")
+        + ", while the light pairs tilt: at n_{0,1} = 32 "
         + "; ".join(f"mu={x['mu']:g}: scale {x['sh']:.3f} vs {x['sl']:.3f}, cos(w_0,w_1) = {x['c01']:.2f}, "
                     f"light-pair angle up to {x['al']:.1f} deg" for x in h32) + ".",
     ]
