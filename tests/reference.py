@@ -1,7 +1,7 @@
 """Independent re-implementations of docs/theory.md formulas, for the property tests.
 
 Nothing here imports the package's objective, theory, metrics or certificate: each
-function is written straight from docs/theory.md (sections 2-4) so that a property test
+function is written straight from docs/theory.md (sections 2-5) so that a property test
 compares two independent routes to the same number. Only the design's plain data
 (``K``, label sets, counts, ``Y``) is read from ``ufm``.
 

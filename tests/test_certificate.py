@@ -2,7 +2,7 @@
 
 Validity is tested against quantities computed independently of the certificate: ``F``
 at the same point, ``min F`` from L-BFGS at ``d >= K`` (where ``min F = min C``), the
-theorem's ``min phi``, and a direct per-sample implementation of the the theory's dual point
+theorem's ``min phi``, and a direct per-sample implementation of the theory's dual point
 (no grouping, no tilting), which the certificate must never do worse than.
 """
 
@@ -33,7 +33,8 @@ from ufm.theory import predict
 
 
 def spec_bound(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> float:
-    """docs/theory.md section 5 literally: ``Gamma = -t grad L(X)``, ``t = min(1, mu/||grad L||_2)``,
+    """The plain dual point of docs/theory.md section 5, written with the opposite sign of
+    ``Gamma`` (``D = -L*(-Gamma) - ...``): ``Gamma = -t grad L(X)``, ``t = min(1, mu/||grad L||_2)``,
     per sample; for ``lam_b = 0`` with a free bias the gradient is centred and ``t`` further
     limited to keep every ``q_i`` in the simplex. Returns ``D``."""
     design = problem.design

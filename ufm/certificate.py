@@ -23,7 +23,8 @@ where
 - without a bias the term in ``lam_b`` is absent; with a free bias and ``lam_b = 0`` it is
   replaced by the constraint ``Gamma 1 = 0``.
 
-(docs/theory.md writes ``-L*(-Gamma)`` with the opposite sign of ``Gamma``; norms are unchanged.)
+(This is the sign convention of docs/theory.md, section 5; some texts write ``-L*(-Gamma)``
+with the opposite sign of ``Gamma``; norms are unchanged.)
 
 **The dual point.** Every feasible ``Gamma`` has the form ``gamma_i = (w_i m_i / N)(pi_i - y_i/m_i)``
 with ``pi_i`` in the simplex (then ``q_i = pi_i``). From a candidate's logits
