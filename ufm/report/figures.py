@@ -97,7 +97,9 @@ def _quantize(fig: Any) -> None:
                 if off.size:
                     c.set_offsets(np.column_stack([_sig(off[:, 0], xs, top=tx), _sig(off[:, 1], ys, top=ty)]))
             elif isinstance(c, QuadMesh):
-                c.set_array(_sig(np.ma.filled(c.get_array(), np.nan), "linear", 3))
+                data: Any = c.get_array()
+                if data is not None:
+                    c.set_array(_sig(np.ma.filled(data, np.nan), "linear", 3))
                 if c.norm.vmin is not None:
                     lim = _sig([c.norm.vmin, c.norm.vmax], "linear", 3)
                     c.set_clim(float(lim[0]), float(lim[1]))
@@ -105,7 +107,7 @@ def _quantize(fig: Any) -> None:
             p.set_height(float(_sig([p.get_height()], ys, top=ty)[0]))
         for im in ax.images:
             if isinstance(im, AxesImage):
-                arr = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
+                arr: Any = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
                 im.set_data(_sig(arr, "linear", 3))  # colour maps have 256 levels
                 lim = _sig([im.norm.vmin, im.norm.vmax], "linear", 3)
                 im.set_clim(float(lim[0]), float(lim[1]))
@@ -299,7 +301,7 @@ def _dim_geometry(recs: list[Rec]) -> Any:
 
     Ks = sorted({prob(r)["K"] for r in recs})
     fig, axes = plt.subplots(2, len(Ks), figsize=(3.4 * len(Ks), 6.8), constrained_layout=True)
-    im = None
+    im: Any = None
     for j, K in enumerate(Ks):
         rs = [r for r in recs if prob(r)["K"] == K and prob(r)["d"] == 2 and "arrays" in r]
         best = best_run(rs)
