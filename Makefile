@@ -33,10 +33,10 @@ proofs: $(STAMP)
 	$(PY) -m proofs_check
 
 ## report: regenerate everything under reports/ from scratch: every shipped spec is swept
-## into runs/report/ (wiped first), the example features file is rewritten, then rendered.
+## into runs/report/ (--fresh: the records ufm stored there are removed first; nothing else is), the example features file is rewritten, then rendered.
 ## One BLAS thread per process: these problems are tiny, and threads only contend.
 report: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/ufm report --regenerate \
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/ufm report --regenerate --fresh \
 		--cache runs/report --out reports --jobs $(JOBS) --example examples/features_example.npz
 
 ## bench: solver timings as ratios against the plain-GD baseline

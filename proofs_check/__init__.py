@@ -1,4 +1,4 @@
-"""Symbolic (sympy) verification of the identities and theorem steps in SPEC.md.
+"""Symbolic (sympy) verification of the identities and theorem steps of the multi-label UFM theorem (docs/proofs.md).
 
 Run ``python -m proofs_check`` (or ``make proofs``). Each check is a sympy
 computation with a name, a one-line statement and its assumptions; it returns a

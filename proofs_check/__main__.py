@@ -19,7 +19,7 @@ from .core import CheckResult, run_check, selected
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m proofs_check",
-        description="Symbolic (sympy) checks of the identities and theorem steps of SPEC.md.",
+        description="Symbolic (sympy) checks of the identities and theorem steps of the multi-label UFM theorem (docs/proofs.md).",
     )
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     p.add_argument("-k", dest="names", action="append", metavar="NAME",

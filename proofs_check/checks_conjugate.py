@@ -4,7 +4,7 @@
 when ``q`` is in the simplex (``+inf`` otherwise). Checked by maximising
 ``<u, z> - l(z)`` explicitly for small ``K`` and by the Fenchel-Young equality
 ``l(z) + l*(grad l(z)) = <grad l(z), z>`` at matched points; then the ``1/N``-scaled
-conjugate and the certificate's feasible ``q`` of SPEC section 3.
+conjugate and the certificate's feasible ``q`` (docs/proofs.md).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def fenchel_young_exact(led: Ledger, ks: range = range(2, 11)) -> None:
 
 
 def certificate_conjugate(led: Ledger) -> None:
-    """SPEC's ``L*(V) = (1/N) sum_i m_i sum_j q_ij log q_ij``, ``q_i = (N v_i + y_i)/m_i``:
+    """The certificate's ``L*(V) = (1/N) sum_i m_i sum_j q_ij log q_ij``, ``q_i = (N v_i + y_i)/m_i``:
     Fenchel-Young at ``V = grad L(X)``; the certificate's ``q_i`` is feasible for ``t in [0,1]``."""
     k, N = 3, 2
     sets = [(0,), (0, 1)]
@@ -103,7 +103,7 @@ def certificate_conjugate(led: Ledger) -> None:
         pj = [sp.exp(X[i, j]) / sum(sp.exp(X[r, j]) for r in range(k)) for i in range(k)]
         qj = [(N * t * V[i, j] + Y[i, j]) / ms[j] for i in range(k)]
         spec_q = [(t * ms[j] * pj[i] + (1 - t) * Y[i, j]) / ms[j] for i in range(k)]
-        led.zero(f"column {j}: q from -Gamma = t grad L - SPEC's formula",
+        led.zero(f"column {j}: q from -Gamma = t grad L - the stated formula",
                  [a - b for a, b in zip(qj, spec_q)], simplifier=sp.cancel)
         led.zero(f"column {j}: sum_i q_ij - 1", sum(qj) - 1, simplifier=sp.cancel)
         for i in range(k):
@@ -126,7 +126,7 @@ register(
 
 register(
     "conjugate_certificate",
-    "SPEC's 1/N-scaled L* satisfies Fenchel-Young at V = grad L(X); the certificate's "
+    "the 1/N-scaled L* satisfies Fenchel-Young at V = grad L(X); the certificate's "
     "q_i = (t m_i p_i + (1-t) y_i)/m_i is in the simplex",
     "K = 3, N = 2 samples with label sets {0}, {0,1}; X symbolic; t = 1/(1+tau), tau >= 0",
 )(certificate_conjugate)

@@ -12,7 +12,7 @@ Lower bound, in three computed steps:
 3. *contraction*: ``||W||^2 - ||W^T U||^2 = ||(I - U U^T) W||^2 >= 0`` for ``U`` with
    orthonormal columns.
 
-Attainment: the SVD construction of SPEC section 3 on an explicit exact ``Z``.
+Attainment: the SVD construction (docs/proofs.md) on an explicit exact ``Z``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def cauchy_schwarz_contraction(led: Ledger, n: int = 6) -> None:
 
 
 def svd_attains(led: Ledger) -> None:
-    """Attainment: SPEC's ``W = (c/a)^{1/4} U S^{1/2} R^T``, ``H = (a/c)^{1/4} R S^{1/2} V^T``."""
+    """Attainment: the balanced factors ``W = (c/a)^{1/4} U S^{1/2} R^T``, ``H = (a/c)^{1/4} R S^{1/2} V^T``."""
     s1, s2, s3 = sig = sp.symbols("sigma1:4", positive=True)
     U = cayley(_skew(3, [1, -2, 1]))             # 3 x 3 orthogonal
     V = cayley(_skew(4, [1, 2, 0, -1, 1, 2]))[:, :3]   # 4 x 3, orthonormal columns

@@ -19,7 +19,7 @@ t = sp.Symbol("t", positive=True)
 
 
 def spec_a_r(k: sp.Expr, m: sp.Expr, n_m: sp.Expr, N: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
-    """SPEC's ``a_m = n_m C(K,m) m (K-m) / (N K)`` and ``r_m = sqrt(n_m C(K-2,m-1))``."""
+    """The closed forms ``a_m = n_m C(K,m) m (K-m) / (N K)`` and ``r_m = sqrt(n_m C(K-2,m-1))``."""
     return n_m * sp.binomial(k, m) * m * (k - m) / (N * k), sp.sqrt(n_m * sp.binomial(k - 2, m - 1))
 
 

@@ -5,7 +5,7 @@ Zhu et al. (NeurIPS 2021), whose global minimisers satisfy
 ``h_{k,i} = sqrt(lam_W / (n lam_H)) w_k`` with an ETF ``W``. Zhu et al.'s problem is
 reduced independently here to one scalar (the common row norm ``rho`` of an ETF ``W``
 with ``h_k = c w_k``, ``c = sqrt(lam_W/(n lam_H))``) and compared with the multi-label
-``phi`` of SPEC section 4 and its predicted ``W``, ``H``.
+``phi`` (docs/proofs.md) and its predicted ``W``, ``H``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ c_zhu = sp.sqrt(lam_W / (n * lam_H))  # Zhu et al.: h_k = c w_k
 
 
 def single_label_zhu(led: Ledger) -> None:
-    """Predictions of SPEC section 4 with ``M = {1}`` versus Zhu et al.'s closed form."""
+    """The theorem's predictions with ``M = {1}`` versus Zhu et al.'s closed form."""
     N = n * K
     sigma = sp.sqrt(n * sp.binomial(K - 2, 0) * s**2)
     kappa = sp.sqrt(lam_W / lam_H) / sigma
-    # NC3 of SPEC (h_k = kappa s_1 w_k) is Zhu's h_k = sqrt(lam_W/(n lam_H)) w_k
+    # NC3 (h_k = kappa s_1 w_k) is Zhu's h_k = sqrt(lam_W/(n lam_H)) w_k
     led.zero("kappa s_1 - sqrt(lam_W/(n lam_H))", kappa * s - c_zhu)
     # Zhu's problem restricted to ETF W with row norm rho and h_k = c w_k (symbolic K, IJ):
     # W W^T = rho^2 K/(K-1) P, logits of class k: c (W W^T)_k = c rho^2 K/(K-1) (e_k - 1/K)
@@ -44,9 +44,9 @@ def single_label_zhu(led: Ledger) -> None:
     led.true("unique rho^2 for a given margin s", len(rho2) == 1, f"{rho2}")
     F_on_s = F_zhu.subs(rho, sp.sqrt(rho2[0]))
     led.zero("Zhu's reduced objective - phi(s)", F_on_s - phi, simplifier=exp_log_simplify)
-    # SPEC's NC2 scale sqrt(lam_H/lam_W) sigma P has the same row norm as Zhu's point
+    # the predicted NC2 scale sqrt(lam_H/lam_W) sigma P has the same row norm as Zhu's point
     g_spec = sp.sqrt(lam_H / lam_W) * sigma
-    led.zero("SPEC row norm^2 - Zhu rho^2(s)", (P * g_spec).diag() - rho2[0])
+    led.zero("predicted row norm^2 - Zhu rho^2(s)", (P * g_spec).diag() - rho2[0])
     # stationarity: Zhu's d/ds and phi's d/ds coincide, and the threshold mu = 1/(K sqrt(n))
     led.zero("d/ds (Zhu - phi)", sp.diff(F_on_s - phi, s), simplifier=exp_log_simplify)
     slope0 = sp.limit(sp.diff(phi, s), s, 0, "+")
@@ -54,11 +54,11 @@ def single_label_zhu(led: Ledger) -> None:
     sol = sp.solve(sp.Eq(slope0.subs(lam_H, mu_c**2 / lam_W), 0), mu_c)
     led.true("single root of phi'(0+) = 0", len(sol) == 1, f"{sol}")
     crit_spec = (n * K * 1 * (K - 1) / (N * K)) / sp.sqrt(n) / (K - 1)  # ||a/r||/(K-1), M = {1}
-    led.zero("mu at phi'(0+) = 0 - SPEC mu_crit", sol[0] - crit_spec)
+    led.zero("mu at phi'(0+) = 0 - stated mu_crit", sol[0] - crit_spec)
 
 
 def single_label_exact(led: Ledger, ks: range = range(2, 11)) -> None:
-    """``K = 2..10``: SPEC's predicted ``W`` (Helmert ETF at the NC2 scale) and ``h_k`` give
+    """``K = 2..10``: The predicted ``W`` (Helmert ETF at the NC2 scale) and ``h_k`` give
     ``h_k = sqrt(lam_W/(n lam_H)) w_k`` and, per sample, the CE loss of Zhu's point."""
     for k in ks:
         sigma = sp.sqrt(n) * s
@@ -68,7 +68,7 @@ def single_label_exact(led: Ledger, ks: range = range(2, 11)) -> None:
         kappa = sp.sqrt(lam_W / lam_H) / sigma
         for j in range(k):
             e = indicator(k, (j,))
-            h = kappa * s * W.T * e  # SPEC item 5 with S = {j}
+            h = kappa * s * W.T * e  # tag-wise feature h_S = kappa s_m W^T 1_S with S = {j}
             led.zero(f"K={k}: h_{j} - sqrt(lam_W/(n lam_H)) w_{j}", h - c_zhu * W[j, :].T)
             ce = pal_loss(W * h, e)
             led.zero(f"K={k}: CE(W h_{j}) - log(1 + (K-1) e^-s)",
@@ -77,7 +77,7 @@ def single_label_exact(led: Ledger, ks: range = range(2, 11)) -> None:
 
 register(
     "single_label_zhu",
-    "with single labels, phi equals Zhu et al.'s reduced objective and SPEC's h_k = kappa s_1 w_k "
+    "with single labels, phi equals Zhu et al.'s reduced objective and the predicted h_k = kappa s_1 w_k "
     "is h_k = sqrt(lam_W/(n lam_H)) w_k",
     "profile {1: n}, N = nK; K, n, lam_W, lam_H, s, rho > 0 symbolic; Zhu's point: ETF W, h_k = c w_k",
 )(single_label_zhu)

@@ -1,6 +1,6 @@
 """Stationarity of the structured point and convexity of ``phi`` (issue 4, item 5).
 
-``F`` is built exactly as in SPEC section 2 (loss averaged over ``N``, ``lam/2``
+``F`` is built exactly as defined in docs/proofs.md (loss averaged over ``N``, ``lam/2``
 penalties, ``||H||_F^2`` summed over all ``N`` samples), without bias (``b = 0``),
 for a balanced design with profile ``{m: n_m}``. Samples sharing a label set share
 their feature (NC1), so the per-sample objective equals the grouped objective
@@ -8,7 +8,7 @@ their feature (NC1), so the per-sample objective equals the grouped objective
 gradient in ``W`` is taken of it, the gradient in one sample's ``h_i`` (``i`` in ``S``)
 is ``(1/N) dl(W h_i)/dh_i + lam_H h_i``.
 
-Structure (SPEC section 4, ``d = K - 1``): ``W = w U`` with ``U`` an explicit
+Structure (the theorem's, ``d = K - 1``): ``W = w U`` with ``U`` an explicit
 orthonormal basis of ``1``-perp, ``h_S = (s_m / w) U^T 1_S``; ``w > 0`` and ``s_m``
 are free. ``F`` is differentiated in *generic* ``W`` and ``h_S`` first, and the
 structure is substituted afterwards.
@@ -32,7 +32,7 @@ CASES: tuple[tuple[int, tuple[int, ...]], ...] = ((3, (1, 2)), (4, (1, 2)), (4, 
 
 def phi_expr(k: int, ms: tuple[int, ...], n: dict[int, sp.Symbol], s: dict[int, sp.Symbol],
              norm_coef: sp.Expr | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    """``(phi(s), sigma, N)`` transcribed from SPEC section 4 for a concrete ``K``.
+    """``(phi(s), sigma, N)`` transcribed from its definition (docs/proofs.md) for a concrete ``K``.
 
     ``norm_coef`` (default ``K - 1``) multiplies ``mu sigma``; it is a parameter only so
     that the tests can build a deliberately wrong ``phi`` with the same machinery.
@@ -161,7 +161,7 @@ register(
 
 
 def gradient_formula(led: Ledger) -> None:
-    """SPEC section 2's closed-form gradients against ``sympy.diff`` of ``F`` (with bias)."""
+    """The closed-form gradients against ``sympy.diff`` of ``F`` (with bias)."""
     k, d = 3, 2
     sets = [(0,), (1, 2), (0, 1, 2), (2,)]
     N = len(sets)
@@ -174,7 +174,7 @@ def gradient_formula(led: Ledger) -> None:
     F = sum(pal_loss(Z[:, i], Y[:, i]) for i in range(N)) / N
     F += lam_W / 2 * sum(e**2 for e in W) + lam_H / 2 * sum(e**2 for e in H)
     F += lam_b / 2 * sum(e**2 for e in b)
-    # SPEC: P = softmax(Z) column-wise, G = (P * m - Y) / N
+    # the closed form: P = softmax(Z) column-wise, G = (P * m - Y) / N
     Pm = sp.Matrix(k, N, lambda i, j: sp.exp(Z[i, j]) / sum(sp.exp(Z[r, j]) for r in range(k)))
     mult = [len(S) for S in sets]
     G = sp.Matrix(k, N, lambda i, j: (Pm[i, j] * mult[j] - Y[i, j]) / N)
@@ -190,7 +190,7 @@ def gradient_formula(led: Ledger) -> None:
 
 register(
     "objective_gradient_formula",
-    "SPEC section 2 gradients: dF/dW = G H^T + lam_W W, dF/dH = W^T G + lam_H H, "
+    "closed-form gradients: dF/dW = G H^T + lam_W W, dF/dH = W^T G + lam_H H, "
     "dF/db = G 1 + lam_b b, 1^T G = 0",
     "K = 3, d = 2, N = 4 samples with sets {0},{1,2},{0,1,2},{2}; W, H, b symbolic; lam_b >= 0",
 )(gradient_formula)

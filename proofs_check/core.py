@@ -240,6 +240,7 @@ MODULES = (
     "checks_phase",
     "checks_conjugate",
     "checks_single_label",
+    "checks_global",
 )
 
 

@@ -84,7 +84,7 @@ def test_cli_report_from_dir(runs, tmp_path, capsys):
 def test_render_without_records_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--from", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
-    assert "No sweep records" in capsys.readouterr().err
+    assert "No readable sweep records" in capsys.readouterr().err
 
 
 def _findings(index: str) -> dict[str, list[str]]:

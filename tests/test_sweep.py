@@ -63,6 +63,8 @@ def test_shipped_specs_expand_and_stay_small():
     for name in names:
         spec = load_spec(name)
         assert spec.cells, name
+        if name == "networks":  # real networks on the 10 digits (K = 10, N = 570): test_report_networks.py
+            continue
         assert max(c["problem"]["K"] for c in spec.cells) <= 8
         assert sum(sum(c["problem"]["counts"]) for c in spec.cells) / len(spec.cells) <= 150
 

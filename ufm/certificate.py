@@ -83,7 +83,7 @@ from .certificate_dual import (  # noqa: F401  (re-exported for tests and caller
 from .exceptions import UFMError
 from .losses import log_softmax_parts
 from .objective import _check_shapes
-from .problem import UFMProblem
+from .problem import UFMProblem, real_array
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,14 @@ def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None
 
 
 def certify(
-    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None
+    problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
+    rigorous: bool = False,
 ) -> Certificate:
     """Certified lower bound and gap for the candidate ``(W, H, b)`` of ``problem``.
+
+    With ``rigorous=True`` the bracket is proved with bounded rounding errors
+    (:func:`ufm.certificate_rigorous.certify_rigorous`, a :class:`RigorousCertificate`):
+    ``lower_bound <= min F <= objective`` holds for the exact real numbers.
 
     Works for a candidate from any source (a solver, a file, a trained network's last
     layer and features in the canonical sample order of ``problem.design``), any ``d``,
@@ -238,20 +243,31 @@ def certify(
     >>> round(c.lower_bound, 10), abs(c.rel_gap) < 1e-12    # gap 0 up to float64 rounding
     (0.7558844311, True)
     """
+    if rigorous:
+        from .certificate_rigorous import certify_rigorous
+
+        return certify_rigorous(problem, W, H, b)
     _group_weights(problem)
-    W = np.asarray(W, dtype=np.float64)
-    H = np.asarray(H, dtype=np.float64)
-    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    W = real_array("W", W, "certify")
+    H = real_array("H", H, "certify")
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "certify")
     _check_shapes(problem, W, H, b)
     for name, arr in (("W", W), ("H", H), ("b", b)):
         if not np.all(np.isfinite(arr)):
             raise UFMError(f"'{name}' contains non-finite values; no bound can be certified.")
-    X = W @ H  # (K, N)
-    X += b[:, None]
-    L, Pbar = loss_and_group_softmax(problem, X)
-    F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
-         + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
-    lower, t = dual_bound(problem, Pbar)
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = W @ H  # (K, N)
+        X += b[:, None]
+        L, Pbar = loss_and_group_softmax(problem, X)
+        F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
+             + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
+    if not (np.isfinite(F) and np.all(np.isfinite(Pbar))):
+        raise UFMError(f"F overflows float64 at this point (max |W| = {float(np.max(np.abs(W))):.3g}, "
+                       f"max |H| = {float(np.max(np.abs(H))):.3g}); no bound can be certified.")
+    try:
+        lower, t = dual_bound(problem, Pbar)
+    except np.linalg.LinAlgError as exc:  # pragma: no cover - finite inputs of sane size
+        raise UFMError(f"the dual bound could not be evaluated here ({exc}).") from None
     gap = F - lower
     return Certificate(lower_bound=lower, objective=F, gap=gap, rel_gap=gap / max(abs(F), 1e-300), t=t)
 

@@ -217,6 +217,16 @@ def _project_simplex(V: np.ndarray) -> np.ndarray:
 def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
     """The lower bound ``D`` built from the label sets' mean softmax ``Pbar`` (K, G).
 
+    Returns ``(D, t)``; :func:`dual_point` also returns the direction used.
+    """
+    best, t_best, _ = dual_point(problem, Pbar)
+    return best, t_best
+
+
+def dual_point(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """``(D, t, Dir)``: the best bound, its scaling and direction (``q = y/m + t Dir``;
+    ``Dir = 0`` for the bound at ``Gamma = 0``). See :func:`dual_bound`.
+
     Candidate dual directions (``q = y/m + t Dir``): ``Pbar - y/m``; with a free bias and
     ``lam_b = 0`` instead its exponential tilt and its centring (both with ``Gamma 1 = 0``);
     and from each, a few rounds of: snap the singular values of ``Gamma`` above ``mu/2`` to
@@ -252,11 +262,12 @@ def dual_bound(problem: UFMProblem, Pbar: np.ndarray) -> tuple[float, float]:
             d1 = pi - base
             dirs.append(d1)
     best, t_best = -float(c @ xlogy(base, base).sum(axis=0)), 0.0  # Gamma = 0
+    d_best = np.zeros_like(base)
     for d1 in dirs:
         val, t = _best_on_segment(problem, d1, base, c, n)
         if val > best:
-            best, t_best = val, t
-    return best, t_best
+            best, t_best, d_best = val, t, d1
+    return best, t_best, d_best
 
 
-__all__ = ["dual_bound"]
+__all__ = ["dual_bound", "dual_point"]

@@ -289,6 +289,11 @@ def balanced(K: int, profile: Mapping[int, int] | str) -> LabelDesign:
             )
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise param_error("balanced", f"count of multiplicity {mm}", "an int >= 1", n)
+    from .memory import check as check_memory
+
+    check_memory(K, sum(int(n) * math.comb(K, int(mm)) for mm, n in prof.items()),
+                 sum(math.comb(K, int(mm)) for mm in prof))
+    for mm, n in prof.items():
         for S in itertools.combinations(range(K), int(mm)):
             counts[S] = int(n)
     return from_counts(K, counts, kind="balanced")

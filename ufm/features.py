@@ -16,7 +16,6 @@ are known, ``F``, the certified lower bound and the theorem's prediction.
 
 from __future__ import annotations
 
-import io
 import math
 import zipfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import UFMError
+from .files import save_npz_atomic
 from .metrics import Groups, all_metrics, nc2_w
 
 LAYOUT = """\
@@ -41,45 +41,80 @@ key           shape        meaning
 ``lam_b``
 ============  ===========  ==========================================================
 """
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same arrays give the same bytes
+
+
+MAX_ENTRY = 1e100  # |entries| above this overflow ||.||^2 or W H in float64
 
 
 def save_npz(path: str | Path, **arrays: Any) -> None:
-    """Like :func:`numpy.savez_compressed`, but byte-reproducible (fixed zip timestamps)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, buf.getvalue())
+    """A byte-reproducible ``.npz`` written atomically; refuses to overwrite a file ufm did not write."""
+    save_npz_atomic(path, **arrays)
 
 
 def _shape_error(name: str, want: str, got: tuple, hint: str = "") -> UFMError:
     return UFMError(f"'{name}' in the .npz must have shape {want}; got {got}.{(' ' + hint) if hint else ''}")
 
 
+def _real_array(path: Path, name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise UFMError(f"{path}: '{name}' is complex ({arr.dtype}); the UFM is real -- store the real part "
+                       "explicitly if that is what you mean.")
+    if arr.dtype.kind not in "biuf":
+        raise UFMError(f"{path}: '{name}' must be numeric; got dtype {arr.dtype}.")
+    return arr.astype(np.float64)
+
+
+def _scalar(path: Path, name: str, value: Any) -> float:
+    arr = np.asarray(value)
+    if arr.shape != () or arr.dtype.kind not in "biuf":
+        raise UFMError(f"{path}: '{name}' must be a real number (a 0-d numeric array); got "
+                       f"{arr.dtype} of shape {arr.shape}.")
+    v = float(arr)
+    if not (np.isfinite(v) and v >= 0):
+        raise UFMError(f"{path}: '{name}' must be finite and >= 0; got {v!r}.")
+    return v
+
+
 def load_npz(path: str | Path) -> dict[str, Any]:
-    """Read and validate the documented layout; returns ``W, H, b (or None), Y`` and lambdas."""
+    """Read and validate the documented layout; returns ``W, H, b (or None), Y`` and lambdas.
+
+    Raises :class:`~ufm.exceptions.UFMError` (one line) for anything else: a missing,
+    empty or non-``.npz`` file, pickled (object) arrays, complex or non-numeric arrays,
+    non-finite values, shapes that do not fit, labels that are not 0/1.
+    """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No such file: {path}")
+        raise UFMError(f"No such file: {path}")
+    if path.is_dir():
+        raise UFMError(f"{path} is a folder; give an .npz file (layout: `ufm metrics --help`).")
+    if not zipfile.is_zipfile(path):
+        kind = "empty" if path.stat().st_size == 0 else "not an .npz archive (np.savez writes one; a single .npy is not enough)"
+        raise UFMError(f"{path} is {kind}; the layout is H (d, N), Y (K, N), W (K, d), optional b (K,) "
+                       "-- see `ufm metrics --help`.")
     try:
         data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise UFMError(f"Cannot read {path} as .npz: {exc}") from None
-    with data:
-        missing = [k for k in ("H", "Y", "W") if k not in data.files]
-        if missing:
-            raise UFMError(f"{path} lacks {missing}; the layout is H (d, N), Y (K, N), W (K, d), "
-                           "optional b (K,) -- see `ufm metrics --help`.")
-        H = np.asarray(data["H"], dtype=np.float64)
-        Y = np.asarray(data["Y"])
-        W = np.asarray(data["W"], dtype=np.float64)
-        b = np.asarray(data["b"], dtype=np.float64) if "b" in data.files else None
-        lams = {k: float(data[k]) for k in ("lam_W", "lam_H", "lam_b") if k in data.files}
-        if "bias" in data.files and not bool(data["bias"]):  # `ufm solve --save --no-bias`
-            b = None
+    try:
+        with data:
+            missing = [k for k in ("H", "Y", "W") if k not in data.files]
+            if missing:
+                raise UFMError(f"{path} lacks {missing}; the layout is H (d, N), Y (K, N), W (K, d), "
+                               "optional b (K,) -- see `ufm metrics --help`.")
+            H = _real_array(path, "H", data["H"])
+            Y = _real_array(path, "Y", data["Y"])
+            W = _real_array(path, "W", data["W"])
+            b = _real_array(path, "b", data["b"]) if "b" in data.files else None
+            lams = {k: _scalar(path, k, data[k]) for k in ("lam_W", "lam_H", "lam_b") if k in data.files}
+            if "bias" in data.files and not bool(data["bias"]):  # `ufm solve --save --no-bias`
+                b = None
+    except ValueError as exc:  # object arrays (pickles), truncated members
+        if isinstance(exc, UFMError):
+            raise
+        raise UFMError(f"Cannot read {path}: {exc} (pickled object arrays are never loaded).") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UFMError(f"Cannot read {path} as .npz: {exc}") from None
     if W.ndim != 2:
         raise _shape_error("W", "(K, d)", W.shape)
     K, d = W.shape
@@ -96,7 +131,11 @@ def load_npz(path: str | Path) -> dict[str, Any]:
         raise UFMError("'Y' must be a 0/1 indicator matrix.")
     for name, arr in (("H", H), ("W", W), ("b", b)):
         if arr is not None and not np.all(np.isfinite(arr)):
-            raise UFMError(f"'{name}' contains non-finite values.")
+            raise UFMError(f"{path}: '{name}' contains non-finite values (nan or inf).")
+        if arr is not None and arr.size and float(np.max(np.abs(arr))) > MAX_ENTRY:
+            raise UFMError(f"{path}: '{name}' has entries up to {float(np.max(np.abs(arr))):.3g}; above "
+                           f"{MAX_ENTRY:g} the objective's squared norms and logits overflow float64. "
+                           "Rescale the export (or check it).")
     return {"W": W, "H": H, "b": b, "Y": Y.astype(np.float64), **lams}
 
 
@@ -222,8 +261,11 @@ def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict
     the classifier ``noise/4`` of its mean row norm. Returns the arrays written.
     """
     from .designs import balanced
+    from .files import check_output_file
     from .problem import UFMProblem
     from .solvers import solve
+
+    check_output_file(path, "--make-example")  # before the solve, not after it
 
     problem = UFMProblem(balanced(5, {1: 20, 2: 6}), 8, 5e-3, 5e-3, 1e-2)
     res = solve(problem, "lbfgs", rng=seed)

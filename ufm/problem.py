@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .designs import LabelDesign
-from .exceptions import param_error
+from .exceptions import UFMError, param_error
 
 LOSSES = ("pal", "pal-normalized", "bce")
 
@@ -20,6 +20,17 @@ def _positive_float(name: str, value: object, *, allow_zero: bool = False) -> fl
         rng = "[0, inf)" if allow_zero else "(0, inf)"
         raise param_error("UFMProblem", name, f"a float in {rng}", value)
     return v
+
+
+def real_array(name: str, value: object, owner: str = "ufm") -> np.ndarray:
+    """``value`` as a float64 array; complex, non-numeric or object input is refused (never truncated)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise UFMError(f"'{name}' given to {owner} is complex ({arr.dtype}); the UFM is real -- pass the "
+                       "real part explicitly if that is what you mean.")
+    if arr.dtype.kind not in "biuf":
+        raise UFMError(f"'{name}' given to {owner} must be numeric; got dtype {arr.dtype}.")
+    return arr.astype(np.float64, copy=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +91,9 @@ class UFMProblem:
         object.__setattr__(self, "bias", bool(self.bias))
         if self.loss not in LOSSES:
             raise param_error("UFMProblem", "loss", f"one of {LOSSES}", self.loss)
+        from .memory import check as check_memory
+
+        check_memory(self.K, self.N, self.design.G, self.d)
 
     # convenient views
     @property

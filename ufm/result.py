@@ -58,6 +58,9 @@ def status_message(status: Status) -> str:
     return MESSAGES[Status(status)]
 
 
+CERTIFIED_GAP = 1e-6  # relative gap (F - D)/|F| accepted as a certified global minimum
+
+
 @dataclass
 class Result:
     """Outcome of any solver on a :class:`~ufm.problem.UFMProblem`.
@@ -88,6 +91,12 @@ class Result:
     method : str
     extra : dict
         Solver-specific output (e.g. ``Z``, ``lower_bound`` of the convex relaxation).
+    lower_bound, rel_gap : float or None
+        The dual certificate of the returned point (:func:`ufm.certify`): a lower bound
+        ``D <= min F`` and the certified relative gap ``(F - D) / |F|``, filled in by
+        :func:`ufm.solve` (None for losses without a certificate, or non-finite points).
+        ``success`` says the solver converged; only a small ``rel_gap`` says the point is
+        a global minimum -- a saddle such as ``W = H = 0`` converges too (see ``certified``).
     """
 
     x: np.ndarray
@@ -103,6 +112,15 @@ class Result:
     history: dict[str, list[Any]] = field(default_factory=dict)
     method: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    lower_bound: float | None = None
+    rel_gap: float | None = None
+
+    @property
+    def certified(self) -> bool | None:
+        """True when the certified gap is at most :data:`CERTIFIED_GAP`; None without a certificate."""
+        if self.rel_gap is None:
+            return None
+        return bool(self.rel_gap <= CERTIFIED_GAP)
 
     @property
     def success(self) -> bool:
@@ -120,5 +138,6 @@ class Result:
         return (
             f"Result(method={self.method!r}, fun={self.fun:.15g}, status={self.status.name}, "
             f"nit={self.nit}, nfev={self.nfev}, grad_norm={self.grad_norm:.3g}, "
-            f"time={self.time:.3f}s)"
+            f"time={self.time:.3f}s"
+            + ("" if self.rel_gap is None else f", certified gap={self.rel_gap:.3g}") + ")"
         )

@@ -103,15 +103,44 @@ def convex_claims(problem: UFMProblem, result: Any, verdict: Verdict) -> None:
                       f"{cvx.extra['rank']}", abs(F - C) / mag, TOL_CONVEX))
 
 
+def rigorous_claims(problem: UFMProblem, result: Any, verdict: Verdict) -> None:
+    """Prove the bracket ``D <= min F <= F`` (:func:`ufm.certificate_rigorous.certify_rigorous`)
+    and append its claims to ``verdict``.
+
+    ``rigorous_gap`` (where the float ``certificate`` claim is made): the proved
+    relative gap ``(F_hi - D_lo) / |F|``. ``rigorous_value`` (where the theorem applies):
+    ``max(|v - D_lo|, |F_hi - v|) / |v|`` for the theorem's value ``v`` -- since ``min F``
+    lies in ``[D_lo, F_hi]``, this is a proved bound on ``|min F - v| / |v|``, checked
+    against the tolerance of the ``value`` claim.
+    """
+    if problem.loss not in ("pal", "pal-normalized"):
+        return
+    from .certificate_rigorous import certify_rigorous
+    from .verify import TOL_CERTIFICATE, TOL_VALUE
+
+    cert = certify_rigorous(problem, result.W, result.H, result.b)
+    add = verdict.claims.append
+    if any(c.name == "certificate" for c in verdict.claims):
+        add(Claim("rigorous_gap", f"proved relative gap (F_hi - D_lo)/|F| ({cert.seconds:.2f} s, "
+                  "rounding errors bounded)", cert.rel_gap if cert.feasible else float("inf"), TOL_CERTIFICATE))
+    if verdict.regime != NOT_APPLICABLE:
+        v = predict(problem).value
+        assert v is not None
+        bound = max(abs(v - cert.lower_bound), abs(cert.objective - v)) / abs(v)
+        add(Claim("rigorous_value", "proved: |min F - predicted min F| / |predicted| <= this "
+                  "(min F in the proved bracket [D, F])", bound, TOL_VALUE))
+
+
 def run_suite(
     cases: tuple[SuiteCase, ...] = DEFAULT_SUITE, *, seed: int = 0, hooks: tuple[SuiteHook, ...] = (),
-    progress: Callable[[str], None] | None = None, convex: bool = True,
+    progress: Callable[[str], None] | None = None, convex: bool = True, rigorous: bool = False,
 ) -> list[SuiteOutcome]:
     """Solve and verify each case; ``hooks(problem, result, verdict)`` may append claims.
 
-    With ``convex`` (default) :func:`convex_claims` runs first among the hooks.
+    With ``convex`` (default) :func:`convex_claims` runs first among the hooks; with
+    ``rigorous`` :func:`rigorous_claims` runs last.
     """
-    hooks = ((convex_claims,) if convex else ()) + tuple(hooks)
+    hooks = ((convex_claims,) if convex else ()) + tuple(hooks) + ((rigorous_claims,) if rigorous else ())
     out = []
     for i, case in enumerate(cases):
         problem = case.problem()

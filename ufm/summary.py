@@ -43,9 +43,22 @@ def theory_dict(pred: Prediction) -> dict:
 
 def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None) -> dict:
     """Everything a user wants to know about ``result`` on ``problem``, JSON-able."""
-    pred = predict(problem) if prediction is None else prediction
-    verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
-    metrics = all_metrics(result.W, result.H, result.b if problem.bias else None, problem.design.Y, pred.c)
+    if result.extra.get("fixed_W"):  # a frozen classifier: its own prediction and certificate
+        from .fixed import predict_fixed, verify_fixed
+
+        pred = predict_fixed(problem, result.W) if prediction is None else prediction
+        verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
+    else:
+        pred = predict(problem) if prediction is None else prediction
+        verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+    metrics: dict | None = None
+    if np.all(np.isfinite(result.x)):
+        try:
+            with np.errstate(all="ignore"):
+                metrics = all_metrics(result.W, result.H, result.b if problem.bias else None,
+                                      problem.design.Y, pred.c)
+        except np.linalg.LinAlgError:  # a point so large that the eigensolvers fail (diverged)
+            metrics = None
     gap = None
     if pred.value is not None:
         gap = (result.fun - pred.value) / max(abs(pred.value), 1e-300)
@@ -65,8 +78,12 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "metrics": metrics,
         "verdict": verdict.as_flags(),
         "claims": [c.to_dict() for c in verdict.claims],
-        "verified": verdict.passed,
+        # tri-state: True (claims checked, all hold), False (one fails), None (nothing to claim)
+        "verified": verdict.verified,
+        "verified_reason": verdict.why,
     }
+    if result.extra.get("fixed_W"):
+        out["fixed_classifier"] = {"row_norms": np.linalg.norm(result.W, axis=1)}
     if verdict.certificate is not None:
         cr = verdict.certificate
         out["certificate"] = {"lower_bound": cr.lower_bound, "gap": cr.gap, "rel_gap": cr.rel_gap}

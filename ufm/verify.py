@@ -9,14 +9,16 @@ the prediction is zero, where they are absolute.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .certificate import Certificate, certify
+from .exceptions import UFMError
 from .metrics import Groups, tagwise
 from .objective import value_and_grad
-from .problem import UFMProblem
+from .problem import UFMProblem, real_array
 from .theory import (
     COLLAPSE,
     NOT_APPLICABLE,
@@ -62,20 +64,51 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """True only when claims were checked and every one holds (see :attr:`verified`)."""
+        return self.verified is True
+
+    @property
+    def verified(self) -> bool | None:
+        """``True``: claims were checked and all hold; ``False``: one fails; ``None``: none to check."""
+        if not self.claims:
+            return None
         return all(c.passed for c in self.claims)
+
+    @property
+    def why(self) -> str:
+        """One sentence: what was verified, or why not (the failing claims, the certified gap)."""
+        if not self.claims:
+            return (f"nothing to claim: {self.reason}; no certificate exists for this loss"
+                    if self.certificate is None else f"nothing to claim: {self.reason}")
+        failed = [c for c in self.claims if not c.passed]
+        gap = "" if self.certificate is None else f"certified gap {self.certificate.rel_gap:.2g}"
+        if not failed:
+            what = "the theorem's claims hold" if self.regime != NOT_APPLICABLE else "certified globally optimal"
+            return f"{what} ({len(self.claims)} claims)" + (f"; {gap}" if gap else "")
+        names = ", ".join(c.name for c in failed)
+        hint = ""
+        if self.certificate is not None and self.certificate.rel_gap > 1e-3:
+            hint = ("; possibly a local minimum or a saddle, or (below d = K) a relaxation that is not "
+                    "tight: try several starts (--starts N)")
+        elif any(not math.isfinite(c.measured) for c in failed):
+            hint = "; the candidate has non-finite values"
+        return f"failed: {names}" + (f" ({gap})" if gap else "") + hint
 
     def as_flags(self) -> dict[str, bool]:
         return {c.name: c.passed for c in self.claims}
 
     def to_dict(self) -> dict:
         return {"problem": self.problem, "regime": self.regime, "reason": self.reason,
-                "passed": self.passed, "claims": [c.to_dict() for c in self.claims]}
+                "passed": self.passed, "verified": self.verified, "why": self.why,
+                "claims": [c.to_dict() for c in self.claims]}
 
     def table(self) -> str:
         lines = [f"{self.problem}", f"  regime: {self.regime} -- {self.reason}"]
         for c in self.claims:
             mark = "PASS" if c.passed else "FAIL"
             lines.append(f"  {mark}  {c.name:<16} {c.measured:10.3e} <= {c.tol:.0e}   {c.statement}")
+        state = {True: "true", False: "false", None: "null"}[self.verified]
+        lines.append(f"  verified: {state} -- {self.why}")
         return "\n".join(lines)
 
 
@@ -89,6 +122,7 @@ def verify(
     problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
     prediction: Prediction | None = None, tol_value: float = TOL_VALUE,
     tol_structure: float = TOL_STRUCTURE, tol_certificate: float = TOL_CERTIFICATE,
+    certifier: Callable[..., Certificate] = certify,
 ) -> Verdict:
     """Check the candidate ``(W, H, b)`` against docs/theory.md section 3 and the certificate.
 
@@ -98,7 +132,8 @@ def verify(
     (``h_S = kappa s_m sum_{k in S} w_k``), ``tagwise_angle`` (radians) and
     ``tagwise_scale`` (``c_m``), ``logits`` and ``certificate``. In the trivial regime:
     ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
-    theorem does not apply only the ``certificate`` claim is made.
+    theorem does not apply only the ``certificate`` claim is made. ``certifier(problem, W,
+    H, b)`` gives the certificate (:func:`ufm.fixed.certify_fixed` for a fixed classifier).
 
     Parameters
     ----------
@@ -114,6 +149,8 @@ def verify(
         Relative tolerance of the structural claims.
     tol_certificate : float, default 1e-6
         Largest certified relative gap ``(F - D)/|F|`` accepted.
+    certifier : callable, default :func:`ufm.certify`
+        ``certifier(problem, W, H, b) -> Certificate``.
 
     Returns
     -------
@@ -133,12 +170,20 @@ def verify(
     >>> v.passed, sorted(v.as_flags())[:3]
     (True, ['bias', 'certificate', 'etf'])
     """
-    W = np.asarray(W, dtype=np.float64)
-    H = np.asarray(H, dtype=np.float64)
-    b = np.zeros(problem.K) if (b is None or not problem.bias) else np.asarray(b, dtype=np.float64)
+    W = real_array("W", W, "verify")
+    H = real_array("H", H, "verify")
+    b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "verify")
+    for name, tol in (("tol_value", tol_value), ("tol_structure", tol_structure),
+                      ("tol_certificate", tol_certificate)):
+        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 <= tol < math.inf):
+            raise UFMError(f"The '{name}' parameter of verify must be a finite float >= 0; got {tol!r}.")
     pred = predict(problem) if prediction is None else prediction
     verdict = Verdict(problem.describe(), pred.regime, pred.reason)
     add = verdict.claims.append
+    if not (np.all(np.isfinite(W)) and np.all(np.isfinite(H)) and np.all(np.isfinite(b))):
+        add(Claim("finite", "W, H and b are finite (a solver that diverged gives nan or inf)",
+                  math.inf, 0.0))
+        return verdict
     F = value_and_grad(problem, W, H, b)[0]
     if pred.regime != NOT_APPLICABLE:
         assert pred.value is not None
@@ -180,13 +225,20 @@ def verify(
         Zp = predicted_logits(problem, pred)
         add(Claim("logits", "W h_S + b - mean(b) 1 = s_m (1_S - (m/K) 1)", _rel(Zg - Zp, Zp), tol_structure))
     if problem.loss in ("pal", "pal-normalized"):
-        cert = certify(problem, W, H, b)
+        try:
+            cert = certifier(problem, W, H, b)
+        except UFMError as exc:  # a point so large that F overflows: nothing is certified
+            add(Claim("certificate", f"certified gap of the dual bound: {exc}", math.inf, tol_certificate))
+            return verdict
         verdict.certificate = cert
         if pred.regime == NOT_APPLICABLE and problem.d < problem.K:
             # below d = K the relaxation may be strictly lower than min F (docs/theory.md section 5):
             # the bound must hold, but a small gap cannot be demanded
             add(Claim("certificate_valid", "dual bound D <= F (relative violation beyond rounding)",
                       max(-cert.rel_gap, 0.0), tol_certificate))
+            # ... and nothing is verified unless the gap closes (a local minimum keeps it open)
+            add(Claim("certificate", "certified gap (F - D) / |F| closes (below d = K it may not, even "
+                      "at the global minimum)", cert.rel_gap, tol_certificate))
         else:
             add(Claim("certificate", "certified gap |F - D| / |F| of the dual bound (a negative gap beyond rounding fails)", abs(cert.rel_gap), tol_certificate))
     return verdict

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import parse_float, print_json
+from .common import add_memory_arg, apply_memory_arg, parse_float, print_json, rel_tol
 
 
 def add(sub: Any) -> None:
@@ -25,7 +25,12 @@ def add(sub: Any) -> None:
     p.add_argument("--lam-b", type=parse_float, dest="lam_b", help="bias decay (default: the file's, else 0)")
     p.add_argument("--no-bias", action="store_true", help="ignore any b in the file (model without bias)")
     p.add_argument("--loss", default="pal", choices=["pal", "pal-normalized"])
-    p.add_argument("--tol", type=parse_float, default=1e-6, help="relative gap accepted as certified (1e-6)")
+    p.add_argument("--tol", type=rel_tol, default=1e-6,
+                   help="relative gap (F - D)/|F| accepted as certified, in [0, 1) (default 1e-6)")
+    add_memory_arg(p)
+    p.add_argument("--rigorous", action="store_true",
+                   help="prove the bracket D <= min F <= F with bounded rounding errors (interval "
+                        "arithmetic, ufm/certificate_rigorous.py); F is then an upper bound")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import theory_dict
     from ..theory import predict
 
+    apply_memory_arg(args)
     data = load_npz(args.file)
     lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
     lam_W, lam_H = lam["lam_W"], lam["lam_H"]
@@ -49,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     W = data["W"]
     problem = UFMProblem(design, int(W.shape[1]), lam_W, lam_H,
                          0.0 if lam["lam_b"] is None else lam["lam_b"], bias=b is not None, loss=args.loss)
-    cert = certify(problem, W, data["H"][:, order], b)
+    rigorous = getattr(args, "rigorous", False)
+    cert = certify(problem, W, data["H"][:, order], b, rigorous=rigorous)
     pred = predict(problem)
     certified = cert.rel_gap <= args.tol
     out = {"file": args.file, "problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},
@@ -61,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  F            {cert.objective:.15g}")
         print(f"  lower bound  {cert.lower_bound:.15g}   (D <= min F for every d)")
         print(f"  gap          {cert.gap:.3e}   (relative {cert.rel_gap:.3e})")
+        if rigorous:
+            print(f"  rigorous     proved: {cert.lower_bound!r} <= min F <= {cert.objective!r} "
+                  f"(rounding errors bounded; F at the file's point in "
+                  f"[{getattr(cert, 'objective_lower', None)!r}, {cert.objective!r}])")
         print(f"  theorem      {pred.regime}: {pred.reason}")
         if pred.value is not None:
             print(f"  min F        {pred.value:.15g}   (theorem)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, NoReturn
 
 
@@ -13,15 +14,57 @@ class Parser(argparse.ArgumentParser):
 
 
 def parse_float(text: str) -> float:
+    """A finite number (nan and inf are refused: no option of ufm means them)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def pos_int(text: str) -> int:
+    value = nonneg_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def rel_tol(text: str) -> float:
+    """A relative tolerance in [0, 1): a gap of 100% or more certifies nothing."""
+    value = parse_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a relative tolerance in [0, 1), got {text!r}")
+    return value
+
+
+def add_memory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=parse_float, default=None, dest="max_memory", metavar="GIB",
+                   help="refuse problems whose estimated memory exceeds this many GiB (default: half "
+                        "the available memory, or UFM_MAX_MEMORY)")
+
+
+def apply_memory_arg(args: argparse.Namespace) -> None:
+    from ..memory import set_limit
+
+    if getattr(args, "max_memory", None) is not None:
+        set_limit(args.max_memory)
 
 
 def add_problem_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--K", type=int, required=True, help="number of classes (>= 2)")
-    p.add_argument("--d", type=int, required=True, help="feature dimension (>= 1)")
+    p.add_argument("--K", type=pos_int, required=True, help="number of classes (>= 2)")
+    p.add_argument("--d", type=pos_int, required=True, help="feature dimension (>= 1)")
     p.add_argument("--profile", required=True,
                    help="balanced design 'm:n_m,...', e.g. 1:3,2:2 (every label set of size m occurs n_m times)")
     p.add_argument("--lam-W", type=parse_float, required=True, dest="lam_W", help="weight decay of W (> 0)")
@@ -29,12 +72,14 @@ def add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lam-b", type=parse_float, default=0.0, dest="lam_b", help="bias decay (>= 0; default 0)")
     p.add_argument("--no-bias", action="store_true", help="fix b = 0 (no bias variable)")
     p.add_argument("--loss", default="pal", choices=["pal", "pal-normalized", "bce"])
+    add_memory_arg(p)
 
 
 def problem_from_args(args: argparse.Namespace) -> Any:
     from ..designs import balanced
     from ..problem import UFMProblem
 
+    apply_memory_arg(args)
     return UFMProblem(balanced(args.K, args.profile), args.d, args.lam_W, args.lam_H, args.lam_b,
                       bias=not args.no_bias, loss=args.loss)
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import parse_float, print_json
+from .common import add_memory_arg, apply_memory_arg, parse_float, print_json
 
 
 def add(sub: Any) -> None:
@@ -22,11 +22,13 @@ def add(sub: Any) -> None:
     p.add_argument("--lam-b", type=parse_float, dest="lam_b", help="bias decay (default 0 with a bias)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--make-example", metavar="OUT.npz", help="write the small example file and exit")
+    add_memory_arg(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..features import load_npz, make_example, measure
 
+    apply_memory_arg(args)
     if args.make_example:
         make_example(args.make_example)
         print(f"wrote {args.make_example}")

@@ -5,25 +5,43 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
 from ..exceptions import UFMError
-from .common import add_problem_args, parse_float, print_json, problem_from_args
+from .common import (
+    add_problem_args,
+    nonneg_int,
+    parse_float,
+    pos_int,
+    print_json,
+    problem_from_args,
+)
 
 
 def add(sub: Any) -> None:
     p = sub.add_parser("solve", help="solve one problem and compare with the theorem")
     add_problem_args(p)
-    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex"])
-    p.add_argument("--seed", type=int, default=0, help="seed of the random start")
-    p.add_argument("--max-iter", type=int, default=None, dest="max_iter")
-    p.add_argument("--step", type=parse_float, default=None, help="fixed step (gd) / initial step (agd)")
+    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"])
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random start (>= 0)")
+    p.add_argument("--starts", type=pos_int, default=1,
+                   help="best of N random starts (seeds SEED..SEED+N-1), each recorded in --json; "
+                        "for landscapes that are not benign (d < K-1, imbalance)")
+    p.add_argument("--max-iter", type=nonneg_int, default=None, dest="max_iter")
+    p.add_argument("--step", type=parse_float, default=None,
+                   help="fixed step (gd) / initial step (agd) / learning rate (sgd, adam), > 0")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--epochs", type=pos_int, default=None, help="sgd/adam: epochs (default 200)")
+    p.add_argument("--batch-size", type=pos_int, default=None, dest="batch_size", help="sgd/adam: batch size (64)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default=None, dest="lr_schedule",
+                   help="sgd/adam: learning-rate schedule (constant); --step sets the learning rate")
     p.add_argument("--group", action="store_true",
                    help="lbfgs: solve F restricted to one feature column per label set (exact on any "
                         "design: every critical point has one feature per set; see ufm.grouped)")
+    p.add_argument("--fixed-classifier", metavar="etf[:SCALE]", default=None, dest="fixed_classifier",
+                   help="freeze W to a simplex ETF with rows of norm SCALE (default 1; needs d >= K-1) and "
+                        "minimise over (H, b) only (exact Newton; see ufm.fixed)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--save", metavar="OUT.npz", help="save W (K x d), H (d x N), b (K), Y (K x N)")
+    p.add_argument("--save", metavar="OUT.npz",
+                   help="save W (K x d), H (d x N), b (K), Y (K x N) and the lambdas (checked before solving; "
+                        "a file ufm did not write is never overwritten)")
     p.add_argument("--formulation", choices=["auto", "variational", "nuc"], default=None,
                    help="convex: nuclear-norm formulation (default auto: the cheaper for the solver)")
     p.add_argument("--cvx-solver", choices=["auto", "CLARABEL", "SCS"], default=None, dest="cvx_solver",
@@ -31,51 +49,99 @@ def add(sub: Any) -> None:
                         "profile 1:5,2:2), CLARABEL (interior point) or SCS (first order)")
 
 
+# options that apply to each method: anything else given is an error, never ignored
+MINIBATCH = ("sgd", "adam")
+APPLIES = {"step": ("gd", "agd", *MINIBATCH), "max_iter": ("gd", "agd", "lbfgs"),
+           "progress": ("gd", "agd", "lbfgs", *MINIBATCH), "group": ("lbfgs",), "formulation": ("convex",),
+           "cvx_solver": ("convex",), "starts": ("gd", "agd", "lbfgs", *MINIBATCH),
+           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH}
+FLAG = {"max_iter": "--max-iter", "cvx_solver": "--cvx-solver", "batch_size": "--batch-size",
+        "lr_schedule": "--lr-schedule"}
+UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "group": False,
+                         "formulation": None, "cvx_solver": None, "starts": 1, "epochs": None,
+                         "batch_size": None, "lr_schedule": None}
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    for name, methods in APPLIES.items():
+        if getattr(args, name) != UNSET[name] and args.method not in methods:
+            flag = FLAG.get(name, f"--{name}")
+            raise UFMError(f"{flag} does not apply to --method {args.method} (it applies to "
+                           f"{', '.join(methods)}); drop it or change the method.")
+    if args.step is not None and not args.step > 0:
+        raise UFMError(f"--step must be > 0; got {args.step!r}.")
+    opts: dict[str, Any] = {}
+    if args.group:
+        opts["group"] = True
+    for name in ("max_iter", "step", "epochs", "batch_size", "lr_schedule"):
+        if getattr(args, name) is not None:
+            opts["lr" if (name == "step" and args.method in MINIBATCH) else name] = getattr(args, name)
+    if args.method != "convex":
+        opts["progress"] = args.progress
+    if args.formulation is not None:
+        opts["formulation"] = args.formulation
+    if args.cvx_solver is not None:
+        opts["solver"] = args.cvx_solver
+    return opts
+
+
+def _fmt(v: float | None, spec: str = ".15g") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..solvers import solve
+    import numpy as np
+
+    from ..files import check_output_file, save_npz_atomic
+    from ..result import Status
+    from ..solvers.multistart import solve_starts
     from ..summary import summarize
 
     problem = problem_from_args(args)
-    opts: dict[str, Any] = {}
-    if args.group:
-        if args.method != "lbfgs":
-            raise UFMError(f"--group applies to --method lbfgs only (got {args.method}).")
-        opts["group"] = True
-    if args.method != "convex":
-        if args.max_iter is not None:
-            opts["max_iter"] = args.max_iter
-        if args.step is not None:
-            opts["step"] = args.step
-        opts["progress"] = args.progress
-    else:
-        if args.formulation is not None:
-            opts["formulation"] = args.formulation
-        if args.cvx_solver is not None:
-            opts["solver"] = args.cvx_solver
-    result = solve(problem, args.method, rng=args.seed, **opts)
-    summary = summarize(problem, result)
+    opts = _options(args)
+    if args.fixed_classifier is not None:
+        opts["fixed_W"] = args.fixed_classifier
     if args.save:
-        np.savez(args.save, W=result.W, H=result.H, b=result.b, Y=problem.design.Y,
-                 lam_W=problem.lam_W, lam_H=problem.lam_H, lam_b=problem.lam_b, bias=problem.bias)
+        check_output_file(args.save, "--save")  # before the work, not after it
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says NUMERICAL_ERROR instead
+        result = solve_starts(problem, args.method, args.starts, args.seed, **opts)
+        summary = summarize(problem, result)
+    if "starts" in result.extra:
+        summary["starts"] = result.extra["starts"]
+    if args.save:
+        save_npz_atomic(args.save, W=result.W, H=result.H, b=result.b, Y=problem.design.Y,
+                        lam_W=problem.lam_W, lam_H=problem.lam_H, lam_b=problem.lam_b, bias=problem.bias)
+    code = 0 if (result.success and summary["verified"] is True) else 1
+    if result.status == Status.INTERRUPTED:
+        code = 130
     if args.json:
         print_json(summary)
-        return 0
+        return code
     th = summary["theory"]
     print(problem.describe())
     print(f"  solver   {result.method}: {result.status.name} after {result.nit} iterations "
           f"({result.time:.3f} s), |grad| = {result.grad_norm:.2e}")
+    if args.starts > 1:
+        fs = [s["fun"] for s in result.extra["starts"]]
+        print(f"  starts   {len(fs)} (seeds {args.seed}..{args.seed + len(fs) - 1}); best is seed "
+              f"{args.seed + result.extra['best_start']}; F ranged {min(fs):.10g} .. {max(fs):.10g}")
     print(f"  F        {result.fun:.15g}")
     if th["value"] is not None:
-        print(f"  theory   {th['value']:.15g}   (relative gap {summary['gap_to_theory']:.2e})")
+        print(f"  theory   {th['value']:.15g}   (relative gap {_fmt(summary['gap_to_theory'], '.2e')})")
     if "certificate" in summary:
-        print(f"  bound    {summary['certificate']['lower_bound']:.15g}   (certified gap "
-              f"{summary['certificate']['gap']:.2e})")
+        print(f"  bound    {summary['certificate']['lower_bound']:.15g}   (dual bound D of this point; "
+              f"certified relative gap (F - D)/|F| = {summary['certificate']['rel_gap']:.2e})")
     if "convex" in summary:
         cv = summary["convex"]
-        print(f"  min C    {cv['value']:.15g}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
-              f"rank {cv['rank']}; certified lower bound {cv['lower_bound']:.15g})")
+        print(f"  min C    {_fmt(cv['value'])}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
+              f"rank {cv['rank']}; the relaxation's own certified lower bound {_fmt(cv['lower_bound'])})")
         print(f"  note     {cv['note']}")
+    from ..fixed import verify_fixed
     from ..verify import verify
 
-    print(verify(problem, result.W, result.H, result.b).table())
-    return 0
+    check = verify_fixed if args.fixed_classifier is not None else verify
+    with np.errstate(over="ignore", invalid="ignore"):
+        print(check(problem, result.W, result.H, result.b).table())
+    if not result.success:
+        print(f"  solver did not succeed: {result.message}")
+    return code

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import parse_float
+from .common import nonneg_int, parse_float, pos_int
 
 
 def add(sub: Any) -> None:
@@ -18,12 +19,15 @@ def add(sub: Any) -> None:
     p.add_argument("spec", nargs="?", metavar="NAME", help="shipped spec name (see --list) or path to a TOML/JSON spec")
     p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
     p.add_argument("--out", help="directory of the records (required unless --list)")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (joblib; default 1)")
+    p.add_argument("--jobs", type=pos_int, default=1, help="local worker processes (joblib; default 1)")
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--dry-run", action="store_true", help="only count cached and pending cells")
+    p.add_argument("--dry-run", action="store_true", help="only count stored, failed and pending cells (writes nothing)")
+    p.add_argument("--retry-failed", action="store_true", dest="retry_failed",
+                   help="recompute the cells stored as failed (by default a failed cell is kept, counted, "
+                        "and the exit status is 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("a grid from flags (instead of NAME); several values make an axis")
-    g.add_argument("--K", type=int, nargs="+")
+    g.add_argument("--K", type=pos_int, nargs="+")
     g.add_argument("--d", nargs="+", help="ints or expressions K, K-1, K+1 (default K)")
     g.add_argument("--profile", nargs="+", help="balanced profiles like 1:2,2:1")
     g.add_argument("--lam-W", type=parse_float, nargs="+", dest="lam_W")
@@ -34,7 +38,7 @@ def add(sub: Any) -> None:
     g.add_argument("--no-bias", action="store_true")
     g.add_argument("--loss", nargs="+", choices=["pal", "pal-normalized", "bce"])
     g.add_argument("--solver", nargs="+", choices=["gd", "agd", "lbfgs", "convex"])
-    g.add_argument("--seeds", type=int, nargs="+")
+    g.add_argument("--seeds", type=nonneg_int, nargs="+")
     g.add_argument("--name", default="cli", help="name of the sweep (default cli)")
 
 
@@ -46,6 +50,10 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
             grid[key] = [int(v) if key == "d" and v.lstrip("-").isdigit() else v for v in val]
     if args.no_bias:
         grid["bias"] = False
+    if "mu_ratio" in grid and ("lam_W" in grid or "lam_H" in grid):
+        raise UFMError("--mu-ratio and --lam-W/--lam-H both set the regularisation; give one of them.")
+    if "lam_ratio" in grid and "mu_ratio" not in grid:
+        raise UFMError("--lam-ratio applies with --mu-ratio only.")
     missing = [k for k in ("K", "profile") if k not in grid]
     if missing:
         raise UFMError(f"ufm sweep needs NAME or at least --K and --profile (missing {missing}).")
@@ -54,7 +62,7 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from .. import sweep
-    from ..grid import load_spec
+    from ..sweep.grid import load_spec
 
     if args.list:
         for name in sweep.shipped_specs():
@@ -63,12 +71,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UFMError("ufm sweep needs --out DIR (where the records go).")
+    grid_flags = [k for k in ("K", "d", "profile", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss",
+                              "solver", "seeds") if getattr(args, k) is not None] + (["no_bias"] if args.no_bias else [])
+    if args.spec is not None and grid_flags:
+        raise UFMError(f"give NAME or grid flags, not both (got {args.spec!r} and --{grid_flags[0].replace('_', '-')}).")
     spec = args.spec if args.spec is not None else _spec_from_flags(args)
     stats = sweep.run(spec, args.out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
-                      dry_run=args.dry_run)
+                      dry_run=args.dry_run, retry_failed=args.retry_failed)
     if args.dry_run:
-        print(f"{stats.name}: {stats.cells} cells, {stats.cached} stored, "
-              f"{stats.cells - stats.cached} to compute ({stats.corrupt} corrupt)")
-    else:
-        print(stats.line())
+        pending = stats.cells - stats.cached
+        print(f"{stats.name}: {stats.cells} cells, {stats.cached} stored ({stats.failed} of them failed), "
+              f"{pending} to compute ({stats.corrupt} corrupt); nothing was written")
+        return 0
+    print(stats.line())
+    for err in stats.errors[:10]:
+        print(f"  failed cell {err}", file=sys.stderr)
+    if stats.failed:
+        print(f"ufm sweep: {stats.failed} cell(s) failed (stored as failed records); fix the cause and "
+              "rerun with --retry-failed", file=sys.stderr)
+        return 1
     return 0

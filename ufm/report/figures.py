@@ -447,3 +447,7 @@ def fig_losses(recs: list[Rec]) -> dict[str, Any]:
 
 FIGURES = {"iterations": fig_iterations, "theorem": fig_cm, "phase": fig_phase, "dimension": fig_dimension,
            "imbalance": fig_imbalance, "losses": fig_losses}
+
+from .beyond import FIGURES as _BEYOND  # noqa: E402  (sections beyond the paper)
+
+FIGURES.update(_BEYOND)

@@ -511,3 +511,7 @@ def stopping(recs: list[Rec]) -> list[str]:
 
 BUILDERS = {"theorem": theorem, "phase": phase, "dimension": dimension, "imbalance": imbalance,
             "losses": losses, "iterations": iterations}
+
+from .beyond import BUILDERS as _BEYOND  # noqa: E402  (sections beyond the paper)
+
+BUILDERS.update(_BEYOND)

@@ -10,19 +10,23 @@ Wall times go to ``out/timings.md`` only; everything else is reproducible.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import UFMError
 from ..sweep.grid import read_spec, shipped_specs
-from ..sweep.records import read_records
+from ..sweep.records import scan
+from . import networks as _networks  # noqa: F401  (registers the networks section)
 from .figures import FIGURES, save
 from .regimes import BUILDERS, stopping
 
-ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations")
-GENERATED = ("tables", "figures", "README.md", "timings.md")
+ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture",
+         "deadclass", "networks")
 FEATURES_JSON = "features_example.json"
 
 
@@ -44,19 +48,83 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     Returns the files written. Regimes are recognised by spec name (the shipped ones);
     records of other specs are listed in the index with their cell counts.
     """
-    src, out = Path(src), Path(out)
+    from ..files import DirLock, OutputDir
+
+    src, final = Path(src), Path(out)
+    OutputDir(final, "report", legacy=_legacy_report, create=False)  # the output is checked first
+    if not src.is_dir():
+        raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep NAME --out DIR`).")
     if features is None and (src / FEATURES_JSON).exists():
-        features = json.loads((src / FEATURES_JSON).read_text())
-    recs = read_records(src)
+        try:
+            features = json.loads((src / FEATURES_JSON).read_text())
+        except (OSError, ValueError):
+            features = None
+    found = scan(src)
+    recs = found.records
     if not recs:
-        raise FileNotFoundError(f"No sweep records under {src}; run `ufm sweep NAME --out {src}` first.")
+        raise UFMError(f"No readable sweep records under {src} ({len(found.invalid)} corrupt, "
+                       f"{len(found.failed)} failed); run `ufm sweep NAME --out {src}` first.")
+    skipped = [f"{f} (corrupt or partial record)" for f in found.invalid] + [
+        f"{r['key']}.json of spec {r['spec']} (the cell failed: {r['failed']['type']}: {r['failed']['message']})"
+        for r in found.failed]
     by_spec: dict[str, list] = defaultdict(list)
     for r in recs:
         by_spec[r["spec"]].append(r)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in GENERATED:
-        p = out / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    folder = OutputDir(final, "report", legacy=_legacy_report)
+    with DirLock(final, "ufm report"):
+        out = Path(tempfile.mkdtemp(prefix=".ufm-staging-", dir=final))  # rendered here, then moved
+        try:
+            _render_into(out, src, by_spec, features, skipped)
+            return Rendered(_publish(folder, out), skipped)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)  # our own staging folder
+
+
+class Rendered(list):
+    """The files :func:`render` wrote, with ``skipped``: records it could not use (and why)."""
+
+    def __init__(self, files: list[Path], skipped: list[str]) -> None:
+        super().__init__(files)
+        self.skipped = skipped
+
+
+def _legacy_report(path: Path) -> str | None:
+    """What a report folder of an earlier version (before manifests) holds: adopt the generated files,
+    keep the benchmark tables (``make bench`` writes them there), refuse anything else."""
+    rel = path.parts[-2:] if path.parent.name in ("tables", "figures") else (path.name,)
+    if rel[0] in ("README.md", "timings.md"):
+        return "adopt"
+    if rel[0] in ("bench.md", "bench.csv", "bench_gpu.md"):
+        return "keep"
+    if len(rel) == 2 and rel[0] == "tables" and path.suffix in (".md", ".tex", ".csv"):
+        return "adopt"
+    if len(rel) == 2 and rel[0] == "figures" and path.suffix in (".png", ".pdf"):
+        return "adopt"
+    return None
+
+
+def _publish(folder: Any, stage: Path) -> list[Path]:
+    """Move every staged file into place (checked first: nothing partial), list it, drop stale ones."""
+    new = sorted(str(q.relative_to(stage)) for q in stage.rglob("*") if q.is_file())
+    for rel in new:
+        folder.check_target(rel)  # a file not ours in the way stops everything before any move
+    for rel in new:
+        target = folder.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.adopt(rel)
+        os.replace(stage / rel, target)
+    folder.save()
+    stale = [f for f in folder.files if f not in new and f != ".ufm-lock"]
+    for rel in stale:
+        folder.files.discard(rel)
+        (folder.path / rel).unlink(missing_ok=True)
+    folder.adopt(".ufm-lock")
+    folder.save()
+    return [folder.path / rel for rel in new]
+
+
+def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict | None,
+                 skipped: list[str]) -> list[Path]:
     written: list[Path] = []
     sections = []
     for name in [n for n in ORDER if n in by_spec] + sorted(set(by_spec) - set(ORDER)):
@@ -64,19 +132,17 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
         title, desc = _spec_text(name, src)
         lines = [f"## {title}", "", f"Spec `{name}` ({len(rs)} cells; `ufm sweep {name} --out DIR`). {desc}", ""]
         if name in BUILDERS:
-            tables, findings = BUILDERS[name](rs)
-            lines += ["Findings:", ""] + [f"- {f}" for f in findings] + [""]
-            for t in tables:
-                written += t.write(out / "tables")
-                lines += [f"Table `{t.name}` ([md](tables/{t.name}.md), [tex](tables/{t.name}.tex), "
-                          f"[csv](tables/{t.name}.csv)): {t.title}.", ""]
-                if len(t.rows) <= 40:
-                    lines += [t.markdown()] + ([t.note, ""] if t.note else [])
-            for fname, fig in FIGURES[name](rs).items():
-                written += save(fig, out / "figures", fname)
-                lines += [f"![{fname}](figures/{fname}.png)", "",
-                          f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]
+            try:
+                lines += _section(name, rs, out, written)
+            except Exception as exc:  # noqa: BLE001 - an incomplete sweep must not stop the rest
+                skipped.append(f"section {name!r} ({len(rs)} records): {type(exc).__name__}: {exc}")
+                lines += [f"This section could not be rendered from the {len(rs)} records found "
+                          f"({type(exc).__name__}); is the sweep complete?", ""]
         sections.append("\n".join(lines))
+    if skipped:
+        sections.append("\n".join(["## Skipped records", "",
+                                   f"{len(skipped)} item(s) could not be used; everything above is rendered "
+                                   "without them:", ""] + [f"- {x}" for x in skipped]))
     if features is not None:
         sections.append(_features_section(features, out, written))
     head = ["# Reports", "",
@@ -103,6 +169,23 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     timings = out / "timings.md"
     timings.write_text(_timings(by_spec))
     return written + [index, timings]
+
+
+def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
+    lines: list[str] = []
+    tables, findings = BUILDERS[name](rs)
+    lines += ["Findings:", ""] + [f"- {f}" for f in findings] + [""]
+    for t in tables:
+        written += t.write(out / "tables")
+        lines += [f"Table `{t.name}` ([md](tables/{t.name}.md), [tex](tables/{t.name}.tex), "
+                  f"[csv](tables/{t.name}.csv)): {t.title}.", ""]
+        if len(t.rows) <= 40:
+            lines += [t.markdown()] + ([t.note, ""] if t.note else [])
+    for fname, fig in FIGURES[name](rs).items():
+        written += save(fig, out / "figures", fname)
+        lines += [f"![{fname}](figures/{fname}.png)", "",
+                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]
+    return lines
 
 
 def _anchor(title: str) -> str:
@@ -149,15 +232,32 @@ def _timings(by_spec: dict[str, list]) -> str:
 
 
 def regenerate(out: str | Path, cache: str | Path, *, jobs: int = 1, dask: Any = None,
-               example: str | Path | None = None, progress: bool = True) -> list[Path]:
-    """Sweep every shipped spec from scratch into ``cache/<name>``, then :func:`render`.
+               example: str | Path | None = None, progress: bool = True, fresh: bool = False) -> list[Path]:
+    """Sweep every shipped spec into ``cache/<name>`` (resuming what is stored), then :func:`render`.
 
-    With ``example``, the example features file is (re)written there and measured first.
+    ``fresh=True`` first removes the records this package stored in ``cache`` (only the
+    files its manifests list: anything else there is never touched) so every cell is
+    computed again. With ``example``, the example features file is (re)written there and
+    measured first. Both folders are checked before any work.
     """
+    from ..files import DirLock, OutputDir, check_output_file
+    from ..sweep.records import legacy_entry
     from ..sweep.runner import run
 
     cache = Path(cache)
-    shutil.rmtree(cache, ignore_errors=True)
+    OutputDir(out, "report", legacy=_legacy_report, create=False)  # checked now, written at the end
+    if example is not None:
+        check_output_file(example, "--example")
+    root = OutputDir(cache, "report-cache", what="--cache", legacy=legacy_entry)
+    if fresh:
+        with DirLock(cache, "ufm report --fresh"):
+            for name in ORDER:
+                sub = cache / name
+                if sub.is_dir():
+                    with DirLock(sub, "ufm report --fresh"):
+                        OutputDir(sub, "sweep", what="--cache", legacy=legacy_entry).remove_listed(
+                            keep=(".ufm-lock", ".ufm-manifest.json"))
+            root.remove_listed(keep={".ufm-lock"} | {f for f in root.files if f.split("/")[0] in ORDER})
     features = None
     if example is not None:
         from ..features import make_example, measure
@@ -165,11 +265,12 @@ def regenerate(out: str | Path, cache: str | Path, *, jobs: int = 1, dask: Any =
         arrays = make_example(example)
         features = measure(arrays["W"], arrays["H"], arrays["b"], arrays["Y"], lam_W=arrays["lam_W"],
                            lam_H=arrays["lam_H"], lam_b=arrays["lam_b"])
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / FEATURES_JSON).write_text(json.dumps(features, indent=1, allow_nan=False) + "\n")
+        root.write(FEATURES_JSON, json.dumps(features, indent=1, allow_nan=False) + "\n")
     t0 = time.perf_counter()
+    failed = 0
     for name in ORDER:
         stats = run(name, cache / name, jobs=jobs, dask=dask, progress=progress)
+        failed += stats.failed
         if progress:
             print(f"  {stats.line()} [{time.perf_counter() - t0:.0f} s]", flush=True)
     return render(cache, out, features=features)

@@ -7,17 +7,20 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import UFMError
+from ..networks.train import network  # trains with JAX, imported only when called
 from ..problem import UFMProblem
 from ..result import Result
 from .gradient import agd, gd
 from .lbfgs import lbfgs
+from .minibatch import adam, sgd
 
-METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs}
+METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam,
+                          "network": network}
 
 
 def solve(
     problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
-    rng: np.random.Generator | int | None = None, **options: Any,
+    rng: np.random.Generator | int | None = None, fixed_W: Any = None, **options: Any,
 ) -> Result:
     """Minimise ``F(W, H, b)`` of ``problem`` (definitions: ``docs/theory.md``).
 
@@ -35,6 +38,9 @@ def solve(
         random start of scale ``init_scale`` drawn from ``rng``.
     rng : numpy.random.Generator or int, optional
         Seed of the random start (ignored by ``"convex"``).
+    fixed_W : ndarray of shape (K, d) or str ``"etf[:SCALE]"``, optional
+        Freezes the classifier: ``F`` is minimised over ``(H, b)`` only, a convex problem
+        solved exactly by :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
     **options
         Keyword options of the method; unknown names raise ``UFMError``.
 
@@ -106,6 +112,10 @@ def solve(
     >>> r.W.shape, r.H.shape, r.b.shape
     ((4, 4), (4, 14), (4,))
     """
+    if fixed_W is not None:
+        from ..fixed import solve_fixed
+
+        return solve_fixed(problem, fixed_W, x0, **options)
     if method == "convex" and "convex" not in METHODS:
         from .convex import convex  # optional heavy import (cvxpy)
 
@@ -115,8 +125,25 @@ def solve(
     if method == "convex":
         if x0 is not None:
             raise UFMError("The convex relaxation takes no starting point; drop `x0` (or use 'lbfgs').")
-        return METHODS[method](problem, **options)
-    return METHODS[method](problem, x0, rng=rng, **options)
+        result = METHODS[method](problem, **options)
+    else:
+        result = METHODS[method](problem, x0, rng=rng, **options)
+    return attach_certificate(problem, result)
 
 
-__all__ = ["solve", "gd", "agd", "lbfgs", "METHODS"]
+def attach_certificate(problem: UFMProblem, result: Result) -> Result:
+    """Fill ``result.lower_bound`` and ``result.rel_gap`` from :func:`ufm.certify` (PAL losses, finite points)."""
+    from ..certificate import certify
+
+    if problem.loss not in ("pal", "pal-normalized") or not np.all(np.isfinite(result.x)):
+        return result
+    try:
+        cert = certify(problem, result.W, result.H, result.b if problem.bias else None)
+    except (UFMError, np.linalg.LinAlgError, FloatingPointError, OverflowError):
+        return result  # a point so large that F overflows (a diverged run): no certificate
+    if np.isfinite(cert.lower_bound) and np.isfinite(cert.rel_gap):
+        result.lower_bound, result.rel_gap = float(cert.lower_bound), float(cert.rel_gap)
+    return result
+
+
+__all__ = ["solve", "gd", "agd", "lbfgs", "sgd", "adam", "METHODS", "attach_certificate"]

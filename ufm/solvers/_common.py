@@ -14,7 +14,7 @@ from ..designs import as_rng
 from ..exceptions import ConvergenceWarning, UFMError, param_error
 from ..metrics import nc1, nc2_h, nc2_w, nc3
 from ..objective import Evaluator, fun_and_grad, pack, random_point, unpack
-from ..problem import UFMProblem
+from ..problem import UFMProblem, real_array
 from ..result import Result, Status, status_message
 
 
@@ -30,8 +30,8 @@ def check_options(method: str, options: dict[str, Any], allowed: dict[str, Any])
         if name in merged and (not isinstance(merged[name], (int, np.integer)) or merged[name] < 0):
             raise param_error(method, name, "an int >= 0", merged[name])
     for name in ("gtol", "ftol"):
-        if name in merged and not (isinstance(merged[name], (int, float)) and merged[name] >= 0):
-            raise param_error(method, name, "a float >= 0", merged[name])
+        if name in merged and not (isinstance(merged[name], (int, float)) and 0 <= merged[name] < math.inf):
+            raise param_error(method, name, "a finite float >= 0", merged[name])
     if "h_scale" in merged:
         v = merged["h_scale"]
         ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
@@ -123,9 +123,9 @@ def starting_point(
     if isinstance(x0, tuple):
         W, H, b = x0
         b = np.zeros(problem.K) if b is None else b
-        x = pack(np.asarray(W, float), np.asarray(H, float), np.asarray(b, float), problem.bias)
+        x = pack(real_array("W", W, "x0"), real_array("H", H, "x0"), real_array("b", b, "x0"), problem.bias)
     else:
-        x = np.array(x0, dtype=np.float64)
+        x = np.array(real_array("x0", x0, "solve"), dtype=np.float64)
     if x.shape != (problem.n_vars,):
         raise UFMError(f"x0 must have {problem.n_vars} entries (packed W, H, b); got shape {x.shape}.")
     return x.copy()
@@ -154,11 +154,16 @@ class History:
         if self.metrics:
             W, H, _ = unpack(x, self.problem)
             Y = self.problem.design.Y
-            with np.errstate(all="ignore"):
-                self.data["nc1"].append(nc1(H, Y))
-                self.data["nc2_w"].append(nc2_w(W))
-                self.data["nc2_h"].append(nc2_h(H, Y))
-                self.data["nc3"].append(nc3(W, H, Y))
+            names = ("nc1", "nc2_w", "nc2_h", "nc3")
+            try:
+                if not (np.all(np.isfinite(W)) and np.all(np.isfinite(H))):
+                    raise np.linalg.LinAlgError  # a diverged iterate has no metrics
+                with np.errstate(all="ignore"):
+                    values = (nc1(H, Y), nc2_w(W), nc2_h(H, Y), nc3(W, H, Y))
+            except np.linalg.LinAlgError:
+                values = (math.nan,) * 4
+            for name, v in zip(names, values):
+                self.data[name].append(v)
 
 
 def progress_bar(enabled: bool, total: int, desc: str) -> Any:

@@ -34,12 +34,13 @@ with ``lam_ratio`` (``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``), o
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ DEFAULTS: dict[str, Any] = {"lam_b": 1e-2, "bias": True, "loss": "pal", "solver"
 # scalar design fields that may be given as a list (an axis)
 DESIGN_AXES = {"profile", "n_max", "n_min", "pairs", "n_single", "n_pair", "heavy_count",
                "n_sets", "max_multiplicity", "seed"}
-SOLVERS = ("gd", "agd", "lbfgs", "convex")
+SOLVERS = ("gd", "agd", "lbfgs", "convex", "sgd", "adam", "network")
 
 
 def canonical(obj: Any) -> str:
@@ -217,22 +218,77 @@ def _lambdas(point: Mapping[str, Any], design: designs.LabelDesign) -> tuple[flo
     return mu * math.sqrt(ratio), mu / math.sqrt(ratio)
 
 
+TOP_KEYS = {"name", "title", "description", "defaults", "grid"}
+DESIGN_FIELDS = {
+    "balanced": {"kind", "profile"},
+    "imbalanced_single": {"kind", "counts", "n_max", "n_min", "pairs"},
+    "imbalanced_pairs": {"kind", "n_single", "n_pair", "heavy", "heavy_count"},
+    "random_subset": {"kind", "n_sets", "max_multiplicity", "count", "seed"},
+    "counts": {"kind", "sets", "counts"},
+}
+
+
+def _unknown(where: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
+    """Refuse unknown keys, suggesting the closest allowed name (nothing is silently ignored)."""
+    allowed = sorted(allowed)
+    bad = sorted(set(keys) - set(allowed))
+    if bad:
+        hints = []
+        for k in bad:
+            close = difflib.get_close_matches(k, allowed, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UFMError(f"{where}: unknown key(s) {', '.join(hints)}; allowed: {', '.join(allowed)}.")
+
+
+def _solver_defaults(solver: str) -> Mapping[str, Any] | None:
+    """The option names a solver accepts (None: not known here, checked when it runs)."""
+    if solver in ("gd", "agd"):
+        from ..solvers.gradient import AGD_DEFAULTS, GD_DEFAULTS
+
+        return GD_DEFAULTS if solver == "gd" else AGD_DEFAULTS
+    if solver == "lbfgs":
+        from ..solvers.lbfgs import LBFGS_DEFAULTS
+
+        return LBFGS_DEFAULTS
+    if solver == "convex":
+        from ..solvers.convex import CONVEX_DEFAULTS
+
+        return CONVEX_DEFAULTS
+    return None
+
+
 def expand(raw: Mapping[str, Any]) -> Spec:
-    """Expand a raw spec dict into its cells (deduplicated, in grid then axis order)."""
+    """Expand a raw spec dict into its cells (deduplicated, in grid then axis order).
+
+    Every key at every level is checked: an unknown one (a misspelt table such as
+    ``[defults]``, an option the solver does not take) is an error naming the closest
+    valid name; so are wrong types and contradictory regularisations.
+    """
     name = str(raw.get("name", "sweep"))
+    _unknown(f"Spec {name!r}", raw.keys(), TOP_KEYS)
     grids = raw.get("grid")
     if isinstance(grids, Mapping):
         grids = [grids]
-    if not grids:
-        raise UFMError(f"Spec {name!r} has no [[grid]] table.")
+    if not grids or not isinstance(grids, list) or not all(isinstance(g, Mapping) for g in grids):
+        raise UFMError(f"Spec {name!r} has no [[grid]] table (a list of tables).")
+    if not isinstance(raw.get("defaults", {}), Mapping):
+        raise UFMError(f"Spec {name!r}: [defaults] must be a table.")
+    _unknown(f"Spec {name!r} [defaults]", raw.get("defaults", {}).keys(), CELL_KEYS)
     defaults = {**DEFAULTS, **raw.get("defaults", {})}
     spec = Spec(name, str(raw.get("title", name)), str(raw.get("description", "")).strip(), source=dict(raw))
     seen: set[str] = set()
     for grid in grids:
         merged = {**defaults, **grid}
-        unknown = sorted(set(merged) - CELL_KEYS)
-        if unknown:
-            raise UFMError(f"Spec {name!r}: unknown key(s) {unknown}; allowed: {sorted(CELL_KEYS)}.")
+        _unknown(f"Spec {name!r} [[grid]]", grid.keys(), CELL_KEYS)
+        reg = [k for k in ("lam_W", "mu", "mu_ratio") if k in merged and not (k == "lam_W" and "lam_H" not in merged)]
+        if ("lam_W" in merged) != ("lam_H" in merged):
+            raise UFMError(f"Spec {name!r}: give both 'lam_W' and 'lam_H' (or 'mu' / 'mu_ratio' instead).")
+        if len(reg) > 1:
+            shown = ["lam_W/lam_H" if k == "lam_W" else k for k in reg]
+            raise UFMError(f"Spec {name!r}: the regularisation is given twice ({' and '.join(shown)}); "
+                           "give exactly one of lam_W/lam_H, mu, mu_ratio.")
+        if not isinstance(merged.get("options", {}), Mapping):
+            raise UFMError(f"Spec {name!r}: 'options' must be a table of solver options.")
         if "seeds" in merged:
             seeds = merged.pop("seeds")
             merged["seed"] = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -252,6 +308,35 @@ def expand(raw: Mapping[str, Any]) -> Spec:
 
 def _make_cell(name: str, point: Mapping[str, Any], table: Mapping[str, Any],
                options: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        return _make_cell_typed(name, point, table, options)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, UFMError):
+            raise
+        shown = {k: v for k, v in point.items() if k not in ("options",)}
+        raise UFMError(f"Spec {name!r}: a value has the wrong type ({' '.join(str(exc).split())}) in the "
+                       f"cell {shown} with design {dict(table)}.") from None
+
+
+def _make_cell_typed(name: str, point: Mapping[str, Any], table: Mapping[str, Any],
+                     options: Mapping[str, Any]) -> dict[str, Any] | None:
+    for key in ("K", "seed"):
+        v = point.get(key)
+        if key in point and (isinstance(v, bool) or not isinstance(v, int) or v < (2 if key == "K" else 0)):
+            raise UFMError(f"Spec {name!r}: {key!r} must be an int >= {2 if key == 'K' else 0}; got {v!r}.")
+    if not isinstance(point.get("bias", True), bool) or not isinstance(point.get("history", False), bool):
+        raise UFMError(f"Spec {name!r}: 'bias' and 'history' must be true or false; got "
+                       f"{point.get('bias')!r}, {point.get('history')!r}.")
+    kind = table.get("kind", "balanced")
+    if kind in DESIGN_FIELDS:
+        _unknown(f"Spec {name!r} design {kind!r}", table.keys(), DESIGN_FIELDS[kind])
+    known = _solver_defaults(str(point["solver"]))
+    if "fixed_W" in options:  # a frozen classifier ("etf:SCALE"): ufm.fixed.solve_fixed runs the cell
+        from ..fixed import FIXED_OPTIONS
+
+        known = dict.fromkeys(FIXED_OPTIONS)
+    if known is not None:
+        _unknown(f"Spec {name!r} options of solver {point['solver']!r}", options.keys(), known.keys())
     K = int(point["K"])
     d = parse_d(point.get("d", "K"), K)
     if d < 1:

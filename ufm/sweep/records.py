@@ -12,12 +12,14 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .grid import SCHEMA, canonical, cell_key
 
-__all__ = ["read_record", "read_records", "load", "write_record", "clean_tmp", "checksum"]
+__all__ = ["read_record", "read_records", "scan", "Scan", "load", "write_record", "clean_tmp", "checksum",
+           "failed_record", "is_failed", "legacy_entry"]
 
 
 def checksum(record: Mapping[str, Any]) -> str:
@@ -61,24 +63,75 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def clean_tmp(out: Path) -> None:
-    """Remove temporary files left by a killed writer (one writer per directory)."""
+    """Remove temporary record files left by a killed writer (call only under the folder's lock)."""
     for tmp in out.glob(".tmp-*.json"):
         tmp.unlink(missing_ok=True)
 
 
-def read_records(path: str | Path, *, recursive: bool = True) -> list[dict[str, Any]]:
-    """Every valid record under ``path`` (sorted by spec, then key); invalid files skipped."""
+def is_failed(rec: Mapping[str, Any]) -> bool:
+    """A record of a cell whose computation raised (``rec["failed"]`` holds the error)."""
+    return rec.get("failed") is not None
+
+
+def failed_record(cell: Mapping[str, Any], exc: BaseException, version: str) -> dict[str, Any]:
+    """The record of a cell that raised: its cell and the error, so the sweep goes on."""
+    return {"schema": SCHEMA, "key": cell["key"], "spec": cell["spec"], "params": cell["params"],
+            "cell": {k: cell[k] for k in ("problem", "solver", "options", "seed", "history")},
+            "failed": {"type": type(exc).__name__, "message": " ".join(str(exc).split())[:2000]},
+            "ufm_version": version}
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found under a folder: valid records, failed cells, unreadable files."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    invalid: list[Path] = field(default_factory=list)
+
+
+def scan(path: str | Path, *, recursive: bool = True) -> Scan:
+    """Every record file under ``path``, sorted into valid, failed and invalid (corrupt, partial)."""
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"No sweep directory {root}")
     files: Iterable[Path] = root.rglob("*.json") if recursive else root.glob("*.json")
-    recs = [r for f in files if len(f.stem) == 64 and (r := read_record(f)) is not None]
-    return sorted(recs, key=lambda r: (r["spec"], r["key"]))
+    out = Scan()
+    for f in sorted(files):
+        if len(f.stem) != 64 or not all(c in "0123456789abcdef" for c in f.stem):
+            continue
+        rec = read_record(f)
+        if rec is None:
+            out.invalid.append(f)
+        elif is_failed(rec):
+            out.failed.append(rec)
+        else:
+            out.records.append(rec)
+    out.records.sort(key=lambda r: (r["spec"], r["key"]))
+    out.failed.sort(key=lambda r: (r["spec"], r["key"]))
+    return out
+
+
+def read_records(path: str | Path, *, recursive: bool = True) -> list[dict[str, Any]]:
+    """Every valid record of a finished cell under ``path`` (sorted by spec, then key).
+
+    Corrupt files and records of failed cells are left out; :func:`scan` lists them.
+    """
+    return scan(path, recursive=recursive).records
+
+
+def legacy_entry(path: Path) -> str | None:
+    """"adopt" for what sweeps of earlier versions (before manifests) left in a record folder, else None."""
+    name = path.name
+    ours = (name in ("spec.json", "features_example.json", ".ufm-lock", ".ufm-manifest.json")
+            or (name.startswith(".tmp-") and name.endswith(".json"))
+            or (path.suffix == ".json" and len(path.stem) == 64 and read_record(path) is not None))
+    return "adopt" if ours else None
 
 
 def _flat(rec: Mapping[str, Any]) -> dict[str, Any]:
     s, p = rec["summary"], rec["summary"]["problem"]
-    th, m = s["theory"], s["metrics"]
+    th, m = s["theory"], s["metrics"] or {"tagwise": {}}
     row: dict[str, Any] = {
         "spec": rec["spec"], "key": rec["key"], "solver": rec["cell"]["solver"], "seed": rec["cell"]["seed"],
         "K": p["K"], "d": p["d"], "N": p["N"], "kind": p["kind"], "lam_W": p["lam_W"], "lam_H": p["lam_H"],
@@ -91,8 +144,8 @@ def _flat(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
     for name in ("nc1", "nc1_all", "nc2_w", "nc2_h", "nc3", "nc3_dual", "decoding_accuracy",
                  "norm_W", "norm_H"):
-        row[name] = m[name]
-    row["bias_spread"] = m["bias"]
+        row[name] = m.get(name)
+    row["bias_spread"] = m.get("bias")
     for mm, tw in m["tagwise"].items():
         row[f"angle_{mm}"], row[f"scale_{mm}"] = tw["angle_deg"], tw["scale"]
         row[f"c_{mm}"] = th["c"].get(mm)

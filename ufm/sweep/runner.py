@@ -27,16 +27,16 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import UFMError
 from .grid import SCHEMA, Spec, load_spec
-from .records import clean_tmp, read_record, write_record
+from .records import clean_tmp, failed_record, is_failed, read_record, write_record
 
-__all__ = ["run", "compute_cell", "SweepStats"]
+__all__ = ["run", "compute_cell", "compute_cell_safe", "SweepStats"]
 
 ARRAY_LIMIT = 4000  # store W, b and the label-set means when K d + d G is at most this
 VOLATILE = ("timing", "run", "checksum")  # record fields that depend on when/where a cell ran
@@ -44,7 +44,8 @@ VOLATILE = ("timing", "run", "checksum")  # record fields that depend on when/wh
 
 @dataclass
 class SweepStats:
-    """What a call to :func:`run` did."""
+    """What a call to :func:`run` did (``failed``: cells whose computation raised, stored as
+    failed records -- this run's and earlier ones'; ``--retry-failed`` recomputes them)."""
 
     name: str
     out: Path
@@ -53,10 +54,54 @@ class SweepStats:
     computed: int
     corrupt: int
     skipped: int
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"{self.name}: {self.cells} cells in {self.out} ({self.cached} cached, "
-                f"{self.computed} computed, {self.corrupt} corrupt records redone)")
+                f"{self.computed} computed, {self.corrupt} corrupt records redone, {self.failed} failed)")
+
+
+_WATCHING = False
+
+
+def _watch_parent() -> None:
+    """In a worker process: exit when the parent dies (joblib workers must not outlive a kill)."""
+    global _WATCHING
+    if _WATCHING or os.getppid() == 1:
+        return
+    _WATCHING = True
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ufm-parent-watch", daemon=True).start()
+
+
+def compute_cell_safe(cell: Mapping[str, Any], worker: bool = False) -> dict[str, Any]:
+    """:func:`compute_cell`, but a cell that raises becomes a failed record (the sweep goes on).
+
+    Ctrl-C and memory exhaustion are not cell failures: they propagate.
+    """
+    from .. import __version__
+
+    if worker:
+        _watch_parent()
+    try:
+        return compute_cell(cell)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - stored, counted, reported
+        rec = failed_record(cell, exc, __version__)
+        rec["run"] = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        return rec
 
 
 def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,84 +166,148 @@ def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[d
         yield from _dask_executor(pending, dask)
     elif jobs == 1 or len(pending) <= 1:
         for cell in pending:
-            yield compute_cell(cell)
+            yield compute_cell_safe(cell)
     else:
         from joblib import Parallel, delayed
 
         par = Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)
-        yield from par(delayed(compute_cell)(cell) for cell in pending)
+        yield from par(delayed(compute_cell_safe)(cell, True) for cell in pending)
 
 
-def _dask_executor(pending: list[dict[str, Any]], dask: Any) -> Iterator[dict[str, Any]]:
+DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
+
+
+def _dask_client(dask: Any) -> Any:
+    """A connected ``distributed.Client`` for an address (refused after :data:`DASK_TIMEOUT`)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise UFMError("--dask needs the 'distributed' package: pip install 'ufm[distributed]'.") from None
-    own = not isinstance(dask, Client)
-    client = Client(dask, set_as_default=False) if own else dask
+    if isinstance(dask, Client):
+        return dask
     try:
-        futures = client.map(compute_cell, pending, key=[f"ufm-cell-{c['key']}" for c in pending],
-                             pure=False)
-        try:
-            for fut in as_completed(futures, loop=client.loop):
-                yield fut.result()
-        finally:
-            client.cancel(futures)
+        return Client(dask, set_as_default=False, timeout=DASK_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise UFMError(f"--dask {dask}: no Dask scheduler answered within {DASK_TIMEOUT:g} s "
+                       f"({type(exc).__name__}); check the address (tcp://HOST:PORT) and that the "
+                       "scheduler runs.") from None
+
+
+def _dask_executor(pending: list[dict[str, Any]], client: Any) -> Iterator[dict[str, Any]]:
+    from distributed import as_completed
+
+    futures = client.map(compute_cell_safe, pending, key=[f"ufm-cell-{c['key']}" for c in pending],
+                         pure=False)
+    try:
+        for fut in as_completed(futures, loop=client.loop):
+            yield fut.result()
     finally:
-        if own:
-            client.close()
+        client.cancel(futures)
+
+
+def _legacy_ok(path: Path) -> bool:
+    from .records import legacy_entry
+
+    return legacy_entry(path)
 
 
 def run(
     spec: str | Path | Mapping[str, Any] | Spec, out: str | Path, *, jobs: int = 1, dask: Any = None,
-    progress: bool = True, dry_run: bool = False,
+    progress: bool = True, dry_run: bool = False, retry_failed: bool = False,
 ) -> SweepStats:
     """Run every cell of ``spec`` not yet stored in ``out``; store each record as it finishes.
 
     Parameters
     ----------
     spec : shipped name, path to a TOML/JSON spec, raw dict or :class:`~ufm.sweep.grid.Spec`
-    out : directory of the records (created if missing); records from other specs may share it
-    jobs : local worker processes (joblib); ignored with ``dask``
-    dask : scheduler address ``"tcp://host:port"`` or a ``distributed.Client``
+    out : folder of the records: created if missing; an empty folder or one this package
+        made (it holds a manifest, ``.ufm-manifest.json``) -- any other non-empty folder is
+        refused. Records from other specs may share it. One writer at a time (a lock).
+    jobs : local worker processes (joblib; each worker exits if this process dies); ignored
+        with ``dask``
+    dask : scheduler address ``"tcp://host:port"`` (refused after 10 s without an answer)
+        or a ``distributed.Client``
     progress : show a tqdm bar (counts, rate, ETA) on stderr
-    dry_run : only count cached and pending cells
-    """
-    sp = spec if isinstance(spec, Spec) else load_spec(spec)
-    if not isinstance(jobs, int) or jobs < 1:
-        raise UFMError(f"The 'jobs' parameter of sweep.run must be an int >= 1; got {jobs!r}.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_tmp(out)
-    (out / "spec.json").write_text(json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
-    pending, cached, corrupt = [], 0, 0
-    for cell in sp.cells:
-        path = out / f"{cell['key']}.json"
-        if path.exists() and read_record(path) is not None:
-            cached += 1
-            continue
-        corrupt += path.exists()
-        pending.append(cell)
-    stats = SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped)
-    if dry_run or not pending:
-        return stats
-    from tqdm.auto import tqdm
+    dry_run : only count stored, failed and pending cells; writes nothing
+    retry_failed : recompute the cells stored as failed (by default they are kept)
 
-    run_id = uuid.uuid4().hex
-    bar = tqdm(total=len(sp.cells), initial=cached, desc=sp.name, unit="cell", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-    try:
-        for record in _executor(pending, jobs, dask):
-            write_record(out, record, run_id)
-            stats.computed += 1
-            bar.update()
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"ufm sweep: interrupted; {cached + stats.computed} of {len(sp.cells)} cells stored "
-              f"in {out}. Run the same command again to resume.", file=sys.stderr)
-        raise
-    finally:
-        bar.close()
+    Returns
+    -------
+    SweepStats
+        ``failed > 0`` when any cell of the spec is stored as failed (the CLI exits 1).
+
+    Raises
+    ------
+    UFMError
+        A spec that expands to no cell, a folder not made by ufm, a folder in use by
+        another writer, an unreachable Dask scheduler.
+    """
+    from ..files import DirLock, OutputDir
+
+    sp = spec if isinstance(spec, Spec) else load_spec(spec)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise UFMError(f"The 'jobs' parameter of sweep.run must be an int >= 1; got {jobs!r}.")
+    if not sp.cells:
+        raise UFMError(f"Spec {sp.name!r} expands to no cell ({sp.skipped} skipped: d below 1); "
+                       "check its grid.")
+    out = Path(out)
+    folder = OutputDir(out, "sweep", legacy=_legacy_ok, create=not dry_run)
+    if dry_run:
+        if out.exists():
+            DirLock(out).check()
+        return _count(sp, out, retry_failed)[0]
+    with DirLock(out, f"ufm sweep {sp.name}"):
+        folder.adopt(".ufm-lock")
+        clean_tmp(out)
+        folder.write("spec.json", json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
+        stats, pending = _count(sp, out, retry_failed)
+        if not pending:
+            return stats
+        from tqdm.auto import tqdm
+
+        client = _dask_client(dask) if dask is not None else None  # connect before the bar
+        run_id = uuid.uuid4().hex
+        bar = tqdm(total=len(sp.cells), initial=len(sp.cells) - len(pending), desc=sp.name, unit="cell",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+        stats.failed -= sum(1 for c in pending if c.get("_failed"))  # recomputed now
+        try:
+            for record in _executor([{k: v for k, v in c.items() if k != "_failed"} for c in pending],
+                                    jobs, client):
+                write_record(out, record, run_id)
+                folder.adopt(f"{record['key']}.json")
+                stats.computed += 1
+                if is_failed(record):
+                    stats.failed += 1
+                    stats.errors.append(f"{record['key'][:12]}: {record['failed']['type']}: "
+                                        f"{record['failed']['message']}")
+                if stats.computed % 25 == 0:
+                    folder.save()
+                bar.update()
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"ufm sweep: interrupted; {stats.cached + stats.computed} of {len(sp.cells)} cells "
+                  f"stored in {out}. Run the same command again to resume.", file=sys.stderr)
+            raise
+        finally:
+            bar.close()
+            folder.save()
+            if client is not None and client is not dask:
+                client.close()
     return stats
 
 
+def _count(sp: Spec, out: Path, retry_failed: bool) -> tuple[SweepStats, list[dict[str, Any]]]:
+    """Stored, failed, corrupt and pending cells of ``sp`` in ``out`` (reads only)."""
+    pending: list[dict[str, Any]] = []
+    cached = corrupt = failed = 0
+    for cell in sp.cells:
+        path = out / f"{cell['key']}.json"
+        rec = read_record(path) if path.exists() else None
+        if rec is not None and not (retry_failed and is_failed(rec)):
+            cached += 1
+            failed += is_failed(rec)
+            continue
+        corrupt += path.exists() and rec is None
+        pending.append({**cell, "_failed": rec is not None})
+        failed += rec is not None
+    return SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped, failed), pending
