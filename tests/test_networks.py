@@ -123,8 +123,8 @@ def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     args = ["train", "--epochs", "2", "--out", str(out), "--K", "4", "--profile", "1:8,2:3", "--d", "4"]
     assert main(args) == 0
     assert "certified gap" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == [".ufm-train", "epoch_000.npz", "epoch_001.npz",
-                                                    "epoch_002.npz", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".ufm-lock", ".ufm-manifest.json", "epoch_000.npz",
+                                                    "epoch_001.npz", "epoch_002.npz", "summary.json"]
     assert main(["metrics", str(out / "epoch_002.npz"), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     summary = json.loads((out / "summary.json").read_text())
@@ -143,5 +143,5 @@ def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     (foreign / "notes.txt").write_text("mine")
     assert main(["train", "--epochs", "1", "--out", str(foreign)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not created by `ufm train`" in err
+    assert err.count("\n") == 1 and "not made by ufm" in err
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]

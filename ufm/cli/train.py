@@ -53,26 +53,32 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers import solve
 
     problem = UFMProblem(balanced(args.K, args.profile), args.d, args.lam_W, args.lam_H, args.lam_b)
-    out = prepare_out(args.out)
+    folder = prepare_out(args.out)
+    out = folder.path
     lam = {"lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
 
     def on_epoch(epoch: int, state: dict) -> None:
-        write_npz(out / f"epoch_{epoch:03d}.npz", **epoch_arrays(state, lam))
+        write_npz(folder, f"epoch_{epoch:03d}.npz", **epoch_arrays(state, lam))
 
     opts: dict[str, Any] = {k: getattr(args, k) for k in ("epochs", "data_seed", "fixed_classifier",
                                                           "weight_decay", "optimizer", "batch_size",
                                                           "lr_schedule", "progress")}
     if args.lr is not None:
         opts["lr"] = args.lr
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed schedule is the plan, not a failure
-        result = solve(problem, "network", rng=args.seed, on_epoch=on_epoch, **opts)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed schedule is the plan, not a failure
+            result = solve(problem, "network", rng=args.seed, on_epoch=on_epoch, **opts)
+    except BaseException:
+        folder.lock.__exit__()
+        raise
     summary = {"problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},
                "options": {**{k: v for k, v in opts.items() if k != "progress"}, "seed": args.seed},
                "status": result.status.name, "epochs": result.nit, "steps": result.extra["steps"],
                **compare(problem, result), "history": result.history}
     summary["history"].pop("time", None)  # wall times: the rest of the file is reproducible
-    write_json(out / "summary.json", summary)
+    write_json(folder, "summary.json", summary)
+    folder.lock.__exit__()
     if args.json:
         print_json({k: v for k, v in summary.items() if k not in ("history", "measured")})
         return 0

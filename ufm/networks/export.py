@@ -4,64 +4,55 @@
 
 Every file is written under a temporary name and moved into place with :func:`os.replace`,
 so a reader sees a complete file or none. An output directory is used only if it is new,
-empty, or was created by ``ufm train`` (it holds the marker file :data:`MARKER`).
+empty, or was created by ``ufm train`` (its manifest, ``.ufm-manifest.json``, lists the
+files written there: only those are ever replaced or removed).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import UFMError
-from ..features import save_npz
-
-MARKER = ".ufm-train"
+LEGACY_MARKER = ".ufm-train"  # what earlier versions left in their folders (before manifests)
 
 
-def prepare_out(out: str | Path) -> Path:
-    """Create ``out`` (or reuse one ``ufm train`` made, clearing its old files)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UFMError(f"--out {out} is a file; give a directory.")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise UFMError(f"--out {out} is not empty and was not created by `ufm train`; give a new directory.")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("epoch_*.npz"), out / "summary.json"]:
-        old.unlink(missing_ok=True)
-    (out / MARKER).write_text("written by `ufm train`; the directory may be overwritten by it\n")
-    return out
+def _legacy(path: Path) -> str | None:
+    name = path.name
+    if name == LEGACY_MARKER or name == "summary.json" or (name.startswith("epoch_") and name.endswith(".npz")):
+        return "adopt"
+    return None
 
 
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 -> the permissions of a plain new file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def prepare_out(out: str | Path) -> Any:
+    """The :class:`~ufm.files.OutputDir` of a training run: new, empty, or one ``ufm train`` made.
+
+    The previous run's files there (only those its manifest lists) are removed first, so the
+    folder holds one run; anything else in it is never touched.
+    """
+    from ..files import DirLock, OutputDir
+
+    folder = OutputDir(out, "train", legacy=_legacy)
+    lock = DirLock(folder.path, "ufm train").__enter__()  # held for the run; the kernel drops it at exit
+    folder.lock = lock
+    folder.adopt(".ufm-lock")
+    folder.remove_listed(keep={".ufm-lock"})
+    return folder
 
 
-def write_npz(path: Path, **arrays: Any) -> None:
-    _atomic(path, lambda tmp: save_npz(tmp, **arrays))
+def write_npz(folder: Any, name: str, **arrays: Any) -> Path:
+    """``folder/name`` as a marked ``.npz`` (temporary name, then moved into place)."""
+    from ..files import npz_bytes
+
+    return folder.write(name, npz_bytes(**arrays))
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(folder: Any, name: str, obj: Any) -> Path:
     from ..summary import jsonable
 
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n")
-
-    _atomic(path, write)
+    return folder.write(name, json.dumps(jsonable(obj), indent=1, allow_nan=False) + "\n")
 
 
 def epoch_arrays(state: dict[str, np.ndarray], lam: dict[str, float]) -> dict[str, Any]:

@@ -509,7 +509,9 @@ def deadclass(recs: list[Rec]) -> Built:
         f"{len({(y['K'], y['profile'], y['x']) for y in rows})} problems (a larger d can have more dead rows); "
         f"the live rows are uneven too (smallest live row down to {fmt(min(y['live'] for y in below))} of the largest).",
         f"Dead rows at some start occur in {len(any_dead)} cells (up to "
-        f"{max((y['dmax'] for y in below), default=0)}): the best of several starts matters below K-1.",
+        f"{max((y['dmax'] for y in below), default=0)}); in {sum(y['dmin'] != y['dmax'] for y in below)} cells the "
+        "count depends on the start" + (": the best of several starts matters below K-1."
+                                         if any(y["dmin"] != y["dmax"] for y in below) else "."),
         f"The certified brackets stay wide below K-1: (F - D)/F up to {fmt(nanmax(y['width'] for y in below), 'r')} "
         "at d = 1; the d-independent convex bound cannot see the missing dimensions.",
     ]
