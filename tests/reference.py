@@ -1,7 +1,7 @@
-"""Independent re-implementations of SPEC.md formulas, for the property tests.
+"""Independent re-implementations of docs/theory.md formulas, for the property tests.
 
 Nothing here imports the package's objective, theory, metrics or certificate: each
-function is written straight from SPEC.md (sections 2-4) so that a property test
+function is written straight from docs/theory.md (sections 2-5) so that a property test
 compares two independent routes to the same number. Only the design's plain data
 (``K``, label sets, counts, ``Y``) is read from ``ufm``.
 
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-# -- the objective (SPEC section 2) ------------------------------------------------
+# -- the objective (docs/theory.md section 2) ------------------------------------------------
 
 
 def objective(problem, W, H, b=None):
@@ -57,7 +57,7 @@ def mu_crit_by_svd(design):
 
     ``W = 0, H = 0, b = 0`` is optimal for the convex problem ``C`` iff
     ``-grad L(0)`` lies in ``mu`` times the nuclear norm's subdifferential at 0, the
-    spectral-norm ball: so ``mu_crit = ||G0||_2``. This does not use SPEC's closed form
+    spectral-norm ball: so ``mu_crit = ||G0||_2``. This does not use the theory's closed form
     ``||a / r||_2 / (K - 1)``; the tests compare the two.
     """
     Yg = design.Yg
@@ -71,11 +71,11 @@ def trivial_value(design):
     return float(design.Y.sum() * math.log(design.K) / design.N)
 
 
-# -- the scalar problem (SPEC section 4) -------------------------------------------
+# -- the scalar problem (docs/theory.md section 3) -------------------------------------------
 
 
 def phi_parts(problem):
-    """``(ms, A, r2, const)`` of SPEC's ``phi`` for a balanced design, from the profile."""
+    """``(ms, A, r2, const)`` of the theory's ``phi`` for a balanced design, from the profile."""
     K, N = problem.K, problem.N
     prof = problem.design.profile
     assert prof is not None
@@ -87,7 +87,7 @@ def phi_parts(problem):
 
 
 def phi(problem, s):
-    """``phi(s)`` written as in SPEC section 4 (plain logs, no rewriting)."""
+    """``phi(s)`` written as in docs/theory.md section 3 (plain logs, no rewriting)."""
     ms, A, r2, _ = phi_parts(problem)
     K = problem.K
     s = np.asarray(s, dtype=float)
@@ -107,7 +107,7 @@ def phi_grad(problem, s):
     return g_loss + g_reg, np.abs(g_loss) + np.abs(g_reg)
 
 
-# -- the structure of a global minimiser (SPEC section 4, claims 1-6) --------------
+# -- the structure of a global minimiser (docs/theory.md section 3, claims 1-6) --------------
 
 
 def _angle(u, v):
@@ -136,7 +136,7 @@ def group_means(problem, H):
 
 
 def structure_deviations(problem, W, H, b, s):
-    """Deviation of ``(W, H, b)`` from each claim of SPEC section 4, given ``s* = {m: s_m}``.
+    """Deviation of ``(W, H, b)`` from each claim of docs/theory.md section 3, given ``s* = {m: s_m}``.
 
     Returns ``{claim: deviation}``; all are relative (to the size of the prediction)
     except ``bias`` (absolute, in logit units). ``sigma`` and ``kappa`` are recomputed

@@ -19,8 +19,8 @@ The ranges, in one place:
 - ``d``: from 1 to ``K + 2`` ("any"), ``K-1`` to ``K + 2`` ("theorem"), 1 to ``K - 2``
   ("low", then ``K >= 3``).
 - ``lam_W``, ``lam_H``, ``lam_b``: independent, log-uniform in ``[1e-5, 1e-1]``
-  (:data:`LAMBDAS`); ``lam_b`` is also exactly 0 with probability about 1/4 (SPEC
-  claim 1's second case); ``bias`` on or off.
+  (:data:`LAMBDAS`); ``lam_b`` is also exactly 0 with probability about 1/4 (docs/theory.md
+  section 3, claim 1's second case); ``bias`` on or off.
 - Regime-targeted problems (:func:`problems_at_ratio`): ``mu / mu_crit`` drawn
   log-uniformly in a given interval and ``lam_W / lam_H`` log-uniform in
   ``[1e-2, 1e2]``; then ``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``, which

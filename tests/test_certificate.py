@@ -1,8 +1,8 @@
-"""The certificate (SPEC section 3): a valid lower bound everywhere, tight at the optimum.
+"""The certificate (docs/theory.md section 5): a valid lower bound everywhere, tight at the optimum.
 
 Validity is tested against quantities computed independently of the certificate: ``F``
 at the same point, ``min F`` from L-BFGS at ``d >= K`` (where ``min F = min C``), the
-theorem's ``min phi``, and a direct per-sample implementation of the SPEC's dual point
+theorem's ``min phi``, and a direct per-sample implementation of the theory's dual point
 (no grouping, no tilting), which the certificate must never do worse than.
 """
 
@@ -33,7 +33,8 @@ from ufm.theory import predict
 
 
 def spec_bound(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> float:
-    """SPEC section 3 literally: ``Gamma = -t grad L(X)``, ``t = min(1, mu/||grad L||_2)``,
+    """The plain dual point of docs/theory.md section 5, written with the opposite sign of
+    ``Gamma`` (``D = -L*(-Gamma) - ...``): ``Gamma = -t grad L(X)``, ``t = min(1, mu/||grad L||_2)``,
     per sample; for ``lam_b = 0`` with a free bias the gradient is centred and ``t`` further
     limited to keep every ``q_i`` in the simplex. Returns ``D``."""
     design = problem.design
@@ -94,7 +95,7 @@ def test_tight_at_the_global_optimum(i, optima):
 @pytest.mark.parametrize("i", range(len(PROBLEMS)), ids=IDS)
 def test_valid_and_no_weaker_than_the_spec_point_at_random_points(i, optima, rng):
     """At random points of several scales: ``D <= F`` there, ``D <= min F``, and ``D`` is at
-    least the bound of SPEC's literal (ungrouped, centred) dual point."""
+    least the bound of the theory's literal (ungrouped, centred) dual point."""
     problem, res = PROBLEMS[i], optima[i]
     min_F = res.fun
     for scale in (0.01, 0.3, 1.0, 3.0):
@@ -156,7 +157,7 @@ def test_grouped_and_per_sample_logits_agree(rng):
 
 def test_free_bias_dual_point_has_zero_bias_gradient(rng):
     """With ``lam_b = 0`` the dual point is tilted so that ``Gamma 1 = 0``; far from the
-    optimum it still gives a finite bound, better than SPEC's centred point."""
+    optimum it still gives a finite bound, better than the theory's centred point."""
     problem = UFMProblem(balanced(4, "1:3,2:1"), 4, 5e-3, 5e-3, 0.0)
     W = 2 * rng.standard_normal((4, 4))
     H = 2 * rng.standard_normal((4, problem.N))

@@ -289,13 +289,13 @@ def test_dry_run_writes_nothing_and_respects_the_lock(tmp_path):
     assert {k: v for k, v in after.items() if k != ".ufm-lock"} == {k: v for k, v in before.items() if k != ".ufm-lock"}
 
 
-FAIL_SPEC = 'name = "f"\n[[grid]]\nK = 3\nprofile = ["1:1", "1:2"]\nmu = 1e-2\nsolver = "lbfgs"\n'
+FAIL_GRID = 'name = "f"\n[[grid]]\nK = 3\nprofile = ["1:1", "1:2"]\nmu = 1e-2\nsolver = "lbfgs"\n'
 
 
 def test_a_failing_cell_is_stored_counted_and_retried(tmp_path):
     spec = tmp_path / "f.toml"
     # one good cell, one whose solver options are refused when it runs (max_iter < 0)
-    spec.write_text(FAIL_SPEC + '[[grid]]\nK = 4\nprofile = "1:1"\nmu = 1e-2\noptions = {max_iter = -1}\n')
+    spec.write_text(FAIL_GRID + '[[grid]]\nK = 4\nprofile = "1:1"\nmu = 1e-2\noptions = {max_iter = -1}\n')
     out = tmp_path / "runs"
     proc = ufm("sweep", str(spec), "--out", str(out), "--no-progress")
     assert proc.returncode == 1 and "1 failed" in proc.stdout and "--retry-failed" in proc.stderr

@@ -1,4 +1,4 @@
-"""The cvxpy relaxation (SPEC section 3): a lower bound for every d, tight at d >= rank,
+"""The cvxpy relaxation (docs/theory.md section 5): a lower bound for every d, tight at d >= rank,
 equal to the theorem's min phi and to L-BFGS on balanced designs, factored back exactly.
 
 Independent references: L-BFGS on the nonconvex F, the theorem's scalar problem, and a

@@ -1,4 +1,4 @@
-"""The benign landscape (SPEC section 4, last paragraph; issue #5 part 3).
+"""The benign landscape (docs/theory.md section 3, last paragraph; issue #5 part 3).
 
 Every critical point is a global minimiser or a strict saddle (``d`` large enough):
 random starts at any scale reach ``min F``; the known non-global critical points --
@@ -173,7 +173,7 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
     padded with zeros to dimension ``d``, is a critical point (gradient 1e-9 of its
     terms) whose value exceeds ``min phi`` and which has negative curvature in the new
     dimensions: with ``sigma = ||grad L(W_r H_r + b 1^T)||_2 > mu`` (the convex problem's
-    optimality condition fails, SPEC section 3), the closed-form curvature
+    optimality condition fails, docs/theory.md section 5), the closed-form curvature
     ``((lam_W+lam_H) - sqrt((lam_W-lam_H)^2 + 4 sigma^2))/2 < 0`` bounds the Lanczos
     minimum from above (1e-8 of ``max(lam_W + lam_H, |curvature|)``), and ``F`` decreases along the direction
     ``(a u e^T, c e v^T)`` built from the top singular pair ``(u, v)`` of the gradient.

@@ -85,3 +85,60 @@ def test_zero_features_give_nan_not_errors():
     design = balanced(3, {1: 2, 2: 1})
     out = M.all_metrics(np.zeros((3, 2)), np.zeros((2, design.N)), None, design.Y)
     assert math.isnan(out["nc1"]) and math.isnan(out["nc2_w"])
+
+
+def test_nc1_over_label_sets_is_robust_to_noise(rng):
+    """Noisy collapsed features (noise 1e-2 on unit-scale means): the label-set means span
+    more directions than the K-1 of the ETF, in directions holding only the noise of the
+    group means. The plain pseudo-inverse divides noise by noise there; the noise cut-off
+    drops those directions, so NC1 over label sets stays of the order of the single-label NC1."""
+    design, W, H = _collapsed(K=5, d=8, profile={1: 20, 2: 6})
+    H = H + 1e-2 * rng.standard_normal(H.shape)
+    single, allsets = M.nc1(H, design.Y), M.nc1(H, design.Y, on="all")
+    plain = M.nc1(H, design.Y, on="all", noise=0.0)
+    assert 1e-5 < single < 1e-2
+    assert allsets < 3 * single
+    assert plain > 100 * single  # what the cut-off removes
+
+
+def test_nc1_noise_cut_off_keeps_real_structure(rng):
+    """Well-separated classes with a small spread: no direction is dropped, the cut-off
+    changes nothing."""
+    s = 0.3
+    H = np.array([[-1 - s, -1 + s, 1 - s, 1 + s]])
+    Y = np.array([[1, 1, 0, 0], [0, 0, 1, 1]])
+    assert M.nc1(H, Y) == M.nc1(H, Y, noise=0.0)
+
+
+def test_center_classes_against_samples_under_imbalance():
+    """Class means on an exact ETF with counts 8, 4, 2, 1: the unweighted mean of the class
+    means is 0 (NC2_H = NC3 = 0); the count-weighted mean is not, so the sample-centred
+    metrics see a distorted simplex."""
+    W = simplex_etf(4)
+    counts = [8, 4, 2, 1]
+    idx = np.repeat(np.arange(4), counts)
+    H, Y = 2.0 * W.T[:, idx], np.eye(4, dtype=int)[:, idx]
+    assert M.nc2_h(H, Y) == pytest.approx(0.0, abs=1e-12)
+    assert M.nc3(W, H, Y) == pytest.approx(0.0, abs=1e-12)
+    # count-weighted centre: h_G = sum_k n_k h_k / 15, the centred means are h_k - h_G
+    hG = (2.0 * W.T) @ np.array(counts, float) / 15
+    Hbar = 2.0 * W.T - hG[:, None]
+    G = Hbar.T @ Hbar
+    P = np.eye(4) - 0.25
+    expected = np.linalg.norm(G / np.linalg.norm(G) - P / math.sqrt(3))
+    assert M.nc2_h(H, Y, center="samples") == pytest.approx(expected, rel=1e-12)
+    assert expected > 0.05
+    out = M.all_metrics(W, H, None, Y, center="samples")
+    assert out["nc2_h"] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(M.UFMError, match="center"):
+        M.nc3(W, H, Y, center="global")
+
+
+def test_decoding_ties_count_as_failures():
+    """Two classes whose features coincide: the nearest prototype is a tie broken only by
+    rounding, so neither sample counts as decoded."""
+    H = np.array([[1.0, 1.0, -1.0]])
+    Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    pred, groups = M.decode(H, Y)
+    assert pred.tolist() == [-1, -1, 2]
+    assert M.decoding_accuracy(H, Y) == pytest.approx(1 / 3)

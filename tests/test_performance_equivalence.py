@@ -1,7 +1,7 @@
 """The performance work changes speed, never results.
 
 - The fast PAL kernel and the packed objective/gradient/Hessian-vector product equal a
-  naive implementation written from SPEC section 2 (per-sample loops, dense ``Y``), on
+  naive implementation written from docs/theory.md section 2 (per-sample loops, dense ``Y``), on
   random designs and logits of every scale, to ``rtol = 1e-12``.
 - Plain GD and AGD, updated in place, produce the iterates of ``x = x - step * g`` bit for
   bit; GD with ``h_scale`` is GD with the step on ``H`` multiplied by ``h_scale**2``.
@@ -33,7 +33,7 @@ from ufm.solvers._common import ScaledObjective
 RTOL = 1e-12
 
 
-# -- naive references (SPEC section 2), deliberately slow and literal -------------------
+# -- naive references (docs/theory.md section 2), deliberately slow and literal -------------------
 def _lse(z: np.ndarray) -> float:
     c = z.max()
     return float(np.log(np.sum(np.exp(z - c))) + c)

@@ -150,7 +150,7 @@ def _gradient_terms(problem: UFMProblem, W, H, b) -> float:
 # -- the objective -------------------------------------------------------------------
 @given(problem=S.problems(S.st.one_of(S.balanced_designs(), S.unbalanced_designs())), data=st.data())
 def test_objective_and_gradient_match_the_definition(problem, data):
-    """``F`` equals SPEC section 2's definition, and its gradient matches (a) the
+    """``F`` equals docs/theory.md section 2's definition, and its gradient matches (a) the
     complex-step derivative of the definition (exact to rounding) and (b) Richardson-
     extrapolated central differences of ``F``, block by block (W, H, b), along a random
     unit direction and along the gradient itself, at random points of scale 1e-3..10.
@@ -300,7 +300,7 @@ def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
 def test_theory_matches_spec_formulas_and_its_minimiser_is_certified(problem, rot_seed):
     """For balanced designs with ``d >= K-1``: the package's threshold equals
     ``||grad L(0)||_2`` (SVD, relative 1e-10) and decides the regime; below it, ``s*``
-    is a stationary point of SPEC's ``phi`` (re-implemented; ``|grad phi| <= 1e-9`` of
+    is a stationary point of the theory's ``phi`` (re-implemented; ``|grad phi| <= 1e-9`` of
     its terms) with ``phi(s*) + const`` the predicted value (1e-12); the predicted
     minimiser (randomly rotated) has ``F`` equal to that value (1e-12), a vanishing
     gradient (1e-9 of the gradient's terms), satisfies claims 1-6 exactly (1e-10) and
@@ -370,7 +370,7 @@ def _check_verdict(problem, pred, res, desc):
 def test_balanced_solution_matches_the_theorem(problem, seed):
     """Balanced design, ``d >= K-1``, independent log-uniform lambdas: L-BFGS from a
     random start reaches ``min phi + const`` (relative 1e-7); below the transition the
-    solution satisfies every claim of SPEC section 4 -- bias, NC1, ETF, self-duality
+    solution satisfies every claim of docs/theory.md section 3 -- bias, NC1, ETF, self-duality
     constant, tag-wise average (``h_S = kappa s_m sum w_k``, angle 0, scale ``c_m``),
     ``h = 0`` for the full label set, logits -- within 1e-6 (re-implemented in
     :mod:`reference`, and again through ``ufm.verify``); above it, ``W = 0, H = 0``."""
@@ -415,7 +415,7 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
     """Non-balanced designs (any ``d``) and balanced designs with ``d < K-1`` below the
     transition: ``predict`` says "not-applicable" with the reason, ``verify`` makes only
     the certificate claim, and the certificate brackets the solver's value:
-    ``D <= F``; when ``d >= K`` (SPEC: then ``min F = min C``) the bracket closes
+    ``D <= F``; when ``d >= K`` (docs/theory.md: then ``min F = min C``) the bracket closes
     (relative gap 1e-6); for balanced designs with ``d < K-1``, ``F >= min phi``."""
     ev.example()
     desc = f"{S.describe(problem)}, seed={seed}"
@@ -455,7 +455,7 @@ def test_outside_the_assumptions_the_theorem_is_not_applied(problem, seed):
        seed=S.SEEDS)
 def test_just_below_the_transition_the_theorem_holds(problem, seed):
     """Balanced design, ``d >= K-1``, ``mu / mu_crit`` in [0.9, 0.9999] (``s*`` small,
-    the landscape nearly flat): the theory's ``s*`` minimises SPEC's ``phi`` (stationary,
+    the landscape nearly flat): the theory's ``s*`` minimises the theory's ``phi`` (stationary,
     1e-9) with ``phi(s*) < phi(0)``, and L-BFGS reaches ``min phi`` (1e-7) with every
     structural claim within 1e-6. (This property found the theory's Newton method
     converging to the kink ``s = 0`` near the transition.)"""

@@ -2,7 +2,7 @@
 and the theorem (issue #5; the relaxation is ``ufm.solvers.convex``).
 
 Three independent routes to ``min F``: the theory's scalar problem ``phi``, L-BFGS on
-``F`` from a random start, and cvxpy on the convex problem ``C`` of SPEC section 3
+``F`` from a random start, and cvxpy on the convex problem ``C`` of docs/theory.md section 5
 (``min F >= min C`` for every ``d``, with equality for ``d >= K-1`` on balanced designs
 and ``d >= K`` always). cvxpy's value is accurate to its interior-point tolerances
 (Clarabel, 1e-8 absolute and relative gap), so it is compared with ``1e-7 max(|value|, 1)``;
@@ -60,7 +60,7 @@ def test_convex_value_is_below_the_objective_for_every_d(problem, data):
     relaxation must refuse with a UFMError) cvxpy's ``min C`` is at most
     ``F`` at the L-BFGS solution and at a random point (slack ``1e-7 max(|C|, 1)``); the
     certificate at the L-BFGS solution is at most ``min C`` (same slack); when ``d >= K``
-    (SPEC: ``min F = min C``) L-BFGS and cvxpy agree; whenever the relaxation's minimiser
+    (docs/theory.md: ``min F = min C``) L-BFGS and cvxpy agree; whenever the relaxation's minimiser
     fits in ``d`` (status OPTIMAL), its factored point has ``F`` (re-implemented)
     equal to ``min C``. (That this point is also a critical point of ``F`` -- the polish
     the convex solver documents -- is its own property,
@@ -105,7 +105,7 @@ def test_theory_lbfgs_and_cvxpy_agree(problem, seed):
     value (1e-7 relative) and cvxpy's ``min C`` (``1e-7 max(|C|, 1)``) agree, and cvxpy's
     factored point has ``F`` within ``1e-7`` of ``min phi``. (The tighter claims on the
     polished point -- certified bound and ``F`` equal to ``min phi`` within 1e-9, the
-    structure of SPEC section 4 -- hold only if the polish reaches a critical point:
+    structure of docs/theory.md section 3 -- hold only if the polish reaches a critical point:
     :func:`test_convex_factored_point_is_polished_to_a_critical_point`.)"""
     ev.example()
     desc = f"{S.describe(problem)}, seed={seed}"
@@ -134,7 +134,7 @@ def test_convex_factored_point_is_polished_to_a_critical_point(problem):
     fits in ``d`` (status OPTIMAL): the polished point is a critical point of ``F``
     (gradient 1e-9 of its terms); for balanced designs with ``d >= K-1``, its ``F`` and
     the returned certified lower bound equal ``min phi + const`` (1e-9 relative), and it
-    satisfies every structural claim of SPEC section 4 below the transition (1e-6) and is
+    satisfies every structural claim of docs/theory.md section 3 below the transition (1e-6) and is
     ``W = 0, H = 0`` above it. Problems where no minimiser exists (an absent class with a
     free, unpenalised bias) are left to
     :func:`test_convex_value_is_below_the_objective_for_every_d`.

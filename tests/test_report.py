@@ -7,19 +7,23 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ufm import report, sweep
 from ufm.cli import main
+from ufm.report import figures, regimes
 from ufm.report.tables import FLOOR, Table, fmt
 
-SPECS = ("losses", "imbalance", "iterations")
+COMMITTED = Path(__file__).resolve().parent.parent / "reports"
+
+NAMES = ("losses", "imbalance", "iterations")
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    for name in SPECS:
+    for name in NAMES:
         sweep.run(name, root / name, jobs=2, progress=False)  # workers run single-threaded BLAS
     return root
 
@@ -43,7 +47,7 @@ def test_render_writes_every_table_and_figure_reproducibly(runs, tmp_path):
     index = (tmp_path / "a" / "README.md").read_text()
     for link in re.findall(r"\]\(((?:tables|figures)/[^)]+)\)", index):
         assert (tmp_path / "a" / link).exists(), f"dangling link {link}"
-    assert index.count("Findings:") == len(SPECS)
+    assert index.count("Findings:") == len(NAMES)
     assert (tmp_path / "a" / "timings.md").exists()
 
 
@@ -57,7 +61,8 @@ def test_table_formats(tmp_path):
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"a\_b" in tex and "$<$" in tex
     with (tmp_path / "t.csv").open() as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["n", "g", "v"] and rows[1] == ["a_b", "1e-13", "1.23457"] and rows[2][2] == ""
+    # the CSV holds the printed digits (those another machine reproduces), "" for missing
+    assert rows[0] == ["n", "g", "v"] and rows[1] == ["a_b", f"<{FLOOR:.0e}", "1.235"] and rows[2][2] == ""
     assert fmt(float("nan")) == "—" and fmt(True) == "yes" and fmt(3.0, "i") == "3"
 
 
@@ -80,3 +85,66 @@ def test_render_without_records_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--from", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "No readable sweep records" in capsys.readouterr().err
+
+
+def _findings(index: str) -> dict[str, list[str]]:
+    """The findings of each section of a report index, keyed by spec name."""
+    out: dict[str, list[str]] = {}
+    for part in index.split("\n## ")[1:]:
+        name = re.search(r"Spec `([^`]+)`", part)
+        if name:
+            out[name.group(1)] = [ln for ln in part.splitlines() if ln.startswith("- ")]
+    return out
+
+
+def test_regenerated_tables_and_findings_equal_the_committed_report(runs, tmp_path):
+    """The committed reports/ is what the code produces: three specs are swept afresh here
+    (workers single-threaded, like `make report`) and their tables -- Markdown, LaTeX, CSV --
+    and the findings sentences of reports/README.md must come out byte for byte. Every
+    number printed is one that rounding does not move (see reports/README.md), so a
+    difference means the committed report is stale or a finding is not what the data say."""
+    report.render(runs, tmp_path)
+    for t in ("losses", "imbalance_single", "imbalance_pairs", "iterations"):
+        for ext in ("md", "tex", "csv"):
+            new, old = (tmp_path / "tables" / f"{t}.{ext}").read_text(), (COMMITTED / "tables" / f"{t}.{ext}").read_text()
+            assert new == old, f"reports/tables/{t}.{ext} differs from a fresh run; rerun `make report`"
+    new, old = _findings((tmp_path / "README.md").read_text()), _findings((COMMITTED / "README.md").read_text())
+    for name in NAMES:
+        assert new[name] == old[name], f"findings of {name} in reports/README.md differ from a fresh run"
+
+
+@pytest.mark.slow
+def test_make_report_reproduces_every_committed_file(tmp_path):
+    """All shipped specs from scratch (what `make report` does, ~2 minutes on two cores):
+    every table and the whole index equal the committed ones; only timings.md may differ."""
+    report.regenerate(tmp_path / "out", tmp_path / "cache", jobs=2, example=tmp_path / "ex.npz", progress=False)
+    for p in sorted((tmp_path / "out" / "tables").iterdir()):
+        assert p.read_text() == (COMMITTED / "tables" / p.name).read_text(), p.name
+    assert (tmp_path / "out" / "README.md").read_text() == (COMMITTED / "README.md").read_text()
+
+
+def _record(norms, cos):
+    return {"geometry": {"classes": [{"norm_w": v} for v in norms], "w_cos": cos}}
+
+
+def test_dead_classes_use_a_threshold_relative_to_the_largest_row():
+    nan = float("nan")
+    r = _record([3.489, 5e-15, 3.489, 3.489],
+                [[1, 0.9, -0.5, -0.5], [0.9, 1, nan, -0.8], [-0.5, nan, 1, -0.5], [-0.5, -0.8, -0.5, 1]])
+    assert regimes.dead_classes(r) == [1]
+    assert regimes.live_cosines(r) == (-0.5, -0.5)  # the dead row's cosines (noise) are ignored
+    assert regimes.dead_classes(_record([1e-3, 1e-3, 2e-3], [[1, 0, 0]] * 3)) == []  # small but alive
+    assert regimes.dead_classes(_record([0.0, 0.0], [[1, 0], [0, 1]])) == []  # W = 0: trivial, not dead
+
+
+def test_figure_data_rounding_removes_rounding_noise():
+    """Two copies of the same data that differ by float64 rounding are drawn identically."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-2, 2, 50)
+    b = a * (1 + 1e-15 * rng.standard_normal(50))
+    assert np.array_equal(figures._sig(a, "linear"), figures._sig(b, "linear"))
+    tiny = np.array([3e-16, -2e-16, 1.0])  # noise around 0 becomes exactly +0
+    assert figures._sig(tiny, "linear").tolist() == [0.0, 0.0, 1.0]
+    assert not np.signbit(figures._sig(tiny, "linear")).any()
+    logs = np.array([1.2345678e-5, 3.3333333e-9])
+    assert figures._sig(logs, "log").tolist() == pytest.approx([1.235e-5, 3.333e-9], rel=1e-12)

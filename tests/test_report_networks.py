@@ -15,7 +15,7 @@ from ufm.report.tables import fmt
 pytest.importorskip("jax")
 pytest.importorskip("sklearn")
 
-SPEC = {
+NETWORK_GRID = {
     "name": "networks", "title": "Networks (small)", "description": "A small version of the shipped spec.",
     "defaults": {"K": 4, "profile": "1:8,2:3", "d": 4, "lam_W": 5e-3, "lam_H": 5e-3, "lam_b": 1e-2,
                  "seeds": [0], "history": True},
@@ -33,7 +33,7 @@ SPEC = {
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("net")
-    sweep.run(SPEC, root / "networks", jobs=1, progress=False)
+    sweep.run(NETWORK_GRID, root / "networks", jobs=1, progress=False)
     return root
 
 

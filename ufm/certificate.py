@@ -1,5 +1,5 @@
 r"""A closed-form dual lower bound on ``min F`` and the certified gap of any candidate
-(SPEC section 3).
+(docs/theory.md section 5).
 
 For every ``d``, ``F(W, H, b) >= C(W H, b)`` with the convex function
 
@@ -23,7 +23,8 @@ where
 - without a bias the term in ``lam_b`` is absent; with a free bias and ``lam_b = 0`` it is
   replaced by the constraint ``Gamma 1 = 0``.
 
-(SPEC writes ``-L*(-Gamma)`` with the opposite sign of ``Gamma``; norms are unchanged.)
+(This is the sign convention of docs/theory.md, section 5; some texts write ``-L*(-Gamma)``
+with the opposite sign of ``Gamma``; norms are unchanged.)
 
 **The dual point.** Every feasible ``Gamma`` has the form ``gamma_i = (w_i m_i / N)(pi_i - y_i/m_i)``
 with ``pi_i`` in the simplex (then ``q_i = pi_i``). From a candidate's logits
@@ -173,7 +174,7 @@ def lower_bound_from_logits(problem: UFMProblem, X: np.ndarray) -> tuple[float, 
 
 
 def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None) -> float:
-    r"""The convex function ``C(Z, b)`` (SPEC section 3) at ``Z`` (K, N) or grouped (K, G).
+    r"""The convex function ``C(Z, b)`` (docs/theory.md section 5) at ``Z`` (K, N) or grouped (K, G).
 
     With grouped columns ``Z_g`` the nuclear norm is ``||Z_g D^{1/2}||_*``, ``D = diag(n_S)``
     (the nuclear norm of ``Z_g`` with each column repeated ``n_S`` times).
@@ -222,6 +223,25 @@ def certify(
     H : ndarray, shape (d, N)
     b : ndarray, shape (K,), optional
         Ignored (``b = 0``) when ``problem.bias`` is False.
+
+    Returns
+    -------
+    Certificate
+        ``lower_bound`` (``D <= min F``), ``objective`` (``F``), ``gap`` (``F - D``,
+        absolute), ``rel_gap`` (``(F - D)/|F|``) and ``t``; see ``docs/theory.md``, section 5.
+
+    Raises
+    ------
+    UFMError
+        Loss "bce" (no closed-form conjugate), wrong shapes, or non-finite entries.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> c = certify(p, *ufm.predicted_minimizer(p))
+    >>> round(c.lower_bound, 10), abs(c.rel_gap) < 1e-12    # gap 0 up to float64 rounding
+    (0.7558844311, True)
     """
     if rigorous:
         from .certificate_rigorous import certify_rigorous

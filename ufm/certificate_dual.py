@@ -171,7 +171,7 @@ def _snap_spectrum(Dir: np.ndarray, c: np.ndarray, n: np.ndarray, mu: float) -> 
     """The direction whose ``Gamma`` has its singular values above ``mu/2`` set to ``mu``
     and the others kept (at most ``mu``); None when nothing changes.
 
-    At a minimiser ``Gamma = -mu U V^T`` on the singular pairs of ``Z`` (SPEC section 3);
+    At a minimiser ``Gamma = -mu U V^T`` on the singular pairs of ``Z`` (docs/theory.md section 5);
     near one, those singular values are ``mu + O(delta)``, and snapping them back to
     ``mu`` makes the gap second order in ``delta`` instead of first. The result keeps
     ``1^T Gamma = 0`` and ``Gamma 1 = 0`` when they hold (null vectors of every singular

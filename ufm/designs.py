@@ -1,4 +1,4 @@
-"""Label designs: which label sets occur and how often (SPEC section 1).
+"""Label designs: which label sets occur and how often (docs/theory.md section 1).
 
 A design maps each label set ``S`` (a non-empty subset of ``{0..K-1}``) to a count
 ``n_S >= 0``. Samples are laid out in a canonical order: label sets sorted by
@@ -173,6 +173,31 @@ def from_counts(K: int, counts: Mapping[Any, int], kind: str = "counts") -> Labe
 
     Label sets with a zero count are dropped; an empty label set is an error (the
     pick-all-label loss is undefined for it).
+
+    Parameters
+    ----------
+    K : int
+        Number of classes, ``K >= 2``.
+    counts : dict {label set: n_S}
+        Label sets as iterables of class indices in ``0..K-1``; counts ``>= 0``.
+    kind : str, default "counts"
+        A name for the design (shown in summaries).
+
+    Returns
+    -------
+    LabelDesign
+
+    Raises
+    ------
+    UFMError
+        An empty mapping, an empty or out-of-range label set, a negative count, or all
+        counts zero.
+
+    Examples
+    --------
+    >>> d = from_counts(3, {(0,): 2, (1,): 1, (2,): 1, (0, 2): 3})
+    >>> d.N, d.sets
+    (7, ((0,), (1,), (2,), (0, 2)))
     """
     K = _check_K(K)
     if not isinstance(counts, Mapping) or len(counts) == 0:
@@ -234,6 +259,22 @@ def balanced(K: int, profile: Mapping[int, int] | str) -> LabelDesign:
         Multiplicities ``1 <= m <= K`` with counts ``n_m >= 1``; any subset of
         multiplicities, imbalanced across multiplicities if wanted.
         ``N = sum_m n_m C(K, m)``.
+
+    Returns
+    -------
+    LabelDesign
+        ``Y`` (K, N) in canonical order (label sets by size, then lexicographically).
+
+    Raises
+    ------
+    UFMError
+        ``K < 2``, an empty or malformed profile, ``m`` outside ``1..K`` or a count ``< 1``.
+
+    Examples
+    --------
+    >>> d = balanced(4, "1:3,2:1")       # every single label 3 times, every pair once
+    >>> d.N, d.G, d.Y.shape
+    (18, 10, (4, 18))
     """
     K = _check_K(K)
     prof = parse_profile(profile) if isinstance(profile, str) else dict(profile)
@@ -261,7 +302,32 @@ def balanced(K: int, profile: Mapping[int, int] | str) -> LabelDesign:
 def imbalanced_single(
     K: int, class_counts: Iterable[int], extra: Mapping[Iterable[int], int] | None = None
 ) -> LabelDesign:
-    """Single-label classes with per-class counts ``n_{k}`` (may differ), plus optional sets."""
+    """Single-label classes with per-class counts ``n_{k}`` (may differ), plus optional sets.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes.
+    class_counts : sequence of K ints
+        ``n_{k}``, the count of the single label ``{k}``.
+    extra : dict {label set: count}, optional
+        Further label sets (e.g. pairs) and their counts.
+
+    Returns
+    -------
+    LabelDesign
+
+    Raises
+    ------
+    UFMError
+        ``class_counts`` not of length K, or invalid counts or label sets.
+
+    Examples
+    --------
+    >>> d = imbalanced_single(3, [8, 4, 2], extra={(0, 1): 1})
+    >>> d.N, d.group_counts.tolist()
+    (15, [8, 4, 2, 1])
+    """
     K = _check_K(K)
     cc = list(class_counts)
     if len(cc) != K:
@@ -280,6 +346,33 @@ def imbalanced_pairs(
 
     Either give every pair's count in ``pair_counts`` or let all pairs occur ``n_pair``
     times except those in ``heavy``, which occur ``heavy_count`` times.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes.
+    n_single : int
+        Count of every single label.
+    pair_counts : dict {pair: count}, optional
+        Every pair's count (overrides ``n_pair``, ``heavy``, ``heavy_count``).
+    n_pair : int, default 1
+    heavy : iterable of pairs, default ((0, 1),)
+    heavy_count : int, default 4
+
+    Returns
+    -------
+    LabelDesign
+
+    Raises
+    ------
+    UFMError
+        Invalid counts or label sets (as :func:`from_counts`).
+
+    Examples
+    --------
+    >>> d = imbalanced_pairs(4, 2, heavy_count=5)   # singles x2, pairs x1, {0,1} x5
+    >>> d.N
+    18
     """
     K = _check_K(K)
     counts: dict[Iterable[int], int] = {(k,): int(n_single) for k in range(K)}
@@ -300,6 +393,33 @@ def random_subset(
     """A random subset of label sets of size ``2..max_multiplicity`` (plus all singles).
 
     ``count`` is a fixed per-set count or an inclusive range drawn uniformly per set.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes.
+    n_sets : int
+        How many multi-label sets to draw (without replacement).
+    max_multiplicity : int, default 2
+    count : int or (int, int), default 1
+    include_singles : bool, default True
+        Add every single label (with ``count``).
+    rng : numpy.random.Generator or int, optional
+
+    Returns
+    -------
+    LabelDesign
+
+    Raises
+    ------
+    UFMError
+        ``max_multiplicity`` outside ``1..K``, ``n_sets`` larger than the pool, or no set chosen.
+
+    Examples
+    --------
+    >>> d = random_subset(5, 3, rng=0)
+    >>> sum(len(S) == 2 for S in d.sets), sum(len(S) == 1 for S in d.sets)
+    (3, 5)
     """
     K = _check_K(K)
     gen = as_rng(rng)
@@ -325,12 +445,30 @@ def random_subset(
 def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
     """A design from a user-given 0/1 label matrix ``Y`` (K x N).
 
+    Parameters
+    ----------
+    Y : ndarray, shape (K, N)
+        0/1 indicators, ``K >= 2``; every column needs at least one label.
+
     Returns
     -------
     design : LabelDesign
     order : ndarray of int, shape (N,)
         Permutation putting the user's samples in the design's canonical order:
         ``Y[:, order]`` equals ``design.Y``.
+
+    Raises
+    ------
+    UFMError
+        A wrong shape, non-binary entries, or a sample without labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.array([[0, 1, 1], [1, 0, 1]])
+    >>> design, order = from_indicator(Y)
+    >>> bool((Y[:, order] == design.Y).all()), design.sets
+    (True, ((0,), (1,), (0, 1)))
     """
     Y = np.asarray(Y)
     if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 1:

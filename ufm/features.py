@@ -5,11 +5,11 @@ The ``.npz`` layout read by :func:`load_npz` and ``ufm metrics FILE.npz``: see `
 
 Samples may come in any order; features exported as (N, d) or labels as (N, K) must be
 transposed first (the error message says so). ``ufm solve --save`` writes this layout.
-With a network, ``lam_H`` is the decay on ``||H||_F^2`` summed over samples (SPEC
+With a network, ``lam_H`` is the decay on ``||H||_F^2`` summed over samples (docs/theory.md,
 section 2): a penalty on the *mean* feature norm ``lam/2 mean ||h_i||^2`` is
 ``lam_H = lam / N`` here.
 
-:func:`measure` returns every metric of SPEC section 5 (:func:`ufm.metrics.all_metrics`),
+:func:`measure` returns every metric of docs/theory.md section 6 (:func:`ufm.metrics.all_metrics`),
 the per-class and per-label-set geometry (:func:`geometry`) and, when the weight decays
 are known, ``F``, the certified lower bound and the theorem's prediction.
 """
@@ -196,7 +196,7 @@ def measure(
     W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray, *,
     lam_W: float | None = None, lam_H: float | None = None, lam_b: float | None = None,
 ) -> dict[str, Any]:
-    """Every SPEC section-5 metric, the geometry and, given ``lam_W`` and ``lam_H``, the
+    """Every docs/theory.md section-6 metric, the geometry and, given ``lam_W`` and ``lam_H``, the
     objective, the certified lower bound (:func:`ufm.certify`) and the theorem's prediction.
 
     ``b = None`` means a model without bias; with a bias and no ``lam_b``, ``lam_b = 0``.

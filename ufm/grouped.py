@@ -1,6 +1,6 @@
 r"""The exact reduction of ``F`` to one feature column per label set (``group=True``).
 
-**Lemma.** Let ``lam_H > 0``. At every critical point of ``F`` (SPEC section 2), samples
+**Lemma.** Let ``lam_H > 0``. At every critical point of ``F`` (docs/theory.md section 2), samples
 with the same label set have the same feature vector.
 
 *Proof.* For fixed ``(W, b)`` the terms of ``F`` in one column ``h_i`` are

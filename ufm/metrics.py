@@ -1,4 +1,4 @@
-r"""Neural-collapse metrics (SPEC section 5): arrays in, numbers out.
+r"""Neural-collapse metrics: arrays in, numbers out (formulas in ``docs/theory.md``).
 
 Every function takes plain arrays -- ``W`` (K, d), ``H`` (d, N), ``b`` (K,), ``Y`` (K, N)
 0/1 -- so it works on solver output and on features exported from a real network alike.
@@ -18,6 +18,8 @@ import numpy as np
 from .exceptions import UFMError
 
 RCOND = 1e-10  # explicit relative cut-off of every pseudo-inverse
+NOISE = 4.0  # NC1: drop directions of Sigma_B within 4x of the noise of the group means
+CENTERS = ("classes", "samples")
 
 
 def _unit_gram_distance(Gram: np.ndarray) -> float:
@@ -155,8 +157,16 @@ class Groups:
         return self.means[:, cols]
 
 
-def _nc1_on(H: np.ndarray, groups: Groups, which: np.ndarray, rcond: float) -> float:
-    """``tr(Sigma_W Sigma_B^+) / C`` over the groups selected by the boolean mask ``which``."""
+def _nc1_on(H: np.ndarray, groups: Groups, which: np.ndarray, rcond: float, noise: float) -> float:
+    """``tr(Sigma_W Sigma_B^+) / C`` over the groups selected by the boolean mask ``which``.
+
+    The pseudo-inverse keeps an eigen-direction ``v`` of ``Sigma_B`` (eigenvalue ``lam``)
+    only if ``lam > rcond * lam_max`` and ``lam > noise * v^T Sigma_W v * mean_g(1/n_g)``:
+    the second term is what the within-group scatter alone puts into ``Sigma_B`` through
+    the sampling noise of the group means (the mean of ``n_g`` samples carries
+    ``Sigma_W / n_g``). A direction below it carries no between-group signal, and
+    inverting it would divide noise by noise (see :func:`nc1`).
+    """
     gsel = np.flatnonzero(which)
     if gsel.size < 2:
         return float("nan")
@@ -168,18 +178,60 @@ def _nc1_on(H: np.ndarray, groups: Groups, which: np.ndarray, rcond: float) -> f
     top = evals.max()
     if top <= 0:
         return float("nan")
-    keep = evals > rcond * top
     D = H[:, samples] - groups.means[:, groups.index[samples]]  # (d, n)
+    n = int(samples.sum())
+    along = np.sum((evecs.T @ D) ** 2, axis=1) / n  # v_j^T Sigma_W v_j
+    floor = noise * along * float(np.mean(1.0 / groups.counts[gsel]))
+    keep = (evals > rcond * top) & (evals > floor)
     proj = (evecs[:, keep].T @ D) / np.sqrt(evals[keep])[:, None]
-    return float(np.sum(proj * proj) / samples.sum() / gsel.size)
+    return float(np.sum(proj * proj) / n / gsel.size)
 
 
-def nc1(H: np.ndarray, Y: np.ndarray, *, on: str | int = "single", rcond: float = RCOND) -> float:
+def nc1(H: np.ndarray, Y: np.ndarray, *, on: str | int = "single", rcond: float = RCOND,
+        noise: float = NOISE) -> float:
     r"""Within-set variability ``NC1 = tr(Sigma_W Sigma_B^+) / C``.
 
-    ``on="single"`` uses single-label samples (C = number of classes with singles);
-    ``on=m`` (int) the label sets of multiplicity m; ``on="all"`` every label set as a class.
-    ``Sigma_B^+`` is a pseudo-inverse with explicit relative cut-off ``rcond``.
+    ``Sigma_W = (1/n) sum_i (h_i - h_{S_i})(h_i - h_{S_i})^T`` over the ``n`` selected
+    samples and ``Sigma_B = (1/C) sum_g (h_g - hbar)(h_g - hbar)^T`` over the ``C`` selected
+    groups (``hbar`` their unweighted mean). Definitions: ``docs/theory.md``.
+
+    Parameters
+    ----------
+    H : ndarray, shape (d, N)
+        Features, one column per sample.
+    Y : ndarray, shape (K, N)
+        0/1 label indicators; every column needs at least one label.
+    on : {"single", "all"} or int, default "single"
+        ``"single"``: the single-label samples, one group per class; an int ``m``: the
+        label sets of multiplicity ``m``; ``"all"``: every label set is a group.
+    rcond : float, default 1e-10
+        Eigenvalues of ``Sigma_B`` below ``rcond * max`` are dropped (rounding).
+    noise : float, default 4
+        Eigen-directions ``v`` of ``Sigma_B`` with eigenvalue at most
+        ``noise * v^T Sigma_W v * mean_g(1/n_g)`` are dropped: pure within-group noise of
+        the ``n_g``-sample means would put about ``v^T Sigma_W v / n_g`` there, so such a
+        direction separates no groups. Without this cut-off the label-set NC1 of noisy,
+        nearly collapsed features is dominated by noise divided by noise (the example
+        features file: 4.88 with ``rcond`` only, against 0.015 for the single labels).
+        ``noise=0`` restores the plain pseudo-inverse.
+
+    Returns
+    -------
+    float
+        ``>= 0``; 0 at exact collapse; nan with fewer than two groups or equal means.
+
+    Raises
+    ------
+    UFMError
+        Mismatched shapes, an empty label set, or an unknown ``on``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> H = np.array([[-1.3, -0.7, 0.7, 1.3]])          # two classes in 1-D, deviations 0.3
+    >>> Y = np.array([[1, 1, 0, 0], [0, 0, 1, 1]])
+    >>> round(nc1(H, Y), 6)                              # Sigma_W = 0.09, Sigma_B = 1, C = 2
+    0.045
     """
     H = np.asarray(H, dtype=np.float64)
     groups = Groups.from_arrays(H, Y)
@@ -191,7 +243,7 @@ def nc1(H: np.ndarray, Y: np.ndarray, *, on: str | int = "single", rcond: float 
         mask = groups.multiplicity == int(on)
     else:
         raise UFMError(f"The 'on' parameter of nc1 must be 'single', 'all' or an int; got {on!r}.")
-    return _nc1_on(H, groups, mask, rcond)
+    return _nc1_on(H, groups, mask, rcond, noise)
 
 
 def nc2_w(W: np.ndarray) -> float:
@@ -200,33 +252,124 @@ def nc2_w(W: np.ndarray) -> float:
     return _unit_gram_distance(W @ W.T)
 
 
-def centred_single_means(groups: Groups) -> np.ndarray | None:
-    """``Hbar`` (d, K): single-label means minus their mean ``h_G``."""
+def _check_center(center: str) -> None:
+    if center not in CENTERS:
+        raise UFMError(f"center must be one of {CENTERS}; got {center!r}.")
+
+
+def centred_single_means(groups: Groups, center: str = "classes") -> np.ndarray | None:
+    """``Hbar`` (d, K): single-label class means minus the centre ``h_G``.
+
+    ``center="classes"``: ``h_G`` is the unweighted mean of the K class means (the
+    convention of the theorem: at a balanced optimum it is 0); ``"samples"``: the mean of
+    all single-label samples, i.e. class means weighted by their counts (the convention of
+    codes that centre at the global feature mean). The two agree for balanced classes.
+    None when a class has no single-label sample.
+    """
+    _check_center(center)
     Hs = groups.single_means
     if Hs is None:
         return None
-    return Hs - Hs.mean(axis=1, keepdims=True)
+    if center == "classes":
+        return Hs - Hs.mean(axis=1, keepdims=True)
+    n = groups.counts[[groups.position[(k,)] for k in range(groups.K)]].astype(np.float64)
+    return Hs - (Hs @ n / n.sum())[:, None]
 
 
-def nc2_h(H: np.ndarray, Y: np.ndarray) -> float:
-    """NC2 of the centred single-label means: ``Hbar^T Hbar`` against the ETF Gram."""
-    Hbar = centred_single_means(Groups.from_arrays(H, Y))
+_CENTER_DOC = """center : {"classes", "samples"}, default "classes"
+        Centre of the single-label means: their unweighted mean, or the count-weighted
+        one (the mean of all single-label samples); see :func:`centred_single_means`."""
+
+
+def nc2_h(H: np.ndarray, Y: np.ndarray, *, center: str = "classes") -> float:
+    """NC2 of the centred single-label means: ``|| G/||G||_F - P/sqrt(K-1) ||_F``, ``G = Hbar^T Hbar``.
+
+    Parameters
+    ----------
+    H : ndarray, shape (d, N)
+    Y : ndarray, shape (K, N)
+        0/1 label indicators.
+    {center}
+
+    Returns
+    -------
+    float
+        0 when the centred means form a simplex ETF; nan without single labels for
+        every class or with all means equal.
+
+    Examples
+    --------
+    >>> import numpy as np, ufm
+    >>> W = ufm.simplex_etf(3)                       # (3, 2), an ETF
+    >>> H, Y = W.T + 5.0, np.eye(3)                  # class means: a shifted ETF
+    >>> round(nc2_h(H, Y), 12)
+    0.0
+    """
+    _check_center(center)
+    Hbar = centred_single_means(Groups.from_arrays(H, Y), center)
     return float("nan") if Hbar is None else _unit_gram_distance(Hbar.T @ Hbar)
 
 
-def nc3(W: np.ndarray, H: np.ndarray, Y: np.ndarray) -> float:
-    """``|| W Hbar/||W Hbar||_F - P/sqrt(K-1) ||_F`` (self-duality through the ETF)."""
-    Hbar = centred_single_means(Groups.from_arrays(H, Y))
+def nc3(W: np.ndarray, H: np.ndarray, Y: np.ndarray, *, center: str = "classes") -> float:
+    """Self-duality through the ETF: ``|| W Hbar/||W Hbar||_F - P/sqrt(K-1) ||_F``.
+
+    Parameters
+    ----------
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    Y : ndarray, shape (K, N)
+    {center}
+
+    Returns
+    -------
+    float
+        0 when ``W Hbar`` is a positive multiple of the centring matrix ``P``.
+
+    Examples
+    --------
+    >>> import numpy as np, ufm
+    >>> W = ufm.simplex_etf(4)
+    >>> round(nc3(W, 2.0 * W.T, np.eye(4)), 12)
+    0.0
+    """
+    _check_center(center)
+    Hbar = centred_single_means(Groups.from_arrays(H, Y), center)
     return float("nan") if Hbar is None else _unit_gram_distance(np.asarray(W) @ Hbar)
 
 
-def nc3_dual(W: np.ndarray, H: np.ndarray, Y: np.ndarray) -> float:
-    """``|| W/||W||_F - Hbar^T/||Hbar||_F ||_F``."""
-    Hbar = centred_single_means(Groups.from_arrays(H, Y))
+def nc3_dual(W: np.ndarray, H: np.ndarray, Y: np.ndarray, *, center: str = "classes") -> float:
+    """``|| W/||W||_F - Hbar^T/||Hbar||_F ||_F``: classifier rows against centred class means.
+
+    Parameters
+    ----------
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    Y : ndarray, shape (K, N)
+    {center}
+
+    Returns
+    -------
+    float
+        In ``[0, 2]``; nan if ``W`` or ``Hbar`` is zero.
+
+    Examples
+    --------
+    >>> import numpy as np, ufm
+    >>> W = ufm.simplex_etf(4)
+    >>> round(nc3_dual(W, 3.0 * W.T, np.eye(4)), 12)
+    0.0
+    """
+    _check_center(center)
+    Hbar = centred_single_means(Groups.from_arrays(H, Y), center)
     W = np.asarray(W, dtype=np.float64)
     if Hbar is None or np.linalg.norm(W) == 0 or np.linalg.norm(Hbar) == 0:
         return float("nan")
     return float(np.linalg.norm(W / np.linalg.norm(W) - Hbar.T / np.linalg.norm(Hbar)))
+
+
+for _f in (nc2_h, nc3, nc3_dual):
+    if _f.__doc__:  # absent under python -OO
+        _f.__doc__ = _f.__doc__.replace("{center}", _CENTER_DOC)
 
 
 def bias_spread(b: np.ndarray) -> float:
@@ -298,15 +441,41 @@ def tagwise(
     return out
 
 
-def decoding_accuracy(
-    H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None, *, max_samples: int = 5000
-) -> float:
-    """Accuracy of predicting each sample's label set by the nearest tag-wise prototype.
+TIE = 1e-9  # decoding: a nearest prototype must win by this much (relative) to count
+
+
+def decode(H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None) -> tuple[np.ndarray, Groups]:
+    """Decode each sample's label set by the nearest tag-wise prototype.
 
     Prototype of a label set S of size m: ``c_m * mean_{k in S} h_{k}`` with ``c_m`` the
     measured mean tag-wise scale (``c_1 = 1``); candidates are the label sets present in
     ``Y``. Without single-label samples the prototypes are the label sets' mean features.
-    At most ``max_samples`` evenly spaced samples are decoded (the cost is samples x sets).
+    A sample whose two nearest prototypes are equally near (squared distances within
+    ``1e-9`` of the largest squared prototype norm, i.e. within rounding) is a tie: it is
+    decoded as ``-1`` rather than by whichever way rounding breaks the tie.
+
+    Parameters
+    ----------
+    H : ndarray, shape (d, N)
+    Y : ndarray, shape (K, N)
+        0/1 label indicators.
+    W : ndarray, shape (K, d), optional
+        Only used (for the tag-wise scales) when no class has single-label samples.
+
+    Returns
+    -------
+    pred : ndarray of int, shape (N,)
+        Index of the decoded label set into ``groups.sets``, or -1 for a tie.
+    groups : Groups
+        The label sets found in ``Y`` (``groups.index`` is each sample's true set).
+
+    Examples
+    --------
+    >>> import numpy as np, ufm
+    >>> W = ufm.simplex_etf(3)
+    >>> pred, groups = decode(W.T, np.eye(3, dtype=int))
+    >>> pred.tolist(), groups.sets
+    ([0, 1, 2], ((0,), (1,), (2,)))
     """
     H = np.asarray(H, dtype=np.float64)
     groups = Groups.from_arrays(H, Y)
@@ -320,21 +489,108 @@ def decoding_accuracy(
             [scale.get(len(S), float("nan")) * ref[:, list(S)].mean(axis=1) for S in groups.sets], axis=1
         )
         protos = np.nan_to_num(protos)
+    pn = np.sum(protos * protos, axis=0)
+    tol = TIE * max(float(pn.max()), float(np.max(np.sum(H * H, axis=0), initial=0.0)), 1e-300)
+    pred = np.empty(H.shape[1], dtype=np.int64)
+    for chunk in np.array_split(np.arange(H.shape[1]), max(1, H.shape[1] // 512)):
+        dist = pn[None, :] - 2 * (H[:, chunk].T @ protos)  # (n, G) up to a per-row constant
+        best = np.argmin(dist, axis=1)
+        if dist.shape[1] > 1:
+            two = np.partition(dist, 1, axis=1)[:, :2]
+            best = np.where(two[:, 1] - two[:, 0] > tol, best, -1)
+        pred[chunk] = best
+    return pred, groups
+
+
+def decoding_accuracy(
+    H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None, *, max_samples: int = 5000
+) -> float:
+    """Fraction of samples whose label set :func:`decode` recovers (ties count as failures).
+
+    Parameters
+    ----------
+    H : ndarray, shape (d, N)
+    Y : ndarray, shape (K, N)
+        0/1 label indicators.
+    W : ndarray, shape (K, d), optional
+        See :func:`decode`.
+    max_samples : int, default 5000
+        At most this many evenly spaced samples are decoded (the cost is samples x sets).
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> d = ufm.balanced(3, {1: 2, 2: 1})
+    >>> p = ufm.UFMProblem(d, d=3, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> W, H, b = ufm.predicted_minimizer(p)
+    >>> decoding_accuracy(H, d.Y)
+    1.0
+    """
+    H = np.asarray(H, dtype=np.float64)
     N = H.shape[1]
     idx = np.unique(np.linspace(0, N - 1, min(N, max_samples)).astype(np.int64))
-    pn = np.sum(protos * protos, axis=0)
-    correct = 0
-    for chunk in np.array_split(idx, max(1, idx.size // 512)):
-        dist = pn[None, :] - 2 * (H[:, chunk].T @ protos)  # (n, G) up to a per-row constant
-        correct += int(np.sum(np.argmin(dist, axis=1) == groups.index[chunk]))
-    return correct / idx.size
+    Y = np.asarray(Y)
+    if idx.size < N:
+        H, Y = H[:, idx], Y[:, idx]
+    pred, groups = decode(H, Y, W)
+    return float(np.mean(pred == groups.index))
 
 
 def all_metrics(
     W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray,
-    predicted_scale: dict[int, float] | None = None,
+    predicted_scale: dict[int, float] | None = None, *, center: str = "classes",
 ) -> dict:
-    """Every metric of SPEC section 5 in one JSON-able dict."""
+    """Every neural-collapse metric of ``docs/theory.md`` in one JSON-able dict.
+
+    Parameters
+    ----------
+    W : ndarray, shape (K, d)
+        Classifier rows ``w_k``.
+    H : ndarray, shape (d, N)
+        Features, one column per sample (any order).
+    b : ndarray, shape (K,), or None
+        Bias (None: no bias, treated as 0).
+    Y : ndarray, shape (K, N)
+        0/1 label indicators; every sample needs at least one label.
+    predicted_scale : dict {m: c_m}, optional
+        The theorem's tag-wise scales, copied next to the measured ones.
+    center : {"classes", "samples"}, default "classes"
+        Centre of the single-label means for NC2_H, NC3 and NC3_dual: the unweighted
+        mean of the class means, or the count-weighted one. They differ only when the
+        single-label classes are imbalanced (then some codes' "global mean" is the
+        count-weighted one; see ``docs/theory.md``, conventions).
+
+    Returns
+    -------
+    dict
+        ``nc1``, ``nc1_all`` (every label set a group), ``nc1_by_m`` ({m: NC1 over the
+        sets of size m}), ``nc2_w``, ``nc2_h``, ``nc3``, ``nc3_dual``, ``bias`` (spread
+        ``||b - mean(b) 1||``), ``tagwise`` ({m: angle_deg, angle_deg_max, scale,
+        scale_min, scale_max, predicted_scale, ratio, n_sets} for m >= 2),
+        ``decoding_accuracy``, ``norm_W``, ``norm_H``. Undefined metrics are nan.
+
+    Raises
+    ------
+    UFMError
+        Mismatched shapes, an empty label set or an unknown ``center``.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> W, H, b = ufm.predicted_minimizer(p)
+    >>> out = ufm.all_metrics(W, H, b, p.design.Y, ufm.predict(p).c)
+    >>> all(abs(out[k]) < 1e-12 for k in ("nc1", "nc2_w", "nc2_h", "nc3", "bias"))
+    True
+    >>> abs(out["tagwise"][2]["scale"] - out["tagwise"][2]["predicted_scale"]) < 1e-9
+    True
+    """
+    _check_center(center)
     W = np.asarray(W, dtype=np.float64)
     H = np.asarray(H, dtype=np.float64)
     b = np.zeros(W.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
@@ -345,9 +601,9 @@ def all_metrics(
         "nc1_all": nc1(H, Y, on="all"),
         "nc1_by_m": {mm: nc1(H, Y, on=mm) for mm in mults},
         "nc2_w": nc2_w(W),
-        "nc2_h": nc2_h(H, Y),
-        "nc3": nc3(W, H, Y),
-        "nc3_dual": nc3_dual(W, H, Y),
+        "nc2_h": nc2_h(H, Y, center=center),
+        "nc3": nc3(W, H, Y, center=center),
+        "nc3_dual": nc3_dual(W, H, Y, center=center),
         "bias": bias_spread(b),
         "tagwise": tagwise(H, Y, W, predicted_scale),
         "decoding_accuracy": decoding_accuracy(H, Y, W),

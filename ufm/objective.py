@@ -169,7 +169,32 @@ def _value_and_grad_into(
 def value_and_grad(
     problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """``F`` and its gradient ``(dW, dH, db)`` (``db = 0`` when the model has no bias)."""
+    """``F`` and its gradient ``(dW, dH, db)`` (``db = 0`` when the model has no bias).
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+        Columns in the canonical sample order of ``problem.design``.
+    b : ndarray, shape (K,), optional
+        None, or ignored, without bias.
+
+    Returns
+    -------
+    F : float
+    dW : ndarray, shape (K, d)
+    dH : ndarray, shape (d, N)
+    db : ndarray, shape (K,)
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(3, {1: 1}), d=2, lam_W=1e-2, lam_H=1e-2, lam_b=0)
+    >>> F, dW, dH, db = value_and_grad(p, *ufm.predicted_minimizer(p))
+    >>> bool(max(abs(dW).max(), abs(dH).max(), abs(db).max()) < 1e-9)    # a critical point
+    True
+    """
     if b is None or not problem.bias:
         b = np.zeros(problem.K)
     dW = np.empty((problem.K, problem.d))
@@ -180,7 +205,36 @@ def value_and_grad(
 
 
 def objective(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None) -> float:
-    """``F(W, H, b)`` (SPEC section 2); validates shapes."""
+    """``F(W, H, b)``: averaged loss plus ``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``.
+
+    Definitions: ``docs/theory.md``, section 2 (the feature penalty is summed over samples).
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+        Columns in the canonical sample order of ``problem.design``.
+    b : ndarray, shape (K,), optional
+        None, or ignored, without bias.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    UFMError
+        An array of the wrong shape.
+
+    Examples
+    --------
+    >>> import math, numpy as np, ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(3, {1: 2}), d=2, lam_W=1e-2, lam_H=1e-2, lam_b=0)
+    >>> F0 = objective(p, np.zeros((3, 2)), np.zeros((2, 6)))   # uniform logits: PAL = log K
+    >>> math.isclose(F0, math.log(3))
+    True
+    """
     W, H = np.asarray(W, dtype=np.float64), np.asarray(H, dtype=np.float64)
     b = None if b is None else np.asarray(b, dtype=np.float64)
     _check_shapes(problem, W, H, b)
@@ -355,6 +409,27 @@ def check_grad(
     Along ``n_dirs`` random unit directions ``v``: ``|<g, v> - (F(x+eps v)-F(x-eps v))/(2 eps)|``
     divided by ``max(|<g, v>|, 1e-8)``. Returns the maximum (about 1e-7 or less when the
     gradient is right).
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    x : ndarray, shape (K*d + d*N + K,), optional
+        Packed point ``(W, H, b)``; default: a random point.
+    n_dirs : int, default 5
+    eps : float, default 1e-6
+        Finite-difference step.
+    rng : numpy.random.Generator or int, optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=3, lam_W=1e-2, lam_H=1e-2, lam_b=1e-2)
+    >>> check_grad(p, rng=0) < 1e-6
+    True
     """
     gen = as_rng(rng)
     if x is None:

@@ -72,7 +72,7 @@ class Result:
     x : ndarray
         Packed variables ``(W, H, b)`` (see :func:`ufm.objective.pack`).
     fun : float
-        Objective ``F(W, H, b)`` at the returned point (SPEC convention).
+        Objective ``F(W, H, b)`` at the returned point (the convention of docs/theory.md).
     W : ndarray, shape (K, d)
     H : ndarray, shape (d, N)
     b : ndarray, shape (K,)

@@ -1,4 +1,4 @@
-r"""What the theorem predicts (SPEC section 4): the simplex ETF, the scalar problem
+r"""What the theorem predicts (docs/theory.md section 3): the simplex ETF, the scalar problem
 ``phi``, the predicted optimum, the scales ``c_m``, the phase transition, and one exact
 predicted minimiser.
 
@@ -37,9 +37,31 @@ def centering(K: int) -> np.ndarray:
 def simplex_etf(K: int, d: int | None = None, *, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """A simplex ETF: K unit rows in R^d with pairwise cosines ``-1/(K-1)``.
 
-    Returns ``W`` (K, d) with ``W W^T = K/(K-1) P``. Needs ``d >= K-1``. With ``rng`` the
-    ETF is rotated by a random orthonormal ``R`` (d, K-1); without, it sits in the first
-    ``K-1`` coordinates.
+    Parameters
+    ----------
+    K : int
+    d : int, optional
+        Dimension, ``d >= K-1`` (default ``K-1``).
+    rng : numpy.random.Generator or int, optional
+        With it the ETF is rotated by a random orthonormal ``R`` (d, K-1); without, it
+        sits in the first ``K-1`` coordinates.
+
+    Returns
+    -------
+    ndarray, shape (K, d)
+        ``W`` with ``W W^T = K/(K-1) P``, ``P = I - 1 1^T / K``.
+
+    Raises
+    ------
+    ValueError
+        ``d < K-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = simplex_etf(4, 5, rng=0)
+    >>> np.allclose(W @ W.T, np.eye(4) * 4 / 3 - 1 / 3)
+    True
     """
     d = K - 1 if d is None else d
     if d < K - 1:
@@ -215,6 +237,25 @@ def predict(problem: UFMProblem) -> Prediction:
 
     ``regime`` is "not-applicable" (with the reason) when the loss is not PAL, the design
     is not balanced within multiplicity, or ``d < K-1`` below the phase transition.
+    Symbols (``phi``, ``s*``, ``sigma``, ``kappa``, ``c_m``, ``mu_crit``): ``docs/theory.md``.
+
+    Parameters
+    ----------
+    problem : UFMProblem
+
+    Returns
+    -------
+    Prediction
+        ``regime``, ``reason``, ``value`` (``min F``), ``s``, ``sigma``, ``kappa``, ``c``,
+        ``mu``, ``mu_crit``, ``const``.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> pred = predict(p)
+    >>> pred.regime, round(pred.c[2], 4), round(pred.mu_crit, 4)
+    ('collapse', 1.7616, 0.1429)
     """
     K, d = problem.K, problem.d
     mu = problem.mu
@@ -265,7 +306,34 @@ def predicted_minimizer(
     """One exact global minimiser ``(W, H, b)`` as the theorem describes it.
 
     ``W W^T = sqrt(lam_H/lam_W) sigma P``; ``h_S = kappa s_m sum_{k in S} w_k``; ``b = 0``.
-    With ``rng`` the ETF is randomly rotated in R^d.
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    prediction : Prediction, optional
+        ``predict(problem)`` if not given.
+    rng : numpy.random.Generator or int, optional
+        With it the ETF is randomly rotated in R^d.
+
+    Returns
+    -------
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    b : ndarray, shape (K,)
+        Zeros at the trivial regime's ``W = 0, H = 0``.
+
+    Raises
+    ------
+    ValueError
+        The theorem does not apply to ``problem``.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> W, H, b = predicted_minimizer(p, rng=0)
+    >>> abs(ufm.objective(p, W, H, b) / predict(p).value - 1) < 1e-12
+    True
     """
     pred = predict(problem) if prediction is None else prediction
     K, d, design = problem.K, problem.d, problem.design

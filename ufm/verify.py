@@ -1,4 +1,4 @@
-"""Compare a solution with the theorem and the certificate, claim by claim (SPEC section 4).
+"""Compare a solution with the theorem and the certificate, claim by claim (docs/theory.md section 3).
 
 Each :class:`Claim` holds a measured deviation, a tolerance and PASS/FAIL; a
 :class:`Verdict` collects them for one problem and renders a readable table.
@@ -124,7 +124,7 @@ def verify(
     tol_structure: float = TOL_STRUCTURE, tol_certificate: float = TOL_CERTIFICATE,
     certifier: Callable[..., Certificate] = certify,
 ) -> Verdict:
-    """Check the candidate ``(W, H, b)`` against SPEC section 4 and the certificate.
+    """Check the candidate ``(W, H, b)`` against docs/theory.md section 3 and the certificate.
 
     Claims in the collapse regime: ``value``, ``bias``, ``nc1`` (within-set collapse),
     ``etf`` (``W W^T = sqrt(lam_H/lam_W) sigma P``), ``self_duality``
@@ -134,6 +134,41 @@ def verify(
     ``value``, ``trivial`` (``W = 0, H = 0``), ``bias``, ``certificate``. When the
     theorem does not apply only the ``certificate`` claim is made. ``certifier(problem, W,
     H, b)`` gives the certificate (:func:`ufm.fixed.certify_fixed` for a fixed classifier).
+
+    Parameters
+    ----------
+    problem : UFMProblem
+    W : ndarray, shape (K, d)
+    H : ndarray, shape (d, N)
+    b : ndarray, shape (K,), optional
+    prediction : Prediction, optional
+        ``predict(problem)`` if not given.
+    tol_value : float, default 1e-9
+        Relative tolerance of ``F = min phi``.
+    tol_structure : float, default 1e-6
+        Relative tolerance of the structural claims.
+    tol_certificate : float, default 1e-6
+        Largest certified relative gap ``(F - D)/|F|`` accepted.
+    certifier : callable, default :func:`ufm.certify`
+        ``certifier(problem, W, H, b) -> Certificate``.
+
+    Returns
+    -------
+    Verdict
+        ``claims`` (name, measured deviation, tolerance, passed), ``passed``, ``table()``.
+
+    Raises
+    ------
+    UFMError
+        Arrays of the wrong shape.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> v = verify(p, *ufm.predicted_minimizer(p))
+    >>> v.passed, sorted(v.as_flags())[:3]
+    (True, ['bias', 'certificate', 'etf'])
     """
     W = real_array("W", W, "verify")
     H = real_array("H", H, "verify")
@@ -197,7 +232,7 @@ def verify(
             return verdict
         verdict.certificate = cert
         if pred.regime == NOT_APPLICABLE and problem.d < problem.K:
-            # below d = K the relaxation may be strictly lower than min F (SPEC section 3):
+            # below d = K the relaxation may be strictly lower than min F (docs/theory.md section 5):
             # the bound must hold, but a small gap cannot be demanded
             add(Claim("certificate_valid", "dual bound D <= F (relative violation beyond rounding)",
                       max(-cert.rel_gap, 0.0), tol_certificate))

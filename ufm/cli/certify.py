@@ -16,7 +16,7 @@ def add(sub: Any) -> None:
         "certify", help="certified lower bound and gap of a saved solution (any d, any source)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Certify a candidate (W, H, b) -- from `ufm solve --save`, another solver or a "
-        "trained network's last layer -- with the closed-form dual bound D <= min F (SPEC section 3). "
+        "trained network's last layer -- with the closed-form dual bound D <= min F (docs/theory.md section 5). "
         "Exit status 0 when the relative gap (F - D)/|F| is at most --tol, 1 otherwise, 2 on bad "
         "input. Layout of the .npz file (samples in any order):\n\n" + LAYOUT)
     p.add_argument("file", help=".npz with W (K, d), H (d, N), Y (K, N), optional b (K,) and lambdas")

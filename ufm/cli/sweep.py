@@ -13,10 +13,10 @@ from .common import nonneg_int, parse_float, pos_int
 def add(sub: Any) -> None:
     p = sub.add_parser(
         "sweep", help="run a grid of problems in parallel, one stored record per cell (resumable)",
-        description="Run every cell of SPEC (a shipped name, a .toml/.json file) or of a grid given by "
+        description="Run every cell of NAME (a shipped name, a .toml/.json file) or of a grid given by "
         "flags; records go to OUT/<hash>.json as each cell finishes, so an interrupted sweep resumes "
         "where it stopped. Load them with ufm.sweep.load(OUT).")
-    p.add_argument("spec", nargs="?", help="shipped spec name (see --list) or path to a TOML/JSON spec")
+    p.add_argument("spec", nargs="?", metavar="NAME", help="shipped spec name (see --list) or path to a TOML/JSON spec")
     p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
     p.add_argument("--out", help="directory of the records (required unless --list)")
     p.add_argument("--jobs", type=pos_int, default=1, help="local worker processes (joblib; default 1)")
@@ -26,7 +26,7 @@ def add(sub: Any) -> None:
                    help="recompute the cells stored as failed (by default a failed cell is kept, counted, "
                         "and the exit status is 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("a grid from flags (instead of SPEC); several values make an axis")
+    g = p.add_argument_group("a grid from flags (instead of NAME); several values make an axis")
     g.add_argument("--K", type=pos_int, nargs="+")
     g.add_argument("--d", nargs="+", help="ints or expressions K, K-1, K+1 (default K)")
     g.add_argument("--profile", nargs="+", help="balanced profiles like 1:2,2:1")
@@ -56,7 +56,7 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
         raise UFMError("--lam-ratio applies with --mu-ratio only.")
     missing = [k for k in ("K", "profile") if k not in grid]
     if missing:
-        raise UFMError(f"ufm sweep needs SPEC or at least --K and --profile (missing {missing}).")
+        raise UFMError(f"ufm sweep needs NAME or at least --K and --profile (missing {missing}).")
     return {"name": args.name, "grid": [grid]}
 
 
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     grid_flags = [k for k in ("K", "d", "profile", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss",
                               "solver", "seeds") if getattr(args, k) is not None] + (["no_bias"] if args.no_bias else [])
     if args.spec is not None and grid_flags:
-        raise UFMError(f"give SPEC or grid flags, not both (got {args.spec!r} and --{grid_flags[0].replace('_', '-')}).")
+        raise UFMError(f"give NAME or grid flags, not both (got {args.spec!r} and --{grid_flags[0].replace('_', '-')}).")
     spec = args.spec if args.spec is not None else _spec_from_flags(args)
     stats = sweep.run(spec, args.out, jobs=args.jobs, dask=args.dask, progress=not args.no_progress,
                       dry_run=args.dry_run, retry_failed=args.retry_failed)

@@ -17,7 +17,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tables import Rec, Table, best_run, fmt, group, nanmax, num, prob, profile_of, span, upto  # noqa: E402
+from .tables import (  # noqa: E402
+    FLOOR,
+    Rec,
+    Table,
+    best_run,
+    fmt,
+    group,
+    nanmax,
+    num,
+    prob,
+    profile_of,
+    span,
+    upto,
+)
 
 Built = tuple[list[Table], list[str]]
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
@@ -410,7 +423,7 @@ def fig_conjecture(recs: list[Rec]) -> dict[str, Any]:
         fs = [f for x in rs for f in x["fits"] if f["nj"] != f["nk"]]
         lab = f"mu={key[0]:g}, pairs x{key[1]}"
         a.scatter([f["nj"] / f["nk"] for f in fs], [f["aj"] / f["ak"] for f in fs], color=COLORS[i], s=14, label=lab)
-        b.scatter([f["nj"] / f["nk"] for f in fs], [max(f["ls"], 1e-17) for f in fs], color=COLORS[i], s=14, label=lab)
+        b.scatter([f["nj"] / f["nk"] for f in fs], [max(f["ls"], FLOOR) for f in fs], color=COLORS[i], s=14, label=lab)
     xs = np.geomspace(1, 40, 50)
     a.plot(xs, xs, "k--", lw=1, label="frequency-weighted (a_j/a_k = n_j/n_k)")
     a.axhline(1.0, color="grey", lw=1, label="uniform (a_j = a_k)")
@@ -425,6 +438,10 @@ def fig_conjecture(recs: list[Rec]) -> dict[str, Any]:
     b.set_xlabel("n_j / n_k")
     b.set_ylabel("||residual outside span(h_j, h_k)|| / ||h_S||")
     b.set_title("The synthesis is not exact")
+    from .figures import _floor_line  # here: figures imports this module
+
+    _floor_line(b)  # residuals below 1e-8 are drawn at it: their digits are rounding noise
+    b.legend(fontsize=7)
     return {"conjecture_weights": fig}
 
 
@@ -515,7 +532,7 @@ def fig_deadclass(recs: list[Rec]) -> dict[str, Any]:
             lab = f"K={K} {prof}"
             axes[0, col].plot([y["d"] for y in rs], [y["dead"] + 0.025 * i for y in rs], ls, marker="o", color=color,
                               label=lab)
-            axes[1, col].plot([y["d"] for y in rs], [max(y["width"], 1e-17) for y in rs], ls, marker="o",
+            axes[1, col].plot([y["d"] for y in rs], [max(y["width"], FLOOR) for y in rs], ls, marker="o",
                               color=color, label=lab)
         axes[0, col].set_title(f"dead rows at the best start, mu/mu_crit = {x:g}")
         axes[0, col].set_ylabel("dead rows (lines offset by 0.025 each)")
@@ -523,6 +540,9 @@ def fig_deadclass(recs: list[Rec]) -> dict[str, Any]:
         axes[1, col].set_yscale("log")
         axes[1, col].set_xlabel("d")
         axes[1, col].set_title("certified bracket (F - D)/F")
+        from .figures import _floor_line  # here: figures imports this module
+
+        _floor_line(axes[1, col])
     axes[0, 0].legend(fontsize=7, ncol=2)
     return {"deadclass": fig}
 

@@ -1,7 +1,10 @@
 """Figures of the report (matplotlib, Agg; PNG and PDF), from stored sweep records only.
 
 Outputs are as reproducible as matplotlib allows: fixed style, no timestamps in PDF or PNG
-metadata, a fixed SVG hash salt. Each ``fig_*`` function takes the records of one spec and
+metadata, a fixed SVG hash salt. Residual-like values (gaps, NC metrics, angles, relative
+errors) are drawn at ``FLOOR`` = 1e-8 when below it, the same floor the tables print as
+``<1e-08``: their digits are rounding noise, which differs between machines, and a figure
+drawing them would not reproduce. Each such axis marks the floor. Each ``fig_*`` function takes the records of one spec and
 returns the figures it made as ``{name: Figure}``.
 """
 
@@ -18,6 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .tables import (  # noqa: E402
+    FLOOR,
+    TRIVIAL_NORM,
     Rec,
     best_run,
     excess,
@@ -35,11 +40,90 @@ STYLE = {"figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize"
          "axes.labelsize": 9, "legend.fontsize": 7.5, "axes.grid": True, "grid.alpha": 0.3,
          "svg.hashsalt": "ufm-report", "pdf.fonttype": 42, "lines.markersize": 4}
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
-TINY = 1e-17  # log-scale floor for exact zeros
+FLOOR_LABEL = "below 1e-8: drawn at 1e-8 (rounding)"
+STOP_GAP = 1e-9  # nc_iterations: histories stop here; below it L-BFGS's iterates (and the NC metrics
+# computed from them, which move like sqrt(gap)) differ between BLAS builds by 1e-5 relative
+
+
+def _sig(a: Any, scale: str, digits: int = 6, top: float | None = None) -> Any:
+    """Round drawn data so that float64 rounding differences (~1e-15 relative, or ~1e-9 for
+    the local minima of the d < K-1 runs) leave the coordinates written to PNG and PDF
+    unchanged: on a log axis to 4 significant digits; on a linear one to a power-of-10
+    grid ``10**-digits`` below ``top`` (the largest magnitude on that axis), so that rounding
+    noise around 0 becomes exactly 0."""
+    a = np.asarray(a, dtype=np.float64)
+    fin = np.isfinite(a)
+    if a.size == 0 or not fin.any():
+        return a
+    if scale == "log":
+        out = a.copy()
+        pos = fin & (a > 0)
+        e = np.floor(np.log10(a[pos]))
+        out[pos] = np.round(a[pos] / 10.0 ** (e - 3)) * 10.0 ** (e - 3)
+        return out
+    top = float(np.max(np.abs(a[fin]))) if top is None else top
+    if not top > 0:
+        return a
+    e = math.floor(math.log10(top)) - digits  # a power of 10: the same grid for nearby data
+    return np.where(fin, np.round(a / 10.0**e) * 10.0**e, a) + 0.0  # + 0.0: no negative zero
+
+
+def _top(values: list[Any]) -> float:
+    v = [np.abs(np.asarray(x, dtype=np.float64)).ravel() for x in values]
+    v = [x[np.isfinite(x)] for x in v if x.size]
+    v = [x for x in v if x.size]
+    return float(max(x.max() for x in v)) if v else 0.0
+
+
+def _quantize(fig: Any) -> None:
+    """Apply :func:`_sig` to the data of every line, marker set, bar, image and text of ``fig``."""
+    from matplotlib.collections import PathCollection, QuadMesh
+    from matplotlib.image import AxesImage
+    from matplotlib.patches import Rectangle
+
+    for ax in fig.axes:
+        xs, ys = ax.get_xscale(), ax.get_yscale()
+        offs = [np.asarray(c.get_offsets(), float) for c in ax.collections if isinstance(c, PathCollection)]
+        offs = [o for o in offs if o.size]
+        rects = [p for p in ax.patches if isinstance(p, Rectangle)]
+        tx = _top([ln.get_xdata() for ln in ax.lines] + [o[:, 0] for o in offs])
+        ty = _top([ln.get_ydata() for ln in ax.lines] + [o[:, 1] for o in offs] + [[p.get_height() for p in rects]])
+        for line in ax.lines:
+            x, y = line.get_data()
+            line.set_data(_sig(x, xs, top=tx), _sig(y, ys, top=ty))
+        for c in ax.collections:
+            if isinstance(c, PathCollection):
+                off = np.asarray(c.get_offsets(), float)
+                if off.size:
+                    c.set_offsets(np.column_stack([_sig(off[:, 0], xs, top=tx), _sig(off[:, 1], ys, top=ty)]))
+            elif isinstance(c, QuadMesh):
+                data: Any = c.get_array()
+                if data is not None:
+                    c.set_array(_sig(np.ma.filled(data, np.nan), "linear", 3))
+                if c.norm.vmin is not None:
+                    lim = _sig([c.norm.vmin, c.norm.vmax], "linear", 3)
+                    c.set_clim(float(lim[0]), float(lim[1]))
+        for p in rects:
+            p.set_height(float(_sig([p.get_height()], ys, top=ty)[0]))
+        for im in ax.images:
+            if isinstance(im, AxesImage):
+                arr: Any = np.ma.filled(np.ma.asarray(im.get_array(), dtype=float), np.nan)
+                im.set_data(_sig(arr, "linear", 3))  # colour maps have 256 levels
+                lim = _sig([im.norm.vmin, im.norm.vmax], "linear", 3)
+                im.set_clim(float(lim[0]), float(lim[1]))
+        for t in ax.texts:  # 4 digits: a drawn W is certified to ~1e-8 only
+            x, y = t.get_position()
+            t.set_position((float(_sig([x], xs, 4)[0]), float(_sig([y], ys, 4)[0])))
+            if hasattr(t, "xy"):
+                t.xy = (float(_sig([t.xy[0]], xs, 4)[0]), float(_sig([t.xy[1]], ys, 4)[0]))
+        if ax.get_autoscalex_on() or ax.get_autoscaley_on():
+            ax.relim()
+            ax.autoscale_view()
 
 
 def save(fig: Any, directory: Path, name: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    _quantize(fig)
     png, pdf = directory / f"{name}.png", directory / f"{name}.pdf"
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
@@ -48,36 +132,49 @@ def save(fig: Any, directory: Path, name: str) -> list[Path]:
 
 
 def _pos(v: Any) -> float:
+    """``|v|``, raised to ``FLOOR`` (rounding noise is not drawn); nan stays nan."""
     x = num(v)
-    return max(abs(x), TINY) if x == x else float("nan")
+    return max(abs(x), FLOOR) if x == x else float("nan")
+
+
+def _floor_line(ax: Any, top: float | None = None) -> None:
+    """Log axis from just below the floor; a dotted line marks the floor."""
+    ax.axhline(FLOOR, color="0.5", lw=0.8, ls=":", label=FLOOR_LABEL)
+    ax.set_ylim(FLOOR / 3, top)
 
 
 def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
-    panels = [("fun", "F - min phi"), ("grad_norm", "gradient norm"), ("nc1", "NC1 (within-class)"),
+    panels = [("fun", "(F - min phi) / min phi"), ("grad_norm", "gradient norm"), ("nc1", "NC1 (within-class)"),
               ("nc2_w", "NC2_W (classifier ETF)"), ("nc2_h", "NC2_H (feature-mean ETF)"), ("nc3", "NC3 (self-duality)")]
-    fig, axes = plt.subplots(2, 3, figsize=(10, 5.6), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, figsize=(10, 6.2), layout="constrained")
     order = {"gd": 0, "agd": 1, "lbfgs": 2}
     for r in sorted(recs, key=lambda r: order[r["cell"]["solver"]]):
         h, ref = r["history"], r["summary"]["theory"]["value"]
         it = np.asarray(h["iter"], float) + 1
+        gap = np.abs(np.asarray([num(v) for v in h["fun"]]) - ref) / abs(ref)
+        cut = np.flatnonzero(gap < STOP_GAP)
+        n = cut[0] + 1 if cut.size else it.size  # drawn up to the first record below STOP_GAP
+        it = it[:n]
         for ax, (key, title) in zip(axes.flat, panels):
-            y = np.asarray([num(v) for v in h[key]])
+            y = np.asarray([num(v) for v in h[key]])[:n]
             if key == "fun":
-                y = y - ref
-            ax.loglog(it, np.maximum(np.abs(y), TINY), label=r["cell"]["solver"].upper().replace("LBFGS", "L-BFGS"),
+                y = (y - ref) / abs(ref)
+            ax.loglog(it, np.maximum(np.abs(y), FLOOR), label=r["cell"]["solver"].upper().replace("LBFGS", "L-BFGS"),
                       color=COLORS[order[r["cell"]["solver"]]], lw=1.4)
             ax.set_title(title)
     for ax in axes.flat:
         ax.set_xlabel("iteration + 1")
-    axes.flat[0].legend()
+        _floor_line(ax)
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
     p = prob(recs[0])
     fig.suptitle(f"Neural-collapse metrics against iterations (K={p['K']}, d={p['d']}, N={p['N']}, "
-                 f"lam_W=lam_H={p['lam_W']:g})")
+                 f"lam_W=lam_H={p['lam_W']:g})\nruns drawn until (F - min phi)/min phi < {STOP_GAP:g}; "
+                 "below, machine rounding moves the NC metrics")
     return {"nc_iterations": fig}
 
 
 def fig_cm(recs: list[Rec]) -> dict[str, Any]:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8), constrained_layout=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10.5, 3.9), constrained_layout=True)
     markers = {3: "v", 4: "o", 5: "D", 6: "s", 8: "^"}
     for m, col in ((2, COLORS[0]), (3, COLORS[1])):
         for K, rs in group(recs, lambda r: prob(r)["K"]).items():
@@ -88,22 +185,24 @@ def fig_cm(recs: list[Rec]) -> dict[str, Any]:
                 continue
             a.scatter(pred[ok], meas[ok], marker=markers.get(K, "o"), color=col, s=22, alpha=0.8,
                       label=f"m={m}, K={K}")
-            b.scatter(pred[ok], np.maximum(np.abs(meas[ok] / pred[ok] - 1), TINY), marker=markers.get(K, "o"),
+            b.scatter(pred[ok], np.maximum(np.abs(meas[ok] / pred[ok] - 1), FLOOR), marker=markers.get(K, "o"),
                       color=col, s=22, alpha=0.8)
     lo, hi = a.get_xlim()
     a.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", label="measured = predicted")
     a.set(xlabel="predicted c_m = m s*_m / s*_1", ylabel="measured ||h_S|| / ||mean_{k in S} h_k||",
           title="Tag-wise scale: prediction against measurement")
-    a.legend(ncol=2)
-    b.set(yscale="log", xlabel="predicted c_m", ylabel="relative error", ylim=(1e-17, 1e-5),
-          title="Relative error (float64 resolution ~1e-11)")
+    a.legend(ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    b.set(yscale="log", xlabel="predicted c_m", ylabel="|measured / predicted - 1|",
+          title="Relative error of the measured scale")
+    _floor_line(b, 1e-5)
+    b.legend(loc="upper left")
     return {"cm_predicted_vs_measured": fig}
 
 
 def fig_phase(recs: list[Rec]) -> dict[str, Any]:
     one = [r for r in recs if "mu_ratio" in r["params"]]
     two = [r for r in recs if "mu_ratio" not in r["params"]]
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.6), layout="constrained")
     for i, ((K, ratio), rs) in enumerate(group(one, lambda r: (prob(r)["K"], r["params"]["lam_ratio"])).items()):
         rs = sorted(rs, key=lambda r: r["params"]["mu_ratio"])
         x = np.array([r["params"]["mu_ratio"] for r in rs])
@@ -119,17 +218,20 @@ def fig_phase(recs: list[Rec]) -> dict[str, Any]:
                      ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
         axes[2].semilogy(x, [float("nan") if is_trivial(r) else _pos(r["summary"]["metrics"]["nc2_w"]) for r in rs],
                          ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
+    _floor_line(axes[2], 1e-6)
     axes[0].set(xlabel="mu / mu_crit", ylabel="logit margin s_m",
                 title="s*_m: lines predicted; markers measured")
     axes[1].set(xlabel="mu / mu_crit", ylabel="sqrt(lam_W) ||W||_F  (= sqrt(lam_H) ||H||_F)",
                 title="Norms vanish continuously at mu_crit")
-    axes[2].set(xlabel="mu / mu_crit", ylabel="NC2_W", ylim=(1e-16, 1e-8),
-                title="NC2_W (defined below mu_crit only)")
+    axes[2].set(xlabel="mu / mu_crit", ylabel="NC2_W", title="NC2_W (defined below mu_crit only)\nevery collapsed cell at the rounding floor" if all(
+        is_trivial(r) or _pos(r["summary"]["metrics"]["nc2_w"]) == FLOOR for r in one) else
+        "NC2_W (defined below mu_crit only)")
     for ax in axes:
         ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
-    axes[0].legend(loc="upper right")
-    axes[1].legend(loc="lower left")
-    axes[2].legend(loc="lower left", fontsize=6.5)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower left", ncol=2, fontsize=7)
+    h1, l1 = axes[1].get_legend_handles_labels()
+    h2, l2 = axes[2].get_legend_handles_labels()
+    fig.legend(h1 + h2[-1:], l1 + l2[-1:], loc="outside lower right", ncol=3, fontsize=7)
     out = {"phase_mu": fig}
     if two:
         out["phase_diagram"] = _phase_diagram(two)
@@ -145,17 +247,23 @@ def _phase_diagram(rs: list[Rec]) -> Any:
         fracs.append(_pair_frac(prs[0]))
         crit.append(prs[0]["summary"]["theory"]["mu_crit"])
         for r in prs:
-            Z[mus.index(prob(r)["lam_W"]), j] = math.log10(max(r["summary"]["metrics"]["norm_W"], 1e-16))
+            nw = r["summary"]["metrics"]["norm_W"]
+            Z[mus.index(prob(r)["lam_W"]), j] = math.log10(nw) if nw >= TRIVIAL_NORM else np.nan
     fig, ax = plt.subplots(figsize=(5.6, 4.2), constrained_layout=True)
     fx, ly = np.array(fracs), np.log10(mus)
     fe = np.concatenate([[fx[0] - (fx[1] - fx[0]) / 2], (fx[1:] + fx[:-1]) / 2, [fx[-1] + (fx[-1] - fx[-2]) / 2]])
     le = np.concatenate([[ly[0] - (ly[1] - ly[0]) / 2], (ly[1:] + ly[:-1]) / 2, [ly[-1] + (ly[-1] - ly[-2]) / 2]])
-    mesh = ax.pcolormesh(fe, 10 ** le, np.clip(Z, -16, None), cmap="viridis", shading="flat", vmin=-16)
-    ax.plot(fx, crit, "w-o", lw=2, ms=4, label="predicted mu_crit")
+    from matplotlib.patches import Patch
+
+    ax.set_facecolor("0.82")  # the trivial cells (nan in Z) show the background
+    ax.grid(False)
+    mesh = ax.pcolormesh(fe, 10 ** le, Z, cmap="viridis", shading="flat")
+    ax.plot(fx, crit, "r-o", lw=2, ms=4, label="predicted mu_crit")
+    ax.legend(handles=[ax.get_lines()[0], Patch(color="0.82", label=f"trivial: ||W||_F < {TRIVIAL_NORM:g}")],
+              loc="lower left", framealpha=0.9)
     ax.set(yscale="log", xlabel="fraction of samples with a pair (N = 120, K = 4)", ylabel="mu = sqrt(lam_W lam_H)",
            title="Phase diagram: log10 ||W||_F at the optimum")
-    ax.legend(loc="lower left")
-    fig.colorbar(mesh, ax=ax, label="log10 ||W||_F (-16: trivial W = 0)")
+    fig.colorbar(mesh, ax=ax, label="log10 ||W||_F (collapsed cells)")
     return fig
 
 
@@ -165,7 +273,7 @@ def _pair_frac(r: Rec) -> float:
 
 
 def fig_dimension(recs: list[Rec]) -> dict[str, Any]:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
     for i, (K, rs) in enumerate(group(recs, lambda r: prob(r)["K"]).items()):
         x = np.array([prob(r)["d"] - (K - 1) for r in rs], float)
         jitter = (np.array([r["cell"]["seed"] for r in rs]) - 1) * 0.08
@@ -175,37 +283,54 @@ def fig_dimension(recs: list[Rec]) -> dict[str, Any]:
         a.semilogy(xs, [_pos(min(excess(r) for r in v)) for v in best.values()], "-", color=COLORS[i], lw=1)
         b.semilogy(xs, [_pos(best_run(v)["summary"]["metrics"]["nc2_w"]) for v in best.values()], "-o",
                    color=COLORS[i], label=f"K={K}")
-    a.set(xlabel="d - (K-1)", ylabel="F / min phi - 1", ylim=(1e-17, 3),
-          title="Cost of a missing dimension (line: best of 3 starts)")
-    a.text(0.3, 1e-12, "d >= K-1: every start reaches\nmin phi to float64 rounding", fontsize=7.5)
-    b.set(xlabel="d - (K-1)", ylabel="NC2_W (distance of W W^T to the ETF)", ylim=(1e-17, 3),
-          title="Distance from the simplex ETF (best start)")
+    a.set(xlabel="d - (K-1)", ylabel="F / min phi - 1", title="Cost of a missing dimension\n(line: best of 3 starts)")
+    b.set(xlabel="d - (K-1)", ylabel="NC2_W (distance of W W^T to the ETF)",
+          title="Distance from the simplex ETF\n(best start)")
     for ax in (a, b):
         ax.axvline(0, color="0.3", lw=0.8, ls="--")
-        ax.legend()
+        _floor_line(ax, 5)
+        ax.legend(loc="lower left", fontsize=7)
     return {"dimension": fig, "dimension_geometry": _dim_geometry(recs)}
 
 
 def _dim_geometry(recs: list[Rec]) -> Any:
+    """Top: the classifier rows at d = 2 (a dead row -- zero, see
+    :func:`ufm.report.regimes.dead_classes` -- is a cross at the origin). Bottom: cosines
+    between live rows at d = K-2; a dead row has no direction, its cells are blank."""
+    from .regimes import dead_classes
+
     Ks = sorted({prob(r)["K"] for r in recs})
-    fig, axes = plt.subplots(2, len(Ks), figsize=(3.3 * len(Ks), 6.4), constrained_layout=True)
+    fig, axes = plt.subplots(2, len(Ks), figsize=(3.4 * len(Ks), 6.8), constrained_layout=True)
+    im: Any = None
     for j, K in enumerate(Ks):
         rs = [r for r in recs if prob(r)["K"] == K and prob(r)["d"] == 2 and "arrays" in r]
-        best = min(rs, key=lambda r: r["summary"]["objective"])
+        best = best_run(rs)
         W = np.asarray(best["arrays"]["W"])
+        dead = dead_classes(best)
         ax = axes[0, j]
-        lim = 1.15 * np.abs(W).max()
+        lim = float(f"{1.2 * np.abs(W).max():.2g}")  # rounded: W is a local minimum to ~1e-9 only
         for k in range(K):
+            if k in dead:
+                ax.plot(0, 0, "x", color=COLORS[k % 10], ms=9, mew=2)
+                ax.annotate(f"{k}: dead (w = 0)", (0, 0), xytext=(6, -12), textcoords="offset points",
+                            fontsize=8, color=COLORS[k % 10])
+                continue
             ax.annotate("", xy=W[k], xytext=(0, 0), arrowprops={"arrowstyle": "->", "color": COLORS[k % 10], "lw": 1.5})
-            ax.text(*(W[k] * 1.08), str(k), ha="center", va="center", fontsize=8, color=COLORS[k % 10])
+            ax.text(*(W[k] * 1.1), str(k), ha="center", va="center", fontsize=8, color=COLORS[k % 10])
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=f"K={K}, d=2: classifier rows w_k")
         dk = [r for r in recs if prob(r)["K"] == K and prob(r)["d"] == K - 2]
-        bk = min(dk, key=lambda r: r["summary"]["objective"])
+        bk = best_run(dk)
         C = np.asarray(bk["geometry"]["w_cos"], float)
+        dk_dead = dead_classes(bk)
+        C[dk_dead, :] = np.nan
+        C[:, dk_dead] = np.nan
         im = axes[1, j].imshow(C, vmin=-1, vmax=1, cmap="RdBu_r")
         for (p, q), v in np.ndenumerate(C):
-            axes[1, j].text(q, p, f"{v:.2f}", ha="center", va="center", fontsize=6 if K > 6 else 7)
-        axes[1, j].set(title=f"K={K}, d={K - 2}: cos(w_j, w_k)", xticks=range(K), yticks=range(K))
+            txt = "dead" if (p in dk_dead or q in dk_dead) and p == q else ("" if v != v else f"{v:.2f}".replace("-0.00", "0.00"))
+            axes[1, j].text(q, p, txt, ha="center", va="center", fontsize=6.5 if K > 6 else 7.5,
+                            color="white" if v == v and abs(v) > 0.6 else "black")
+        axes[1, j].set(title=f"K={K}, d={K - 2}: cos(w_j, w_k)", xticks=range(K), yticks=range(K),
+                       xlabel="class k", ylabel="class j")
         axes[1, j].grid(False)
     fig.colorbar(im, ax=axes[1, :], shrink=0.8, label="cosine (ETF: -1/(K-1))")
     fig.suptitle("What replaces the ETF when d < K-1 (best of 3 starts; singles and pairs)")
@@ -222,12 +347,17 @@ def _map(ax: Any, r: Rec, key: str, title: str, fmt: str, cmap: str, vmin: float
             M[j, k] = M[k, j] = num(s[key])
     im = ax.imshow(M, cmap=cmap, vmin=vmin, vmax=vmax)
     n = {tuple(s["set"]): s["n"] for s in r["geometry"]["sets"]}
+    cm, norm = im.get_cmap(), im.norm
     for (j, k), v in np.ndenumerate(M):
         if j != k:
-            ax.text(k, j, f"{v:{fmt}}\nn={n[tuple(sorted((j, k)))]}", ha="center", va="center", fontsize=6.5)
+            r_, g_, b_, _ = cm(norm(v))
+            dark = 0.299 * r_ + 0.587 * g_ + 0.114 * b_ < 0.5
+            ax.text(k, j, f"{v:{fmt}}\nn={n[tuple(sorted((j, k)))]}", ha="center", va="center", fontsize=8.5,
+                    color="white" if dark else "black")
         else:
-            ax.text(k, j, f"n_{j}={n.get((j,), 0)}", ha="center", va="center", fontsize=6.5, color="0.3")
-    ax.set(title=title, xticks=range(K), yticks=range(K))
+            ax.text(k, j, f"n_{j}\n={n.get((j,), 0)}", ha="center", va="center", fontsize=8.5, color="0.25")
+    ax.set(title=title, xticks=range(K), yticks=range(K), xlabel="class k of the pair {j, k}",
+           ylabel="class j of the pair {j, k}")
     ax.grid(False)
     return im
 
@@ -238,18 +368,18 @@ def fig_imbalance(recs: list[Rec]) -> dict[str, Any]:
     mu0 = min(r["summary"]["theory"]["mu"] for r in recs)
     rs = next(r for r in single if r["params"]["design"]["n_max"] == 32 and r["summary"]["theory"]["mu"] == mu0)
     rp = next(r for r in pairs if r["params"]["design"]["heavy_count"] == 32 and r["summary"]["theory"]["mu"] == mu0)
-    fig, axes = plt.subplots(2, 2, figsize=(9, 8), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9), constrained_layout=True)
     for row, r, lab in ((0, rs, "singles n_k = 32..2"), (1, rp, "pair {0,1} x32")):
-        im = _map(axes[row, 0], r, "angle_deg", f"{lab}: angle(h_S, h_j + h_k) (deg)", ".2f", "Oranges", vmin=0)
-        fig.colorbar(im, ax=axes[row, 0], shrink=0.8)
-        im = _map(axes[row, 1], r, "scale", f"{lab}: scale ||h_S|| / ||mean h_k||", ".3f", "viridis")
-        fig.colorbar(im, ax=axes[row, 1], shrink=0.8)
+        im = _map(axes[row, 0], r, "angle_deg", f"{lab}:\nangle(h_S, h_j + h_k)", ".2f", "Oranges", vmin=0)
+        fig.colorbar(im, ax=axes[row, 0], shrink=0.8, label="angle (deg)")
+        im = _map(axes[row, 1], r, "scale", f"{lab}:\nscale ||h_S|| / ||mean h_k||", ".3f", "viridis")
+        fig.colorbar(im, ax=axes[row, 1], shrink=0.8, label="tag-wise scale")
     fig.suptitle(f"Imbalance maps, pairs S = {{j, k}} (K = 5, mu = {mu0:g}); diagonal: single-label counts")
     return {"imbalance_maps": fig, "imbalance_trends": _imb_trends(recs)}
 
 
 def _imb_trends(recs: list[Rec]) -> Any:
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 5.0), layout="constrained")
     single = [r for r in recs if prob(r)["kind"] == "imbalanced-single"]
     for i, ((pairs, mu), rs) in enumerate(group(single, lambda r: (r["params"]["design"]["pairs"],
                                                                    r["summary"]["theory"]["mu"])).items()):
@@ -280,8 +410,10 @@ def _imb_trends(recs: list[Rec]) -> Any:
     for ax in axes[1:]:
         ax.set_xticks([1, 2, 4, 8, 16, 32], ["1", "2", "4", "8", "16", "32"])
         ax.minorticks_off()
-    for ax in axes:
-        ax.legend()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower left", ncol=2, fontsize=7,
+               title="left panel")
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower right", ncol=2, fontsize=7,
+               title="middle and right panels (right: light pairs max)")
     return fig
 
 
@@ -298,11 +430,17 @@ def fig_losses(recs: list[Rec]) -> dict[str, Any]:
         axes[2].bar(x + off, [_pos(tag(r, 2, "angle_deg_max")) for r in rs], 0.27, color=COLORS[i], label=loss)
     labels = [f"K={K}\n{d}" for K, d in designs]
     axes[0].set(ylabel="tag-wise scale, m = 2", title="Scale of pair features")
-    axes[1].set(yscale="log", ylabel="NC2_W", title="Classifier ETF (NC2_W)", ylim=(1e-16, 1))
-    axes[2].set(yscale="log", ylabel="max angle(h_S, h_j + h_k) (deg)", title="Tag-wise angle, m = 2", ylim=(1e-12, 10))
+    axes[1].set(yscale="log", ylabel="NC2_W", title="Classifier ETF (NC2_W)")
+    axes[2].set(yscale="log", ylabel="max angle(h_S, h_j + h_k) (deg)", title="Tag-wise angle, m = 2")
+    _floor_line(axes[1], 3)
+    _floor_line(axes[2], 300)
     for ax in axes:
         ax.set_xticks(x, labels, fontsize=7)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    for c in axes[2].containers:
+        axes[2].bar_label(c, labels=[f"{v:.1f}" if v > 1 else "" for v in c.datavalues], fontsize=6.5)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower left", ncol=3)
+    hs, ls = axes[2].get_legend_handles_labels()
+    fig.legend([h for h, lab in zip(hs, ls) if lab == FLOOR_LABEL][:1], [FLOOR_LABEL], loc="outside lower right")
     fig.suptitle("Pick-all-label against its normalised version (targets y/m) and binary cross-entropy")
     return {"losses": fig}
 

@@ -23,7 +23,7 @@ from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import scan
 from . import networks as _networks  # noqa: F401  (registers the networks section)
 from .figures import FIGURES, save
-from .regimes import BUILDERS
+from .regimes import BUILDERS, stopping
 
 ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture",
          "deadclass", "networks")
@@ -53,7 +53,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     src, final = Path(src), Path(out)
     OutputDir(final, "report", legacy=_legacy_report, create=False)  # the output is checked first
     if not src.is_dir():
-        raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep SPEC --out DIR`).")
+        raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep NAME --out DIR`).")
     if features is None and (src / FEATURES_JSON).exists():
         try:
             features = json.loads((src / FEATURES_JSON).read_text())
@@ -63,7 +63,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     recs = found.records
     if not recs:
         raise UFMError(f"No readable sweep records under {src} ({len(found.invalid)} corrupt, "
-                       f"{len(found.failed)} failed); run `ufm sweep SPEC --out {src}` first.")
+                       f"{len(found.failed)} failed); run `ufm sweep NAME --out {src}` first.")
     skipped = [f"{f} (corrupt or partial record)" for f in found.invalid] + [
         f"{r['key']}.json of spec {r['spec']} (the cell failed: {r['failed']['type']}: {r['failed']['message']})"
         for r in found.failed]
@@ -149,8 +149,19 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
             "Everything here is written by `make report` (`ufm report --regenerate`): every shipped spec",
             "is swept from scratch into `runs/report/`, then rendered. Re-render stored runs with",
             "`ufm report --from DIR --out reports`; load them yourself with `ufm.sweep.load(DIR)`.",
-            "Residuals (gaps, NC metrics, angles) below 1e-8 print as `<1e-08`: their digits are rounding noise.",
-            "Wall times are in `timings.md`, the only file that differs between runs.", "",
+            "Symbols and formulas: [docs/theory.md](../docs/theory.md).", "",
+            "What reproduces: every table (Markdown, LaTeX and CSV hold the same printed digits) and this file",
+            "are the same, byte for byte, on another machine or with another BLAS thread count: residuals",
+            "(gaps, NC metrics, angles) below 1e-8 print as `<1e-08` because their digits are rounding noise,",
+            "other numbers print to 4 significant digits or fewer, far coarser than the solvers' accuracy,",
+            "and iteration counts are to fixed thresholds far above rounding. The figures are byte-identical",
+            "too for a given matplotlib and FreeType: no dates in their metadata, a fixed SVG hash salt,",
+            "residuals drawn at the 1e-8 floor and the drawn data rounded on a fixed grid first. What may",
+            "differ: `timings.md` (wall times, and the iteration at which each solver stopped, which rounding",
+            "near its tolerance decides), and the figures' bytes under another matplotlib or FreeType version.",
+            "Checked by regenerating everything with OpenBLAS's Haswell kernels (1 and 2 threads) and its",
+            "Sandybridge kernels (`OPENBLAS_CORETYPE=Sandybridge`, which changes the rounding of every",
+            "product): only `timings.md` differed.", "",
             "Contents: " + ", ".join(f"[{_spec_text(n, src)[0]}](#{_anchor(_spec_text(n, src)[0])})"
                                      for n in [n for n in ORDER if n in by_spec]), ""]
     index = out / "README.md"
@@ -202,7 +213,7 @@ def _features_section(feat: dict, out: Path, written: list[Path]) -> str:
         "## Features of a trained network: `ufm metrics`", "",
         f"`examples/features_example.npz` ({feat['design']}, d = {feat['d']}) is a noisy near-collapsed UFM "
         "optimum standing in for a network's last layer (layout: `docs/metrics_npz.md`). "
-        "`ufm metrics examples/features_example.npz --json` gives every metric of SPEC section 5 and, with "
+        "`ufm metrics examples/features_example.npz --json` gives every metric of `docs/theory.md` and, with "
         "the weight decays stored in the file, the certificate:", "", t.markdown()])
 
 
@@ -212,6 +223,11 @@ def _timings(by_spec: dict[str, list]) -> str:
     for name, rs in sorted(by_spec.items()):
         ts = [r["timing"]["solve"] for r in rs]
         lines.append(f"| {name} | {len(rs)} | {sum(ts):.1f} | {max(ts):.2f} |")
+    if "iterations" in by_spec:
+        lines += ["", "Where each solver of the `iterations` spec stopped. Near its gradient tolerance the",
+                  "decision to stop depends on rounding, so these counts may differ on another machine",
+                  "(the report's table counts iterations to fixed thresholds instead).", "",
+                  "| solver | status | iterations | final gradient norm |", "|---|---|---|---|"] + stopping(by_spec["iterations"])
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,9 @@ Each builder takes the records of one spec and returns ``(tables, findings)``: t
 text with the numbers that summarise the regime. Every number comes from the records;
 nothing is solved or measured here. Residual-like numbers (gaps, NC metrics, angles) below
 ``FLOOR`` print as ``<1e-08``: their digits are float64 noise and change with any
-change in the floating-point path (BLAS, the objective's code).
+change in the floating-point path (BLAS, the objective's code). The CSV files hold the
+same strings as the Markdown and LaTeX tables (empty for "—"): every digit written is one
+that another machine reproduces.
 """
 
 from __future__ import annotations
@@ -89,9 +91,8 @@ class Table:
         with csvp.open("w", newline="") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow([k for _, k, _ in self.columns])
-            for r in self.rows:
-                w.writerow(["" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r[k])
-                            for _, k, _ in self.columns])
+            for row in self.cells():
+                w.writerow(["" if c == "—" else c for c in row])
         return [md, tex, csvp]
 
 

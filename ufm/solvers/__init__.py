@@ -23,18 +23,111 @@ def solve(
     problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
     rng: np.random.Generator | int | None = None, fixed_W: Any = None, **options: Any,
 ) -> Result:
-    """Solve ``problem`` with ``method`` in {"gd", "agd", "lbfgs", "convex"}.
+    """Minimise ``F(W, H, b)`` of ``problem`` (definitions: ``docs/theory.md``).
 
-    ``x0`` (packed vector or ``(W, H, b)``) and ``rng`` (seed of the random start) apply to
-    the iterative methods; the convex relaxation is deterministic and takes neither
-    (``rng`` is ignored there, ``x0`` is refused).
+    Parameters
+    ----------
+    problem : UFMProblem
+        Design, ``d``, ``lam_W``, ``lam_H``, ``lam_b``, bias on/off and loss.
+    method : {"lbfgs", "gd", "agd", "convex", "sgd", "adam", "network"}, default "lbfgs"
+        ``"gd"``: gradient descent with a fixed step (heavy ball with ``momentum``);
+        ``"agd"``: accelerated gradient descent with backtracking and adaptive restart;
+        ``"lbfgs"``: L-BFGS handing over to an exact-Hessian Newton-CG polish; ``"convex"``:
+        the cvxpy relaxation ``min C`` (needs ``d >= rank`` of its minimiser to return a
+        minimiser of ``F``); ``"sgd"``, ``"adam"``: minibatch training of the UFM
+        (:mod:`ufm.solvers.minibatch`, options ``SGD_DEFAULTS`` / ``ADAM_DEFAULTS`` there:
+        ``epochs``, ``batch_size``, ``lr``, ``lr_schedule``, ...); ``"network"``: an MLP on
+        multi-label digits whose last layer is the UFM's ``(W, H, b)`` (:mod:`ufm.networks`).
+        Small problems run on one BLAS thread (:mod:`ufm.solvers.threads`).
+    x0 : ndarray of shape (K*d + d*N + K,) or tuple (W, H, b), optional
+        Starting point of the iterative methods (refused by ``"convex"``). Default: a
+        random start of scale ``init_scale`` drawn from ``rng``.
+    rng : numpy.random.Generator or int, optional
+        Seed of the random start (ignored by ``"convex"``).
+    fixed_W : ndarray of shape (K, d) or str ``"etf[:SCALE]"``, optional
+        Freezes the classifier: ``F`` is minimised over ``(H, b)`` only, a convex problem
+        solved exactly by :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
+    **options
+        Keyword options of the method; unknown names raise ``UFMError``.
 
-    ``fixed_W`` (an array (K, d) or ``"etf[:SCALE]"``) freezes the classifier: ``F`` is
-    minimised over ``(H, b)`` only, a convex problem solved exactly by
-    :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
+        Options of ``"gd"`` (default) and ``"agd"`` (default):
 
-    Small problems (``K d N`` below :data:`ufm.solvers.threads.SMALL_WORK`) run on one BLAS
-    thread (:mod:`ufm.solvers.threads`); large ones keep the BLAS library's setting.
+        - ``step`` (0.1 / 1.0): the fixed step; for AGD the initial ``1/L`` of the backtracking.
+        - ``max_iter`` (100000 / 50000): iteration limit (status ``MAX_ITER``).
+        - ``gtol`` (1e-9 / 1e-10): stop when the gradient norm is at most this.
+        - ``ftol`` (0, off): stop when the relative change of ``F`` is at most this.
+        - ``history_every`` (1): record ``fun``, ``grad_norm``, ``step``, ``time`` every this many
+          iterations (0: never); these cost nothing.
+        - ``history_metrics`` (False): also record NC1, NC2_W, NC2_H, NC3 -- ``True`` at every
+          row, ``"log"`` at iterations 0, 1, 2, 4, 8, ... and the last.
+        - ``init_scale`` (0.1): scale of the random start.
+        - ``progress`` (False): a tqdm progress bar.
+        - ``callback`` (None): ``callback(it, x, f) -> stop?``; ``x`` is the working
+          packed iterate (copy it to keep it).
+        - ``h_scale`` (1.0): run on ``(W, H/s, b)``; the step on ``H`` is then ``s**2`` times larger.
+        - ``momentum`` (0.0, ``"gd"`` only): heavy ball with PyTorch SGD semantics
+          (``v = momentum v + g; x -= step v``), the public UFM code's optimiser.
+
+        Options of ``"lbfgs"``:
+
+        - ``max_iter`` (20000), ``gtol`` (1e-11), ``ftol`` (0), ``history_every`` (1),
+          ``history_metrics`` (False), ``init_scale`` (0.1), ``progress`` (False),
+          ``callback`` (None), ``h_scale`` (1.0): as above.
+        - ``maxcor`` (None): correction pairs; None means 1 for the numpy engine, 20 for scipy's.
+        - ``engine`` ("auto"): ``"numpy"`` (this package's lean L-BFGS), ``"scipy"``
+          (L-BFGS-B), or ``"auto"``: numpy, then scipy from the same start if numpy does
+          not converge (``result.extra["engines_tried"]``).
+        - ``polish`` (True): finish with Newton-CG steps on the exact Hessian.
+        - ``polish_from`` (1e-6): hand over from L-BFGS to the Newton-CG polish once the
+          gradient norm is at most this (the polish then runs to ``gtol``; if it stops short,
+          L-BFGS resumes).
+        - ``precondition`` (None): ``"gn"`` uses a block-diagonal Gauss-Newton initial
+          inverse Hessian in the numpy engine (fewer evaluations, not faster).
+        - ``group`` (False): optimise ``F`` restricted to one feature column per label set
+          (exact: every critical point has this form); cheaper when sets repeat.
+
+        Options of ``"convex"``:
+
+        - ``formulation`` ("auto"): ``"variational"`` (one small PSD block per label set),
+          ``"nuc"`` (cvxpy's nuclear norm), or the cheaper of the two.
+        - ``solver`` ("auto"): ``"CLARABEL"``, ``"SCS"``, or Clarabel on small problems and SCS on large.
+        - ``fallback`` (True): on failure or inaccuracy, try the other solver and keep the better.
+        - ``verbose`` (False): print the solver's log.
+        - ``rank_tol`` (1e-6): relative cut-off for the rank of the relaxation's minimiser.
+        - ``solver_options`` (None): dict passed to the cvxpy solver over the package's tolerances.
+        - ``polish`` (True): Newton-CG (then L-BFGS if needed) on ``F`` from the factored point.
+        - ``project`` (None): work in the complement of ``1`` (PAL only); None: for Clarabel only.
+
+        Each method's own docstring (``ufm.solvers.gd``, ``agd``, ``lbfgs``,
+        ``ufm.solvers.convex.convex``) gives the details.
+
+    Returns
+    -------
+    Result
+        ``W`` (K, d), ``H`` (d, N), ``b`` (K,), ``fun`` (``F`` there), ``grad_norm``,
+        ``status``, ``success``, ``nit``, ``nfev``, ``time``, ``history`` and ``extra``
+        (method-specific; for ``"convex"``: ``value`` = ``min C``, ``lower_bound``, ``rank``),
+        and the dual certificate of the returned point: ``lower_bound`` ``D <= min F``,
+        ``rel_gap`` ``(F - D)/|F|`` and ``certified`` (``rel_gap <= 1e-6``; None for a loss
+        without a certificate). ``success`` says the solver converged; ``certified`` says the
+        point is a global minimum (a saddle such as ``W = H = 0`` converges too).
+
+    Raises
+    ------
+    UFMError
+        An unknown method or option, an invalid option value, or ``x0`` with ``"convex"``.
+    SolverError
+        ``"convex"``: no cvxpy solver returned a solution.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(4, {1: 2, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> r = ufm.solve(p, "lbfgs", rng=0)
+    >>> r.success, abs(r.fun / ufm.predict(p).value - 1) < 1e-9
+    (True, True)
+    >>> r.W.shape, r.H.shape, r.b.shape
+    ((4, 4), (4, 14), (4,))
     """
     if fixed_W is not None:
         from ..fixed import solve_fixed

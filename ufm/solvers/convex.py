@@ -1,4 +1,4 @@
-r"""The convex relaxation of the UFM with cvxpy (SPEC section 3), factored back to ``(W, H, b)``.
+r"""The convex relaxation of the UFM with cvxpy (docs/theory.md section 5), factored back to ``(W, H, b)``.
 
 For every ``d``, ``min F >= min C`` with
 

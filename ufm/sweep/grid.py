@@ -58,7 +58,7 @@ except ModuleNotFoundError:  # Python 3.10: the `tomli` backport reads the same 
         tomllib = None  # type: ignore[assignment]
 
 SCHEMA = 1  # bump when the record layout changes: every key changes with it
-SPEC_DIR = Path(__file__).parent / "specs"
+SHIPPED_DIR = Path(__file__).parent / "specs"
 CELL_KEYS = {"K", "profile", "design", "d", "lam_W", "lam_H", "mu", "mu_ratio", "lam_ratio",
              "lam_b", "bias", "loss", "solver", "seed", "seeds", "options", "history"}
 DEFAULTS: dict[str, Any] = {"lam_b": 1e-2, "bias": True, "loss": "pal", "solver": "lbfgs",
@@ -94,7 +94,7 @@ class Spec:
 
 def shipped_specs() -> dict[str, Path]:
     """The named specs shipped with the package: ``{name: path}``."""
-    return {p.stem: p for p in sorted(SPEC_DIR.glob("*.toml"))}
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
 
 
 def read_spec(spec: str | Path | Mapping[str, Any]) -> dict[str, Any]:
