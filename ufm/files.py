@@ -131,6 +131,7 @@ class OutputDir:
         self.kind = kind
         self.what = what
         self.files: set[str] = set()
+        self.lock: DirLock | None = None  # a lock a long run holds on the folder (see DirLock)
         p = self.path
         if p.exists() and not p.is_dir():
             raise UFMError(f"{what}: {p} is a file, not a folder; choose a folder path.")

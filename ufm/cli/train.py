@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed schedule is the plan, not a failure
             result = solve(problem, "network", rng=args.seed, on_epoch=on_epoch, **opts)
     except BaseException:
-        folder.lock.__exit__()
+        folder.lock.__exit__()  # type: ignore[union-attr]
         raise
     summary = {"problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},
                "options": {**{k: v for k, v in opts.items() if k != "progress"}, "seed": args.seed},
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                **compare(problem, result), "history": result.history}
     summary["history"].pop("time", None)  # wall times: the rest of the file is reproducible
     write_json(folder, "summary.json", summary)
-    folder.lock.__exit__()
+    folder.lock.__exit__()  # type: ignore[union-attr]
     if args.json:
         print_json({k: v for k, v in summary.items() if k not in ("history", "measured")})
         return 0

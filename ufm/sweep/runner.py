@@ -206,7 +206,7 @@ def _dask_executor(pending: list[dict[str, Any]], client: Any) -> Iterator[dict[
         client.cancel(futures)
 
 
-def _legacy_ok(path: Path) -> bool:
+def _legacy_ok(path: Path) -> str | None:
     from .records import legacy_entry
 
     return legacy_entry(path)
