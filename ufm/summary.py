@@ -80,7 +80,7 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "claims": [c.to_dict() for c in verdict.claims],
         # tri-state: True (claims checked, all hold), False (one fails), None (nothing to claim)
         "verified": verdict.verified,
-        "verified_reason": verdict.why,
+        "verified_reason": verdict.explain(converged=result.success),
     }
     if result.extra.get("fixed_W"):
         out["fixed_classifier"] = {"row_norms": np.linalg.norm(result.W, axis=1)}

@@ -77,6 +77,11 @@ class Verdict:
     @property
     def why(self) -> str:
         """One sentence: what was verified, or why not (the failing claims, the certified gap)."""
+        return self.explain()
+
+    def explain(self, converged: bool = True) -> str:
+        """:attr:`why`, for a point a solver returned; ``converged=False``: it stopped early,
+        so a gap is first of all an unfinished run (not a local minimum)."""
         if not self.claims:
             return (f"nothing to claim: {self.reason}; no certificate exists for this loss"
                     if self.certificate is None else f"nothing to claim: {self.reason}")
@@ -87,7 +92,9 @@ class Verdict:
             return f"{what} ({len(self.claims)} claims)" + (f"; {gap}" if gap else "")
         names = ", ".join(c.name for c in failed)
         hint = ""
-        if self.certificate is not None and self.certificate.rel_gap > 1e-3:
+        if not converged:
+            hint = "; the solver stopped before converging: run longer (max_iter, epochs) or change the step"
+        elif self.certificate is not None and self.certificate.rel_gap > 1e-3:
             hint = ("; possibly a local minimum or a saddle, or (below d = K) a relaxation that is not "
                     "tight: try several starts (--starts N)")
         elif any(not math.isfinite(c.measured) for c in failed):
@@ -102,13 +109,13 @@ class Verdict:
                 "passed": self.passed, "verified": self.verified, "why": self.why,
                 "claims": [c.to_dict() for c in self.claims]}
 
-    def table(self) -> str:
+    def table(self, converged: bool = True) -> str:
         lines = [f"{self.problem}", f"  regime: {self.regime} -- {self.reason}"]
         for c in self.claims:
             mark = "PASS" if c.passed else "FAIL"
             lines.append(f"  {mark}  {c.name:<16} {c.measured:10.3e} <= {c.tol:.0e}   {c.statement}")
         state = {True: "true", False: "false", None: "null"}[self.verified]
-        lines.append(f"  verified: {state} -- {self.why}")
+        lines.append(f"  verified: {state} -- {self.explain(converged)}")
         return "\n".join(lines)
 
 

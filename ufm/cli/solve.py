@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
 
     check = verify_fixed if args.fixed_classifier is not None else verify
     with np.errstate(over="ignore", invalid="ignore"):
-        print(check(problem, result.W, result.H, result.b).table())
+        print(check(problem, result.W, result.H, result.b).table(converged=result.success))
     if not result.success:
         print(f"  solver did not succeed: {result.message}")
     return code
