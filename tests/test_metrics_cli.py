@@ -110,3 +110,23 @@ def test_bad_files_give_one_clear_error(example, tmp_path, capsys, change, messa
     assert main(["metrics", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ufm: error:") and message in err, err
+
+
+def test_center_option_reaches_the_metrics(tmp_path, capsys):
+    """--center samples centres at the count-weighted mean: NC3 changes under imbalance, not under balance."""
+    from ufm.cli import main
+    from ufm.designs import imbalanced_single
+    from ufm.problem import UFMProblem
+    from ufm.solvers import solve
+
+    p = UFMProblem(imbalanced_single(4, [12, 6, 3, 2]), 4, 5e-3, 5e-3, 1e-2)
+    r = solve(p, rng=0)
+    path = tmp_path / "imb.npz"
+    save_npz(path, W=r.W, H=r.H, b=r.b, Y=p.design.Y)
+    got = {}
+    for c in ("classes", "samples"):
+        assert main(["metrics", str(path), "--json", "--center", c]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["center"] == c
+        got[c] = out["metrics"]["nc3"]
+    assert abs(got["classes"] - got["samples"]) > 1e-3, got

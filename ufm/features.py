@@ -195,11 +195,14 @@ def geometry(W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray) 
 def measure(
     W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray, *,
     lam_W: float | None = None, lam_H: float | None = None, lam_b: float | None = None,
+    center: str = "classes",
 ) -> dict[str, Any]:
     """Every docs/theory.md section-6 metric, the geometry and, given ``lam_W`` and ``lam_H``, the
     objective, the certified lower bound (:func:`ufm.certify`) and the theorem's prediction.
 
     ``b = None`` means a model without bias; with a bias and no ``lam_b``, ``lam_b = 0``.
+    ``center`` is the centre of NC2_H and NC3 (:func:`ufm.metrics.all_metrics`): "classes"
+    (unweighted mean of the class means) or "samples" (count-weighted, the official code's).
     """
     from .designs import from_indicator
     from .summary import jsonable, theory_dict
@@ -232,7 +235,8 @@ def measure(
         out["theory"] = theory_dict(pred)
         if pred.value is not None:
             out["gap_to_theory"] = (F - pred.value) / max(abs(pred.value), 1e-300)
-    out["metrics"] = all_metrics(W, H, b, Y, predicted)
+    out["metrics"] = all_metrics(W, H, b, Y, predicted, center=center)
+    out["center"] = center
     out["geometry"] = geometry(W, H, b, Y)
     return jsonable(out)
 

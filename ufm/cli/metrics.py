@@ -21,6 +21,10 @@ def add(sub: Any) -> None:
     p.add_argument("--lam-H", type=parse_float, dest="lam_H", help="weight decay of H, on the sum over samples")
     p.add_argument("--lam-b", type=parse_float, dest="lam_b", help="bias decay (default 0 with a bias)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--center", choices=["classes", "samples"], default="classes",
+                   help="centre of NC2_H and NC3: the unweighted mean of the class means (classes, the "
+                        "default) or the count-weighted mean (samples, the paper's official code); they "
+                        "differ under imbalanced single-label classes (docs/theory.md)")
     p.add_argument("--make-example", metavar="OUT.npz", help="write the small example file and exit")
     add_memory_arg(p)
 
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise UFMError("ufm metrics needs an .npz file (or --make-example OUT.npz).")
     data = load_npz(args.file)
     lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
-    out = measure(data["W"], data["H"], data["b"], data["Y"], **lam)
+    out = measure(data["W"], data["H"], data["b"], data["Y"], **lam, center=args.center)
     if args.json:
         print_json(out)
         return 0
