@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import UFMError
-from ..networks.train import network  # trains with JAX, imported only when called
 from ..problem import UFMProblem
 from ..result import Result
 from .gradient import agd, gd
@@ -15,8 +14,8 @@ from .lbfgs import lbfgs
 from .minibatch import adam, sgd
 from .threads import blas_threads_for
 
-METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam,
-                          "network": network}
+METHODS: dict[str, Any] = {"gd": gd, "agd": agd, "lbfgs": lbfgs, "sgd": sgd, "adam": adam}
+LAZY = {"convex": ("convex", "convex"), "network": ("..networks.train", "network")}  # loaded when asked for
 
 
 def solve(
@@ -133,12 +132,14 @@ def solve(
         from ..fixed import solve_fixed
 
         return solve_fixed(problem, fixed_W, x0, **options)
-    if method == "convex" and "convex" not in METHODS:
-        from .convex import convex  # optional heavy import (cvxpy)
+    if method in LAZY and method not in METHODS:  # cvxpy, or the network module (imports ufm.solvers)
+        from importlib import import_module
 
-        METHODS["convex"] = convex
+        module, name = LAZY[method]
+        METHODS[method] = getattr(import_module(module if module.startswith("..") else f".{module}",
+                                                __name__), name)
     if method not in METHODS:
-        raise UFMError(f"Unknown method {method!r}; choose one of {sorted(set(METHODS) | {'convex'})}.")
+        raise UFMError(f"Unknown method {method!r}; choose one of {sorted(set(METHODS) | set(LAZY))}.")
     with blas_threads_for(problem.K, problem.d, problem.N):  # one BLAS thread for small problems
         if method == "convex":
             if x0 is not None:
