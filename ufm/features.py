@@ -41,13 +41,9 @@ def _shape_error(name: str, want: str, got: tuple, hint: str = "") -> UFMError:
 
 
 def _real_array(path: Path, name: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind == "c":
-        raise UFMError(f"{path}: '{name}' is complex ({arr.dtype}); the UFM is real -- store the real part "
-                       "explicitly if that is what you mean.")
-    if arr.dtype.kind not in "biuf":
-        raise UFMError(f"{path}: '{name}' must be numeric; got dtype {arr.dtype}.")
-    return arr.astype(np.float64)
+    from .problem import real_array
+
+    return real_array(name, value, str(path))
 
 
 def _scalar(path: Path, name: str, value: Any) -> float:
