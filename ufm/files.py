@@ -192,12 +192,21 @@ class OutputDir:
                            "overwritten. Move it away or choose another folder.")
         return target
 
+    def reserve(self, rels: Iterable[str | Path]) -> None:
+        """List files about to be written, in one manifest save (for runs writing many files)."""
+        new = [str(Path(r)) for r in rels if str(Path(r)) not in self.files]
+        for rel in new:
+            self.check_target(rel)
+        if new:
+            self.files.update(new)
+            self.save()
+
     def write(self, rel: str | Path, data: bytes | str) -> Path:
-        """Write ``rel`` atomically and list it in the manifest (saved at once)."""
+        """Write ``rel`` atomically, listed in the manifest before it exists (a crash leaves at
+        most a listed, missing file); the manifest is saved only when ``rel`` was not reserved."""
         target = self.check_target(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.files.add(str(Path(rel)))
-        self.save()  # listed before it exists: a crash leaves at most a listed, missing file
+        self.reserve([rel])
         atomic_write(target, data)
         return target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import parse_float, print_json
+from .common import nonneg_int, parse_float, pos_int, print_json
 
 DEFAULTS = {"K": 10, "profile": "1:30,2:6", "d": 16, "lam_W": 5e-3, "lam_H": 5e-4, "lam_b": 1e-2}
 
@@ -19,15 +19,15 @@ def add(sub: Any) -> None:
         "UFM optimum at the same lambdas and label design. Writes OUT/epoch_NNN.npz (the `ufm metrics` "
         "layout, with the lambdas) and OUT/summary.json. Needs `pip install 'ufm[nn]'`.")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (new, empty or from ufm train)")
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches")
-    p.add_argument("--data-seed", type=int, default=0, dest="data_seed", help="seed of the split and the images")
+    p.add_argument("--epochs", type=pos_int, default=150, help="epochs (>= 1; default %(default)s)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initialisation and the batches")
+    p.add_argument("--data-seed", type=nonneg_int, default=0, dest="data_seed", help="seed of the split and the images")
     p.add_argument("--fixed-classifier", action="store_true", dest="fixed_classifier",
                    help="freeze W at the theorem's optimal simplex ETF")
-    p.add_argument("--K", type=int, default=DEFAULTS["K"], help="classes: the digits 0..K-1 (<= 10)")
+    p.add_argument("--K", type=pos_int, default=DEFAULTS["K"], help="classes: the digits 0..K-1 (<= 10)")
     p.add_argument("--profile", default=DEFAULTS["profile"],
                    help="balanced design 'm:n_m' with m in {1, 2} (default %(default)s)")
-    p.add_argument("--d", type=int, default=DEFAULTS["d"], help="feature dimension (default %(default)s)")
+    p.add_argument("--d", type=pos_int, default=DEFAULTS["d"], help="feature dimension (default %(default)s)")
     p.add_argument("--lam-W", type=parse_float, default=DEFAULTS["lam_W"], dest="lam_W")
     p.add_argument("--lam-H", type=parse_float, default=DEFAULTS["lam_H"], dest="lam_H",
                    help="feature penalty on the sum over training samples (default %(default)s)")
@@ -37,7 +37,7 @@ def add(sub: Any) -> None:
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam",
                    help="adam (default) or sgd with momentum 0.9")
     p.add_argument("--lr", type=parse_float, default=None, help="learning rate (default 3e-3)")
-    p.add_argument("--batch-size", type=int, default=64, dest="batch_size")
+    p.add_argument("--batch-size", type=pos_int, default=64, dest="batch_size")
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default="cosine", dest="lr_schedule")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     lam = {"lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
 
     def on_epoch(epoch: int, state: dict) -> None:
+        if epoch % 100 == 0:  # list the next files in one manifest save, not one save per file
+            folder.reserve(f"epoch_{e:03d}.npz" for e in range(epoch, min(epoch + 100, args.epochs + 1)))
         write_npz(folder, f"epoch_{epoch:03d}.npz", **epoch_arrays(state, lam))
 
     opts: dict[str, Any] = {k: getattr(args, k) for k in ("epochs", "data_seed", "fixed_classifier",
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     folder.lock.__exit__()  # type: ignore[union-attr]
     if args.json:
         print_json({k: v for k, v in summary.items() if k not in ("history", "measured")})
-        return 0
+        return 130 if result.status.name == "INTERRUPTED" else 0
     o, acc = summary["optimum"], summary["accuracy"]
     clf = "fixed ETF" if args.fixed_classifier else "learned"
     print(f"{problem.describe()}; {clf} classifier, {result.nit} epochs -> {out}/")
@@ -94,4 +96,7 @@ def run(args: argparse.Namespace) -> int:
               f"(relative error {c['rel_error']:.3g}; angle {c['angle_deg']:.3g} deg)")
     print(f"  accuracy (top-m) train {acc['train_acc']:.3f}, test {acc['test_acc']:.3f};  nearest prototype "
           f"train {acc['train_proto_acc']:.3f}, test {acc['test_proto_acc']:.3f}")
+    if result.status.name == "INTERRUPTED":  # Ctrl-C: the epochs done are written, the summary says so
+        print(f"  interrupted after {result.nit} epochs; their files and the summary are in {out}/")
+        return 130
     return 0
