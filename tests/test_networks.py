@@ -145,3 +145,28 @@ def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not made by ufm" in err
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_cli_train_interrupted_keeps_its_epochs_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "train", "--epochs", "100000", "--out", str(out),
+                             "--K", "4", "--profile", "1:8,2:3", "--d", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "epoch_002.npz").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted after" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "INTERRUPTED" and 2 <= summary["epochs"] < 100000
+    done = sorted(p.name for p in out.glob("epoch_*.npz"))
+    # the epochs finished before the signal, consecutive from 0, each a complete file (the
+    # epoch under way when it came is not exported)
+    assert done == [f"epoch_{e:03d}.npz" for e in range(len(done))]
+    assert len(done) in (summary["epochs"], summary["epochs"] + 1)
+    assert main(["metrics", str(out / done[-1])]) == 0
