@@ -395,7 +395,8 @@ def _tag_references(groups: Groups, W: np.ndarray | None) -> tuple[np.ndarray | 
 
 
 def tagwise(
-    H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None, predicted_scale: dict[int, float] | None = None
+    H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None, predicted_scale: dict[int, float] | None = None,
+    *, ratio: bool = True,
 ) -> dict[int, dict[str, float]]:
     r"""Tag-wise average structure per multiplicity ``m >= 2``.
 
@@ -405,7 +406,8 @@ def tagwise(
     then relative to ``w``). Returns per m: ``angle_deg`` (mean), ``angle_deg_max``,
     ``scale`` (mean), ``scale_min``, ``scale_max``, ``predicted_scale`` (nan if unknown),
     ``ratio`` (the authors' metric: mean matched angle over mean angle to the sums of all
-    sets of the same size; nan with a single set), ``n_sets``.
+    sets of the same size; nan with a single set, or when ``ratio=False``: it compares every
+    pair of sets, the cost of the whole function at large K), ``n_sets``.
     """
     H = np.asarray(H, dtype=np.float64)
     groups = Groups.from_arrays(H, Y)
@@ -423,11 +425,11 @@ def tagwise(
         nrm_mean = np.linalg.norm(sums, axis=0) / mm
         with np.errstate(divide="ignore", invalid="ignore"):
             scales = np.where(nrm_mean > 0, np.linalg.norm(hs, axis=0) / nrm_mean, np.nan)
-        ratio = float("nan")
-        if gs.size > 1:
+        cross_ratio = float("nan")
+        if ratio and gs.size > 1:
             mean_cross, mean_matched = _mean_cross_angle(hs, sums, angles), _finite_stat(np.mean, angles)
             if mean_cross > 0:
-                ratio = mean_matched / mean_cross
+                cross_ratio = mean_matched / mean_cross
         out[mm] = {
             "angle_deg": _finite_stat(np.mean, angles),
             "angle_deg_max": _finite_stat(np.max, angles),
@@ -435,7 +437,7 @@ def tagwise(
             "scale_min": _finite_stat(np.min, scales),
             "scale_max": _finite_stat(np.max, scales),
             "predicted_scale": float((predicted_scale or {}).get(mm, float("nan"))),
-            "ratio": ratio,
+            "ratio": cross_ratio,
             "n_sets": int(gs.size),
         }
     return out
@@ -483,7 +485,7 @@ def decode(H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None) -> tuple[n
     if ref is None:
         protos = groups.means
     else:
-        tw = tagwise(H, Y, W)
+        tw = tagwise(H, Y, W, ratio=False)  # the scales only
         scale = {1: 1.0, **{mm: v["scale"] for mm, v in tw.items()}}
         protos = np.stack(
             [scale.get(len(S), float("nan")) * ref[:, list(S)].mean(axis=1) for S in groups.sets], axis=1

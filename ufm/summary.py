@@ -12,7 +12,7 @@ from .metrics import all_metrics
 from .problem import UFMProblem
 from .result import Result
 from .theory import Prediction, predict
-from .verify import verify
+from .verify import Verdict, verify
 
 
 def jsonable(obj: Any) -> Any:
@@ -41,16 +41,22 @@ def theory_dict(pred: Prediction) -> dict:
     }
 
 
-def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None) -> dict:
-    """Everything a user wants to know about ``result`` on ``problem``, JSON-able."""
+def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None,
+              verdict: Verdict | None = None) -> dict:
+    """Everything a user wants to know about ``result`` on ``problem``, JSON-able.
+
+    ``verdict``: the result's :func:`ufm.verify` verdict when the caller has it already (it
+    is not computed twice); it must come with the ``prediction`` it was checked against.
+    """
+    verdict_in = verdict
     if result.extra.get("fixed_W"):  # a frozen classifier: its own prediction and certificate
         from .fixed import predict_fixed, verify_fixed
 
         pred = predict_fixed(problem, result.W) if prediction is None else prediction
-        verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
+        verdict = verdict_in or verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
     else:
         pred = predict(problem) if prediction is None else prediction
-        verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+        verdict = verdict_in or verify(problem, result.W, result.H, result.b, prediction=pred)
     metrics: dict | None = None
     if np.all(np.isfinite(result.x)):
         try:

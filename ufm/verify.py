@@ -218,7 +218,7 @@ def verify(
             single = groups.multiplicity == 1
             add(Claim("self_duality", "h_k = kappa s_1 w_k", _rel(Hg[:, single] - H_pred[:, single], H_pred[:, single]), tol_structure))
         add(Claim("tagwise", "h_S = kappa s_m sum_{k in S} w_k for every label set", _rel(Hg - H_pred, H_pred), tol_structure))
-        tw = tagwise(H, design.Y, W, pred.c)
+        tw = tagwise(H, design.Y, W, pred.c, ratio=False)  # angles and scales; not the all-pairs ratio
         if tw:
             angles = [v["angle_deg_max"] for mm, v in tw.items() if mm < problem.K]
             if angles:

@@ -112,7 +112,18 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         check_output_file(args.save, "--save")  # before the work, not after it
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says NUMERICAL_ERROR instead
         result = solve_starts(problem, args.method, args.starts, args.seed, **opts)
-        summary = summarize(problem, result)
+        if result.extra.get("fixed_W"):
+            from ..fixed import predict_fixed, verify_fixed
+
+            pred = predict_fixed(problem, result.W)
+            verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
+        else:
+            from ..theory import predict
+            from ..verify import verify
+
+            pred = predict(problem)
+            verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+        summary = summarize(problem, result, pred, verdict=verdict)  # verified once, printed below
     if "starts" in result.extra:
         summary["starts"] = result.extra["starts"]
     if args.save:
@@ -143,12 +154,7 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         print(f"  min C    {_fmt(cv['value'])}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
               f"rank {cv['rank']}; the relaxation's own certified lower bound {_fmt(cv['lower_bound'])})")
         print(f"  note     {cv['note']}")
-    from ..fixed import verify_fixed
-    from ..verify import verify
-
-    check = verify_fixed if args.fixed_classifier is not None else verify
-    with np.errstate(over="ignore", invalid="ignore"):
-        print(check(problem, result.W, result.H, result.b).table(converged=result.success))
+    print(verdict.table(converged=result.success))
     if not result.success:
         print(f"  solver did not succeed: {result.message}")
     return code
