@@ -8,7 +8,12 @@
 - The Hessian at a point of the subspace maps within-set differences to within-set
   differences, with positive curvature (the landscape statement of the module docstring).
 - ``lbfgs(group=True)`` reaches the critical value of the ungrouped run, with the full
-  gradient below ``gtol``; its options are validated.
+  gradient below ``gtol``; its options are validated; ``"auto"`` (the default) groups
+  unless an option of the full space is given.
+- The restricted Hessian operator (the Newton-CG polish's) is ``E^T nabla^2 F E`` of the
+  full one, and matches central differences of the restricted gradient.
+- The polish in grouped coordinates: its Newton steps are iterations (history, callback);
+  when it is refused, L-BFGS resumes and still converges.
 """
 
 from __future__ import annotations
@@ -109,8 +114,9 @@ def test_hessian_keeps_within_set_differences_apart_with_positive_curvature(rng,
 def test_grouped_lbfgs_reaches_the_ungrouped_critical_value(design, engine):
     p = _problem(design, d=3, lam=1e-2)
     x0 = random_point(p, scale=0.1, rng=2)
-    full = ufm.solve(p, "lbfgs", x0, engine=engine)
+    full = ufm.solve(p, "lbfgs", x0, engine=engine, group=False)
     red = ufm.solve(p, "lbfgs", x0, engine=engine, group=True)
+    assert full.extra["group"] is False and red.extra["group"] is True
     assert full.success and red.success
     assert red.grad_norm <= 1e-11
     assert np.linalg.norm(fun_and_grad(red.x, p)[1]) <= 1e-11  # the full gradient, recomputed
@@ -139,3 +145,78 @@ def test_group_option_is_validated():
         ufm.solve(p, "lbfgs", group=True, h_scale=2.0)
     with pytest.raises(UFMError, match="group"):
         ufm.solve(p, "lbfgs", group=True, precondition="gn")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("loss", ["pal", "pal-normalized", "bce"])
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_restricted_hessian_is_the_full_hessian_restricted(rng, design, loss, bias):
+    p = _problem(design, loss, bias)
+    fg = GroupedObjective(p)
+    for scale in (0.1, 3.0):
+        z = scale * rng.standard_normal(fg.n_vars)
+        apply = fg.hessian_operator(z)
+        for _ in range(2):  # twice: the operator reuses its buffers
+            v = rng.standard_normal(fg.n_vars)
+            hv = apply(v)
+            # E^T (nabla^2 F at E z) (E v): the full operator, embedded and projected back
+            ref = fg.to_y(hvp(fg.to_x(z), fg.to_x(v), p))
+            np.testing.assert_allclose(hv, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+            eps = 1e-6 * max(1.0, float(np.linalg.norm(z))) / float(np.linalg.norm(v))
+            fd = (fg(z + eps * v)[1] - fg(z - eps * v)[1]) / (2 * eps)
+            np.testing.assert_allclose(hv, fd, rtol=1e-5, atol=1e-6 * np.abs(hv).max())
+
+
+def test_group_auto_groups_unless_a_full_space_option_is_given():
+    p = _problem("imbalanced", d=3, lam=1e-2)
+    default = ufm.solve(p, rng=3)
+    assert default.extra["group"] is True and default.success
+    assert np.linalg.norm(fun_and_grad(default.x, p)[1]) <= 1e-11  # the full gradient
+    assert ufm.solve(p, rng=3, group=False).extra["group"] is False
+    assert ufm.solve(p, rng=3, h_scale=2.0).extra["group"] is False
+    assert ufm.solve(p, rng=3, precondition="gn").extra["group"] is False
+
+
+def test_polish_steps_are_iterations_seen_by_history_and_callback():
+    p = _problem("random", d=3, lam=1e-2)
+    seen = []
+    res = ufm.solve(p, rng=0, history_every=1, callback=lambda it, x, f: bool(seen.append((it, f, x.copy()))))
+    assert res.extra["polish_steps"] >= 1 and res.success
+    assert res.history["iter"] == list(range(res.nit + 1))
+    its = [it for it, _, _ in seen]
+    assert its == list(range(res.nit + 1))  # every iterate, the hand-over and the Newton steps included
+    it, f, x = seen[-1]
+    assert f == res.fun and np.array_equal(x, res.x)
+    assert fun_and_grad(x, p)[0] == pytest.approx(f, rel=1e-13)
+
+
+def test_a_callback_stops_the_polish_too():
+    p = _problem("random", d=3, lam=1e-2)
+    free = ufm.solve(p, rng=0)
+    last = free.nit - 1  # an iteration of the polish
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = ufm.solve(p, rng=0, callback=lambda it, x, f: it >= last)
+    assert res.nit == last and res.status.name == "MAX_ITER"
+    assert res.extra["message"] == "stopped by the callback"
+
+
+def test_a_refused_polish_hands_back_to_lbfgs(monkeypatch):
+    """A Newton step that is never accepted (CG returns an ascent direction): L-BFGS resumes
+    to ten times smaller hand-overs and converges on its own."""
+    import ufm.solvers.polish as polish
+
+    calls = []
+
+    def bad_cg(apply, g, maxiter, rtol, scale):
+        calls.append(float(np.linalg.norm(g)))
+        return g.copy()  # uphill: every trial raises F
+
+    monkeypatch.setattr(polish, "_cg", bad_cg)
+    p = _problem("balanced", d=3, lam=1e-2)
+    res = ufm.solve(p, rng=0)
+    assert res.success and res.grad_norm <= 1e-11 and res.extra["polish_steps"] == 0
+    assert np.linalg.norm(fun_and_grad(res.x, p)[1]) <= 1e-11
+    # tried at 1e-4, then at ten times smaller hand-overs, each from a smaller gradient
+    assert len(calls) >= 3 and all(b < a for a, b in zip(calls, calls[1:]))
+    assert calls[0] <= 1e-4

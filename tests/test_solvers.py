@@ -116,7 +116,7 @@ def test_lbfgs_auto_falls_back_to_scipy_from_the_same_start(monkeypatch):
     mod = _lbfgs_module()
 
     def failing_core(fg, x, f, g, **kw):
-        return x, f, g, 0, Status.MAX_ITER, "forced failure"
+        return x, f, g, 0, Status.MAX_ITER, "forced failure", float("nan")
 
     ref = solve(p, "lbfgs", rng=3, engine="scipy")
     monkeypatch.setattr(mod, "_lbfgs_core", failing_core)

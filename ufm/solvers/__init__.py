@@ -77,13 +77,14 @@ def solve(
           (L-BFGS-B), or ``"auto"``: numpy, then scipy from the same start if numpy does
           not converge (``result.extra["engines_tried"]``).
         - ``polish`` (True): finish with Newton-CG steps on the exact Hessian.
-        - ``polish_from`` (1e-6): hand over from L-BFGS to the Newton-CG polish once the
+        - ``polish_from`` (1e-4): hand over from L-BFGS to the Newton-CG polish once the
           gradient norm is at most this (the polish then runs to ``gtol``; if it stops short,
-          L-BFGS resumes).
+          L-BFGS resumes to a ten times smaller hand-over).
         - ``precondition`` (None): ``"gn"`` uses a block-diagonal Gauss-Newton initial
           inverse Hessian in the numpy engine (fewer evaluations, not faster).
-        - ``group`` (False): optimise ``F`` restricted to one feature column per label set
-          (exact: every critical point has this form); cheaper when sets repeat.
+        - ``group`` ("auto"): optimise ``F`` restricted to one feature column per label set
+          (exact: every critical point has this form; cheaper when sets repeat); "auto" does
+          unless ``h_scale`` or ``precondition`` is given, False never does.
 
         Options of ``"convex"``:
 

@@ -34,21 +34,25 @@ from scipy.linalg.blas import daxpy, ddot
 
 from ..exceptions import ConvergenceWarning, param_error
 from ..grouped import GroupedObjective
+from ..objective import fun_and_grad, hessian_operator
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
-from .polish import newton_polish
+from .polish import newton_polish, newton_steps
 from .precondition import GNPreconditioner
 
 # default `polish_from`: the numpy engine hands over to the Newton-CG polish once the gradient
-# norm is below it. Measured on the bench's ladder (S, M, L): from 1e-6 one or two Newton
-# steps (20-40 Hessian products) reach the default gtol 1e-11, where L-BFGS alone takes
-# ~100 more iterations; from 1e-4 the first Newton step is sometimes refused (S)
-POLISH_FROM = 1e-6
+# norm is below it. Measured on the bench's ladder (S, M, L), each against grouped L-BFGS
+# stopped at its first certified iterate, medians of paired runs: hand-over at 1e-4 -> 1.29-1.34
+# (S), 1.38-1.42 (M), 1.33 (L); at 3e-5 1.40, 1.42, 1.43; at 3e-4 1.25, 1.50; at 1e-3 1.19, 1.69;
+# the previous 1e-6 (with a fixed CG tolerance and the polish in the full space) 3.26, 2.08.
+# Newton-CG needs ~5 Hessian products per decade of the gradient norm there, L-BFGS (m = 1)
+# ~20 evaluations; from further out the first Newton steps are weak (see POLISH_SLOW)
+POLISH_FROM = 1e-4
 LBFGS_DEFAULTS: dict[str, Any] = {
     "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 1,
     "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
-    "polish": True, "polish_from": POLISH_FROM, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": False,
+    "polish": True, "polish_from": POLISH_FROM, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": "auto",
 }
 PRECONDITIONS = (None, "gn")
 PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
@@ -57,6 +61,13 @@ ENGINES = ("auto", "numpy", "scipy")
 # one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration
 MAXCOR = {"numpy": 1, "scipy": 20}
 POLISH_MARGIN = 1e-3  # the numpy engine polishes to gtol * POLISH_MARGIN (see lbfgs)
+POLISH_SLOW = 0.5  # a Newton step that leaves |g| above this fraction ends the polish: L-BFGS goes on
+# below gtol the polish goes on (to gtol * POLISH_MARGIN) while |g| |p| / |g_prev| -- the distance
+# to the critical point as the last Newton step p saw the curvature -- exceeds this times |x|:
+# near a phase transition the landscape is flat and |g| = 1e-11 leaves the structure ~1e-6 off
+# (balanced(3, {1: 1}), d = 2, lam = 0.33329, no bias: 4e-9 at |g| 1.6e-14); the bench's S and M
+# end at 8e-11 and 1e-11
+POLISH_XTOL = 1e-9
 
 _C1 = 1e-4  # Armijo constant
 _MAX_LS = 25  # trial steps per line search
@@ -69,11 +80,11 @@ def _lbfgs_core(
     fg: ScaledObjective | GroupedObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
     gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float, float], bool],
     pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
-) -> tuple[np.ndarray, float, np.ndarray, int, Status, str]:
+) -> tuple[np.ndarray, float, np.ndarray, int, Status, str, float]:
     """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm, step) -> stop?`` (``step``
     the line-search step that reached ``x``, nan at the start).
 
-    Returns ``(x, f, g, nit, status, message)``. ``x`` and ``g`` are preallocated buffers
+    Returns ``(x, f, g, nit, status, message, step)``, ``step`` the line-search step that reached ``x``. ``x`` and ``g`` are preallocated buffers
     (n,). Memory traffic is what costs here (an evaluation is a few matrix products, the
     vectors have millions of entries), so each iteration makes few passes over them: the
     direction ``q = H g`` is computed in one of ``m + 1`` rows of ``Q`` and kept as the
@@ -107,15 +118,15 @@ def _lbfgs_core(
             gnorm = fg.grad_norm(g)
             gg = ddot(g, g)
         if not (math.isfinite(f) and math.isfinite(gnorm)):
-            return x, f, g, it, Status.NUMERICAL_ERROR, "non-finite objective or gradient"
+            return x, f, g, it, Status.NUMERICAL_ERROR, "non-finite objective or gradient", t_last
         if gnorm <= gtol:
-            return x, f, g, it, Status.CONVERGED_GTOL, "gradient norm below gtol"
+            return x, f, g, it, Status.CONVERGED_GTOL, "gradient norm below gtol", t_last
         if ftol > 0 and f_prev - f <= ftol * max(abs(f_prev), abs(f), 1.0):
-            return x, f, g, it, Status.CONVERGED_FTOL, "relative reduction of F below ftol"
+            return x, f, g, it, Status.CONVERGED_FTOL, "relative reduction of F below ftol", t_last
         if on_iter(it, x, f, gnorm, t_last):
-            return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP
+            return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP, t_last
         if it >= max_iter:
-            return x, f, g, it, Status.MAX_ITER, "max_iter reached"
+            return x, f, g, it, Status.MAX_ITER, "max_iter reached", t_last
         if pre is not None and it % refresh_every == 0:
             pre.refresh(x)
         for attempt in range(2):  # a failed line search is retried once without memory
@@ -196,7 +207,7 @@ def _lbfgs_core(
             if accepted:
                 break
         if not accepted:
-            return x, f, g, it, Status.LINE_SEARCH_FAILED, "the line search cannot decrease F"
+            return x, f, g, it, Status.LINE_SEARCH_FAILED, "the line search cannot decrease F", t_last
         # -- memory update: s = -t q (kept as sigma * Q[row]), y = g_new - g ------------------
         yv = Y[row]
         np.subtract(g_new, g, out=yv)  # one pass
@@ -235,11 +246,13 @@ def lbfgs(
     ``gtol``, for the numpy engine whenever it stops on its own, down to
     ``gtol * 1e-3``, which keeps the scipy engine's final accuracy (its stop on the
     relative reduction of ``F`` and the quadratic polish usually end far below ``gtol``);
-    see :mod:`ufm.solvers.polish`), ``polish_from`` (1e-6: the numpy engine's L-BFGS stops
+    see :mod:`ufm.solvers.polish`), ``polish_from`` (1e-4: the numpy engine's L-BFGS stops
     once the gradient norm is below ``max(gtol, polish_from)`` and the Newton-CG polish
-    takes it to ``gtol`` -- one or two quadratic steps instead of ~100 linear ones; should
-    the polish stop short, L-BFGS resumes from its point to ``gtol`` as with ``polish_from=0``,
-    which turns the hand-over off), ``engine`` ("auto", the default: "numpy", then
+    takes it to ``gtol`` -- two or three Newton steps of ~15 Hessian products where L-BFGS
+    would take ~20 evaluations per decade of the gradient norm; should the polish stop short
+    (a refused step, or one that does not halve the gradient norm), L-BFGS resumes from its
+    point to a ten times smaller hand-over and the polish is tried again, down to ``gtol``;
+    ``polish_from=0`` turns the hand-over off), ``engine`` ("auto", the default: "numpy", then
     "scipy" from the same start if the numpy engine stops without converging -- see
     the module docstring; "numpy", the lean implementation of this module, several
     times faster per iteration; "scipy", L-BFGS-B), ``maxcor`` (correction pairs; None:
@@ -250,11 +263,13 @@ def lbfgs(
     ``precondition`` (None; "gn": the numpy engine's initial inverse Hessian is ``gamma P``
     with the block-diagonal Gauss-Newton preconditioner ``P`` of
     :mod:`ufm.solvers.precondition`, rebuilt every 5 iterations; PAL losses, ``h_scale`` 1;
-    the scipy engine ignores it), ``group`` (False; True: both engines run on ``F``
-    restricted to one feature column per label set, :mod:`ufm.grouped` -- exact for any
-    design, with the same critical points, values and gradient norms; each evaluation
-    costs ``G`` columns instead of ``N``. The result, callbacks and history see the full
-    point. Not with ``h_scale`` or ``precondition``).
+    the scipy engine ignores it), ``group`` ("auto": True unless ``h_scale`` or
+    ``precondition`` is given; True: both engines and the polish run on ``F`` restricted to
+    one feature column per label set, :mod:`ufm.grouped` -- exact for any design, with the
+    same critical points, values and gradient norms; each evaluation costs ``G`` columns
+    instead of ``N``. The start is projected onto that subspace (within-set means, which
+    never raise ``F``). The result, callbacks and history see the full point. Not with
+    ``h_scale`` or ``precondition``; False: the full space).
 
     Status: converged on ``gtol``/``ftol``, ``MAX_ITER`` (also when the callback stops
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
@@ -277,9 +292,12 @@ def lbfgs(
     if o["precondition"] is not None and (o["h_scale"] != 1.0 or problem.loss not in ("pal", "pal-normalized")):
         raise param_error("lbfgs", "precondition", "None with h_scale != 1 or a non-PAL loss",
                           o["precondition"])
-    if not isinstance(o["group"], (bool, np.bool_)):
-        raise param_error("lbfgs", "group", "True or False", o["group"])
-    if o["group"] and (o["h_scale"] != 1.0 or o["precondition"] is not None):
+    if not (isinstance(o["group"], (bool, np.bool_)) or o["group"] == "auto"):
+        raise param_error("lbfgs", "group", "True, False or 'auto'", o["group"])
+    full_space = o["h_scale"] != 1.0 or o["precondition"] is not None  # options of the full space
+    if isinstance(o["group"], str):  # "auto": grouped unless such an option is given
+        o["group"] = not full_space
+    elif o["group"] and full_space:
         raise param_error("lbfgs", "group", "False with h_scale != 1 or a preconditioner", o["group"])
     x = starting_point(problem, x0, o["init_scale"], rng)
     t0 = time.perf_counter()
@@ -352,59 +370,121 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     polish_steps = 0
     gtol = float(o["gtol"])
     # L-BFGS to `polish_from` (when above gtol), then Newton-CG to gtol: quadratic steps
-    # finish what L-BFGS's linear rate would take 100+ more iterations for (see POLISH_FROM)
+    # finish what L-BFGS's linear rate would take many more iterations for (see POLISH_FROM).
+    # Should the polish stop short (too far out for Newton), L-BFGS resumes to a ten times
+    # smaller hand-over and the polish is tried again; at gtol, as with polish_from=0
     switch = max(gtol, float(o["polish_from"])) if o["polish"] else gtol
     pre = GNPreconditioner(problem) if o["precondition"] == "gn" else None
+    nit, nfev_polish = 0, 0
+    max_iter = int(o["max_iter"])
+
+    def polish(y: np.ndarray, target: float, tight: float | None) -> tuple[Any, ...]:
+        """The polish from ``y``; its Newton steps are iterations (history, callback, max_iter)."""
+        done = [0]
+
+        def on_step(z: np.ndarray, fz: float, gnorm: float, t: float) -> bool:
+            done[0] += 1
+            if on_iter(nit + done[0], z, fz, gnorm, t):
+                return True
+            return nit + done[0] >= max_iter
+
+        return _polish(problem, fg, y, target, tight, on_step)
+
     try:
-        y, f, g, nit, status, message = _lbfgs_core(
-            fg, y, f, g, m=int(o["maxcor"]), max_iter=int(o["max_iter"]), gtol=switch,
-            ftol=float(o["ftol"]), on_iter=on_iter, pre=pre,
-        )
-        nfev = fg.nfev
-        if switch > gtol and status == Status.CONVERGED_GTOL:
-            x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
-            x, f, g, polish_steps, n_pol = newton_polish(problem, x, gtol=gtol)
-            nfev += n_pol
-            if float(np.linalg.norm(g)) <= gtol:
+        while True:
+            nit0 = nit
+
+            def resumed(it: int, z: np.ndarray, fz: float, gnorm: float, step: float, nit0: int = nit0) -> bool:
+                return on_iter(nit0 + it, z, fz, gnorm, step) if it else False
+
+            y, f, g, nit1, status, message, t_last = _lbfgs_core(
+                fg, y, f, g, m=int(o["maxcor"]), max_iter=max(max_iter - nit, 0), gtol=switch,
+                ftol=float(o["ftol"]), on_iter=on_iter if nit0 == 0 else resumed, pre=pre,
+            )
+            nit += nit1
+            if switch <= gtol or status != Status.CONVERGED_GTOL:
+                break
+            if on_iter(nit, y, f, float(np.linalg.norm(g)), t_last):  # the hand-over iterate, as any other
+                status, message = Status.MAX_ITER, _CALLBACK_STOP
+                break
+            y, f, g, steps, n_pol, stopped = polish(y, gtol, gtol * POLISH_MARGIN)
+            polish_steps += steps
+            nfev_polish += n_pol
+            nit += steps
+            gn = float(np.linalg.norm(g))
+            if gn <= gtol:
                 message = f"gradient norm below {switch:g} (L-BFGS), then below gtol (Newton-CG polish)"
-            else:  # the polish stopped short: L-BFGS resumes from its point, as without the switch
-                y = fg.to_y(x) if scaled else x
-                g = np.empty_like(y)
-                f, _ = fg(y, out=g)
-                nit0, nfev0 = nit, fg.nfev
-
-                def resumed(it: int, z: np.ndarray, fz: float, gnorm: float, step: float) -> bool:
-                    return on_iter(nit0 + it, z, fz, gnorm, step) if it else False
-
-                y, f, g, nit1, status, message = _lbfgs_core(
-                    fg, y, f, g, m=int(o["maxcor"]), max_iter=max(int(o["max_iter"]) - nit, 0), gtol=gtol,
-                    ftol=float(o["ftol"]), on_iter=resumed, pre=pre,
-                )
-                nit += nit1
-                nfev += fg.nfev - nfev0
-                switch = gtol  # the final polish below, as without the switch
-        if switch == gtol:
-            x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
-            if scaled:
-                g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
-            if o["polish"] and status in (Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.LINE_SEARCH_FAILED):
-                x, f, g, steps, n_pol = newton_polish(problem, x, gtol=gtol * POLISH_MARGIN)
-                polish_steps += steps
-                nfev += n_pol
-                if status != Status.CONVERGED_GTOL and float(np.linalg.norm(g)) <= gtol:
-                    status, message = Status.CONVERGED_GTOL, message + "; the Newton-CG polish reached gtol"
+                break
+            if stopped:
+                status = Status.MAX_ITER
+                message = _CALLBACK_STOP if nit < max_iter else "max_iter reached"
+                break
+            switch = max(gtol, 0.1 * min(switch, gn))
+        if switch <= gtol and o["polish"] and status in (
+                Status.CONVERGED_GTOL, Status.CONVERGED_FTOL, Status.LINE_SEARCH_FAILED):
+            y, f, g, steps, n_pol, _ = polish(y, gtol * POLISH_MARGIN, None)
+            polish_steps += steps
+            nfev_polish += n_pol
+            nit += steps
+            if status != Status.CONVERGED_GTOL and float(np.linalg.norm(g)) <= gtol:
+                status, message = Status.CONVERGED_GTOL, message + "; the Newton-CG polish reached gtol"
+        nfev = fg.nfev + nfev_polish
+        x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
+        if scaled:
+            g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
     except KeyboardInterrupt:
         # the last iterate seen (its buffer may since hold a line-search trial point; the
         # objective is re-evaluated at whatever point is returned)
         status, message, nit, nfev = Status.INTERRUPTED, "interrupted", int(last["it"]), fg.nfev
         x = fg.to_x(last["y"], out=np.empty(problem.n_vars)) if scaled else np.array(last["y"])
         return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist,
-                      extra={"engine": "numpy", "message": message, "polish_steps": polish_steps})
+                      extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
+                             "group": bool(o["group"])})
     finally:
         bar.close()
     return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist, f=f, g=g,
                   hint="increase `max_iter`",
-                  extra={"engine": "numpy", "message": message, "polish_steps": polish_steps})
+                  extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
+                             "group": bool(o["group"])})
+
+
+def _polish(
+    problem: UFMProblem, fg: ScaledObjective | GroupedObjective, y: np.ndarray, gtol: float,
+    tight: float | None, on_step: Callable[[np.ndarray, float, float, float], bool],
+) -> tuple[np.ndarray, float, np.ndarray, int, int, bool]:
+    """The Newton-CG polish from the working point ``y`` of ``fg``:
+    ``(y, f, g, steps, nfev, stopped)`` in ``fg``'s coordinates, ``nfev`` the evaluations
+    ``fg.nfev`` did not count, ``stopped`` when ``on_step(y, f, gnorm, t)`` ended it.
+
+    With ``group=True`` it runs on the restricted objective (its exact Hessian, ``G`` columns
+    per product): the restriction's critical points are those of ``F`` and its gradient has
+    the full one's norm, so ``gtol`` means the same. CG tolerances adapt to the gradient
+    norm (:func:`~ufm.solvers.polish.forcing`); a step that does not halve the gradient
+    norm ends the polish (L-BFGS then goes on, see :func:`lbfgs`); below ``gtol`` it goes
+    on towards ``tight`` while the distance to the critical point estimated from the last
+    Newton step exceeds ``POLISH_XTOL |x|`` (a flat landscape, see
+    :func:`~ufm.solvers.polish.newton_steps`).
+    """
+    opts: dict[str, Any] = {"gtol": gtol, "cg_rtol": None, "slow": POLISH_SLOW, "tight": tight,
+                            "xtol": POLISH_XTOL, "scale": max(problem.lam_W, problem.lam_H)}
+    if isinstance(fg, GroupedObjective):
+        z, f, gz, steps, _, stopped = newton_steps(fg, fg.hessian_operator, y, on_step=on_step, **opts)
+        return z, f, gz, steps, 0, stopped
+
+    def full(v: np.ndarray) -> tuple[float, np.ndarray]:
+        return fun_and_grad(v, problem)
+
+    def hess(v: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return hessian_operator(v, problem)
+
+    if fg.identity:
+        return newton_steps(full, hess, y, on_step=on_step, **opts)
+    x, f, g, steps, n_pol, stopped = newton_steps(
+        full, hess, fg.to_x(y, out=np.empty(problem.n_vars)),
+        on_step=lambda v, fv, gn, t: on_step(fg.to_y(v), fv, gn, t), **opts)
+    y = fg.to_y(x)
+    f, gy = fg(y)
+    return y, f, gy, steps, n_pol, stopped
 
 
 def _lbfgs_scipy(
@@ -476,4 +556,5 @@ def _lbfgs_scipy(
         bar.close()
     return finish(problem, "lbfgs", x, status, nit=state["it"], nfev=fg.nfev + state["nfev"], t0=t0,
                   history=hist, f=f, g=g, hint="increase `max_iter`",
-                  extra={"engine": "scipy", "scipy_message": scipy_message, "polish_steps": polish_steps})
+                  extra={"engine": "scipy", "scipy_message": scipy_message, "polish_steps": polish_steps,
+                         "group": bool(o["group"])})
