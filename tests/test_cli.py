@@ -24,14 +24,31 @@ def test_solve_json(capsys):
 def test_solve_group_reaches_the_same_objective(capsys):
     argv = ["solve", "--K", "4", "--d", "4", "--profile", "1:3,2:2", "--lam-W", "5e-3", "--lam-H", "5e-3",
             "--lam-b", "1e-2", "--json", "--seed", "2"]
-    assert main(argv) == 0
+    assert main([*argv, "--no-group"]) == 0
     full = json.loads(capsys.readouterr().out)
     assert main([*argv, "--group"]) == 0
     grouped = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0  # the default: grouped
+    default = json.loads(capsys.readouterr().out)
+    assert (full["grouped"], grouped["grouped"], default["grouped"]) == (False, True, True)
     assert grouped["objective"] == pytest.approx(full["objective"], rel=1e-12)
     assert abs(grouped["gap_to_theory"]) < 1e-9 and all(grouped["verdict"].values())
     assert main([*argv, "--group", "--method", "gd"]) == 2
     assert "--group does not apply to --method gd (it applies to lbfgs)" in capsys.readouterr().err
+    assert main([*argv, "--no-group", "--method", "agd"]) == 2
+    assert "--no-group does not apply to --method agd (it applies to lbfgs)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--group", "--no-group"])
+    assert exc.value.code == 2 and "not allowed with argument --group" in capsys.readouterr().err
+
+
+def test_solve_table_says_when_nc1_holds_by_construction(capsys):
+    argv = ["solve", "--K", "3", "--d", "3", "--profile", "1:2,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "the nc1 claim holds by construction; --no-group measures it" in out
+    assert main([*argv, "--no-group"]) == 0
+    assert "by construction" not in capsys.readouterr().out
 
 
 def test_solve_save(tmp_path, capsys):

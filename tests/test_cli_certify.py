@@ -116,6 +116,8 @@ def test_suite_convex_claims():
     cases = (DEFAULT_SUITE[1], DEFAULT_SUITE[-1])
     assert "imbalanced" in cases[1].name and isinstance(cases[1], SuiteCase)
     out = run_suite(cases)
+    # all N feature columns: the nc1 claim is a measurement, not inherited from the grouped solver
+    assert all(o.solver["method"] == "lbfgs" and o.solver["grouped"] is False for o in out)
     names0 = [c.name for c in out[0].verdict.claims]
     assert {"convex_value", "three_way", "certificate"} <= set(names0)
     v1 = out[1].verdict

@@ -77,6 +77,9 @@ def test_run_stores_records_and_load_returns_dataframe(tmp_path):
     assert df["verified"].all()
     assert (df["gap_to_theory"].abs() < 1e-9).all()
     assert {"nc1", "nc2_w", "nc3", "cert_gap", "param.design", "record"} <= set(df.columns)
+    # lbfgs in a sweep keeps all N columns unless the spec asks: the records' NC1 is measured
+    assert all(json.loads(f.read_text())["summary"]["grouped"] is False
+               for f in tmp_path.glob("*.json") if len(f.stem) == 64)
     again = sweep.run(SMALL, tmp_path, progress=False)
     assert (again.cached, again.computed) == (4, 0)
 

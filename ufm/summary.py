@@ -79,6 +79,8 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "nfev": result.nfev,
         "grad_norm": result.grad_norm,
         "time": result.time,
+        # solved on one feature column per label set (ufm.grouped): nc1 holds by construction
+        "grouped": bool(result.extra.get("group", False)),
         "theory": theory_dict(pred),
         "gap_to_theory": gap,
         "metrics": metrics,

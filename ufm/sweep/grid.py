@@ -27,8 +27,9 @@ a list of tables, see :func:`build_design`; a list-valued scalar field inside a 
 table is an axis too); ``d``; the regularisation as ``lam_W`` and ``lam_H``, or ``mu``
 with ``lam_ratio`` (``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``), or
 ``mu_ratio`` with ``lam_ratio``; ``lam_b`` (1e-2), ``bias`` (true), ``loss`` ("pal"),
-``solver`` ("lbfgs"), ``seed`` or ``seeds``, ``options`` (a table of solver options),
-``history`` (false: keep the NC metrics against iterations in the record). Cells whose
+``solver`` ("lbfgs"), ``seed`` or ``seeds``, ``options`` (a table of solver options; in a
+sweep ``lbfgs`` keeps all ``N`` feature columns unless ``group = true`` is given, so the
+records' NC1 is measured rather than imposed by the grouped solver), ``history`` (false: keep the NC metrics against iterations in the record). Cells whose
 ``d`` evaluates below 1 are skipped; duplicate cells are kept once.
 """
 

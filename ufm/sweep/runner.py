@@ -128,6 +128,8 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     options = dict(cell["options"])
     if cell["solver"] != "convex":
         options.setdefault("history_metrics", bool(cell["history"]))
+    if cell["solver"] == "lbfgs" and "fixed_W" not in options:
+        options.setdefault("group", False)  # all N columns unless the spec asks: nc1 measured, not imposed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = solve(problem, cell["solver"], rng=int(cell["seed"]), **options)
