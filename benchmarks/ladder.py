@@ -70,14 +70,15 @@ class SolverSpec:
 COMMON = {"history_every": 0, "history_metrics": False, "max_iter": 10_000_000}
 
 FAST_SOLVERS = (
-    SolverSpec("lbfgs (m=1)", "lbfgs", {"polish_from": 0.0},
-               "`ufm.solve(p, 'lbfgs', polish_from=0)`, engine 'auto': the lean numpy L-BFGS (m = 1) "
-               "iterating to the certified iterate (no hand-over to Newton-CG), scipy's from the same "
-               "start if it does not converge"),
+    SolverSpec("lbfgs (m=1)", "lbfgs", {"polish_from": 0.0, "group": False},
+               "`ufm.solve(p, 'lbfgs', polish_from=0, group=False)`, engine 'auto': the lean numpy L-BFGS "
+               "(m = 1) on all N feature columns, iterating to the certified iterate (no hand-over to "
+               "Newton-CG), scipy's from the same start if it does not converge"),
     SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True, "polish_from": 0.0},
                "`ufm.solve(p, 'lbfgs', group=True, polish_from=0)`: the same on F restricted to one feature "
                "column per label set (`ufm.grouped`, exact for any design); callbacks see the full point"),
-    SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"}, "scipy L-BFGS-B, m = 20"),
+    SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"},
+               "scipy L-BFGS-B, m = 20, on the grouped objective (the default `group='auto'`)"),
     SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),
 )
 

@@ -60,6 +60,21 @@ def _mean_cross_angle(U: np.ndarray, V: np.ndarray, matched: np.ndarray, block: 
     return total / count if count else float("nan")
 
 
+def _angles_deg(U: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """:func:`_angle_deg` of each column pair ``(U[:, j], V[:, j])``, vectorised (nan where a
+    column is zero)."""
+    nu, nv = np.linalg.norm(U, axis=0), np.linalg.norm(V, axis=0)
+    ok = (nu > 0) & (nv > 0)
+    out = np.full(U.shape[1], np.nan)
+    if not ok.any():
+        return out
+    Un, Vn = U[:, ok] / nu[ok], V[:, ok] / nv[ok]
+    c = np.einsum("ij,ij->j", U[:, ok], V[:, ok]) / (nu[ok] * nv[ok])
+    s = np.linalg.norm(Un - c * Vn, axis=0)  # atan2 of sine and cosine: accurate near 0
+    out[ok] = np.degrees(np.arctan2(s, c))
+    return out
+
+
 def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
     if nu == 0 or nv == 0:
@@ -419,9 +434,12 @@ def tagwise(
         if mm < 2:
             continue
         gs = np.flatnonzero(groups.multiplicity == mm)
-        sums = np.stack([ref[:, list(groups.sets[g])].sum(axis=1) for g in gs], axis=1)  # (d, n)
+        member = np.zeros((ref.shape[1], gs.size))  # member[k, j] = 1 if class k is in set gs[j]
+        for j, g in enumerate(gs):
+            member[list(groups.sets[g]), j] = 1.0
+        sums = ref @ member  # (d, n): sum_{k in S} h_k per set
         hs = groups.means[:, gs]
-        angles = np.array([_angle_deg(hs[:, j], sums[:, j]) for j in range(gs.size)])
+        angles = _angles_deg(hs, sums)
         nrm_mean = np.linalg.norm(sums, axis=0) / mm
         with np.errstate(divide="ignore", invalid="ignore"):
             scales = np.where(nrm_mean > 0, np.linalg.norm(hs, axis=0) / nrm_mean, np.nan)
