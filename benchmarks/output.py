@@ -411,7 +411,9 @@ def user_path_markdown(results: dict[str, Any]) -> list[str]:
         met = "met" if ratio is not None and ratio <= DEFAULT_CALL_TARGET else "**not met**"
         verdict.append(f"- {size['size']}: default call {dc['time']:.3g} s = {_fmt(ratio)}x the fastest "
                        f"configuration ({fast['label'] if fast else '—'}, {_fmt(ft)} s): {met}; "
-                       f"{dc['nfev']} evaluations and {dc['polish_steps']} Newton-CG steps ({dc['message']}).")
+                       f"{dc['nfev']} evaluations{' (grouped)' if dc.get('grouped') else ''}, "
+                       f"{dc['polish_steps']} Newton-CG steps with {dc.get('hessian_products', '?')} Hessian-vector "
+                       f"products ({dc['message']}).")
     L += ["", *verdict, "", "## History cost", "",
           "The default history records `iter`, `fun`, `grad_norm`, `step` and `time` at every iteration "
           "(NC metrics only with `history_metrics`). Share = time inside the recorder "

@@ -376,6 +376,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     switch = max(gtol, float(o["polish_from"])) if o["polish"] else gtol
     pre = GNPreconditioner(problem) if o["precondition"] == "gn" else None
     nit, nfev_polish = 0, 0
+    hvp_count = [0]  # Hessian-vector products of the polish (each costs about two evaluations)
     max_iter = int(o["max_iter"])
 
     def polish(y: np.ndarray, target: float, tight: float | None) -> tuple[Any, ...]:
@@ -388,7 +389,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
                 return True
             return nit + done[0] >= max_iter
 
-        return _polish(problem, fg, y, target, tight, on_step)
+        return _polish(problem, fg, y, target, tight, on_step, hvp_count)
 
     try:
         while True:
@@ -439,22 +440,23 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
         x = fg.to_x(last["y"], out=np.empty(problem.n_vars)) if scaled else np.array(last["y"])
         return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist,
                       extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
-                             "group": bool(o["group"])})
+                             "hessian_products": hvp_count[0], "group": bool(o["group"])})
     finally:
         bar.close()
     return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist, f=f, g=g,
                   hint="increase `max_iter`",
                   extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
-                             "group": bool(o["group"])})
+                             "hessian_products": hvp_count[0], "group": bool(o["group"])})
 
 
 def _polish(
     problem: UFMProblem, fg: ScaledObjective | GroupedObjective, y: np.ndarray, gtol: float,
-    tight: float | None, on_step: Callable[[np.ndarray, float, float, float], bool],
+    tight: float | None, on_step: Callable[[np.ndarray, float, float, float], bool], products: list[int],
 ) -> tuple[np.ndarray, float, np.ndarray, int, int, bool]:
     """The Newton-CG polish from the working point ``y`` of ``fg``:
     ``(y, f, g, steps, nfev, stopped)`` in ``fg``'s coordinates, ``nfev`` the evaluations
-    ``fg.nfev`` did not count, ``stopped`` when ``on_step(y, f, gnorm, t)`` ended it.
+    ``fg.nfev`` did not count, ``stopped`` when ``on_step(y, f, gnorm, t)`` ended it;
+    ``products[0]`` counts the Hessian-vector products.
 
     With ``group=True`` it runs on the restricted objective (its exact Hessian, ``G`` columns
     per product): the restriction's critical points are those of ``F`` and its gradient has
@@ -467,15 +469,23 @@ def _polish(
     """
     opts: dict[str, Any] = {"gtol": gtol, "cg_rtol": None, "slow": POLISH_SLOW, "tight": tight,
                             "xtol": POLISH_XTOL, "scale": max(problem.lam_W, problem.lam_H)}
+
+    def counted(operator: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        def apply(v: np.ndarray) -> np.ndarray:
+            products[0] += 1
+            return operator(v)
+        return apply
+
     if isinstance(fg, GroupedObjective):
-        z, f, gz, steps, _, stopped = newton_steps(fg, fg.hessian_operator, y, on_step=on_step, **opts)
+        z, f, gz, steps, _, stopped = newton_steps(fg, lambda v: counted(fg.hessian_operator(v)), y,
+                                                   on_step=on_step, **opts)
         return z, f, gz, steps, 0, stopped
 
     def full(v: np.ndarray) -> tuple[float, np.ndarray]:
         return fun_and_grad(v, problem)
 
     def hess(v: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return hessian_operator(v, problem)
+        return counted(hessian_operator(v, problem))
 
     if fg.identity:
         return newton_steps(full, hess, y, on_step=on_step, **opts)
