@@ -37,6 +37,8 @@ from .ladder import (
 )
 from .tracker import RunRecord, _Counter, peak_memory, run
 
+PAIRS = 9  # default call and fastest configuration alternated (S, M; L: 1 pair)
+
 FAST_ONLY = ("lbfgs (m=1)", "lbfgs (grouped)")  # what runs at --fast-only sizes (the fastest by far at L)
 GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time
 SCALING_CAP = 20.0  # the same for the scaled GD of the scaling study
@@ -197,6 +199,14 @@ def user_rows(problem: ufm.UFMProblem, name: str, F_star: float, repeats: int, a
         "peak_mem": None, "checks": 0, "default_call": True,
         "note": "every option at its default (seed 0: the same start); whole call timed; certified and "
                 "verified afterwards, outside the timing"})
+    fast = output._fastest_config(out)
+    spec = next((sp for sp in FAST_SOLVERS if fast is not None and sp.label == fast["label"]), None)
+    if spec is not None and fast is not None and fast.get("cert"):
+        pairs = PAIRS if name != "L" else 1
+        out["paired"] = user_path.paired_with_fastest(problem, spec, int(fast["cert"]["it"]), pairs)
+        pr = out["paired"]
+        _log(f"  paired with {pr['label']} ({pairs} pairs): default {pr['default']:.3g} s, fastest "
+             f"{pr['fastest']:.3g} s, ratio {pr['ratio']:.3g} ({pr['ratio_min']:.3g}..{pr['ratio_max']:.3g})")
     cli = user_path.cli_call(size, max(1, min(repeats, 3)), timeout=args.budget)
     _log(f"  CLI {cli['command']}: {cli['time']} s, all claims pass: {cli.get('all_pass')}")
     out["cli"] = cli

@@ -177,6 +177,34 @@ def contention(problem: ufm.UFMProblem, repeats: int) -> dict[str, Any]:
     return out
 
 
+def paired_with_fastest(problem: ufm.UFMProblem, spec: Any, k: int, pairs: int) -> dict[str, Any]:
+    """The default call and the fastest configuration's uninstrumented run to its certified
+    iterate (``spec`` stopped at iteration ``k``, as in :func:`benchmarks.tracker.replay`),
+    alternated ``pairs`` times in this process: their ratio, side by side. A call at S takes
+    ~10 ms, and this machine's speed drifts by up to 2x over seconds (other tenants), so two
+    medians measured minutes apart can be off by that much; pairs see the same machine."""
+    from .ladder import COMMON, start
+
+    x0 = start(problem)
+    opts = {**COMMON, **spec.options, "max_iter": k}
+    if spec.method == "lbfgs" and opts.get("engine", "auto") == "auto":
+        opts["engine"] = "numpy"  # as the replay: `auto` would fall back to scipy after max_iter
+    defaults, fastest, ratios = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ufm.ConvergenceWarning)
+        for _ in range(pairs):
+            td = _solve_default(problem)[0]
+            t = time.perf_counter()
+            ufm.solve(problem, spec.method, x0.copy(), **opts)
+            tf = time.perf_counter() - t
+            defaults.append(td)
+            fastest.append(tf)
+            ratios.append(td / tf)
+    return {"label": spec.label, "pairs": pairs, "default": statistics.median(defaults),
+            "fastest": statistics.median(fastest), "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
 def _wall(cmd: list[str], repeats: int) -> float:
     ts = []
     for _ in range(repeats):

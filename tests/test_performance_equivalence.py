@@ -400,7 +400,14 @@ def test_benchmark_tracker_and_tables_on_a_tiny_problem(tmp_path):
     size["contention"] = {"single_thread": True, "cores": 2, "alone": 1.0, "busy": 1.2, "slowdown": 1.2,
                           "fair_slowdown": 1.0, "beyond_share": 1.2}
     text = output.markdown(results)
-    assert "| T | 0.6 | 12 | 11 | 1.0e-15 | PASS | x | 0.4 | 1.5 | gd | 7.33 | hb | 1.67 |" in text
+    assert "| T | 0.6 | 12 | 11 | 1.0e-15 | PASS | x | 0.4 | 1.5 | — | gd | 7.33 | hb | 1.67 |" in text
     assert "- T: default call 0.6 s = 1.5x the fastest configuration (x, 0.4 s): met" in text
+    # alternated with the fastest configuration: the paired ratio is the one judged
+    size["paired"] = {"label": "x", "pairs": 9, "default": 0.62, "fastest": 0.38, "ratio": 1.6, "ratio_min": 1.4,
+                      "ratio_max": 1.9}
+    text = output.markdown(results)
+    assert "| T | 0.6 | 12 | 11 | 1.0e-15 | PASS | x | 0.4 | 1.5 | 1.6 (1.4..1.9) | gd | 7.33 | hb | 1.67 |" in text
+    assert ("- T: default call 0.6 s = 1.5x the fastest configuration (x, 0.4 s); paired with it (9 alternations): "
+            "0.62 s against 0.38 s, ratio 1.6 (1.4..1.9): **not met**") in text
     assert "| T | 1 thread | 1 | 1.2 | 1.20 | 1.00 | 1.20 (met) |" in text
 

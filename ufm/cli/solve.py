@@ -38,7 +38,7 @@ def add(sub: Any) -> None:
                                "any design: every critical point has one feature per set; see ufm.grouped). "
                                "The default (neither flag): grouped")
     grouping.add_argument("--no-group", action="store_const", const=False, dest="group",
-                          help="lbfgs: solve F on all N feature columns")
+                          help="lbfgs: solve F on all N feature columns (nc1 is then measured, not imposed)")
     p.add_argument("--fixed-classifier", metavar="etf[:SCALE]", default=None, dest="fixed_classifier",
                    help="freeze W to a simplex ETF with rows of norm SCALE (default 1; needs d >= K-1) and "
                         "minimise over (H, b) only (exact Newton; see ufm.fixed)")

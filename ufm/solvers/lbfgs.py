@@ -18,7 +18,10 @@ Three engines behind one interface:
   resolves the decrease. A general-purpose method: nothing about the solution is assumed.
 - ``engine="scipy"``: :func:`scipy.optimize.minimize` with L-BFGS-B (no bounds).
 
-Both engines end, if needed, with the Newton-CG polish of :mod:`ufm.solvers.polish`.
+Both engines end, if needed, with the Newton-CG polish of :mod:`ufm.solvers.polish`; the
+numpy engine hands over to it once the gradient norm is below ``polish_from``. By default
+(``group="auto"``) both run on ``F`` restricted to one feature column per label set
+(:mod:`ufm.grouped`, exact), the polish too.
 """
 
 from __future__ import annotations
