@@ -199,26 +199,30 @@ class GroupedObjective:
             colw = n * m / N if p.loss == "pal" else n / N
             Gz = P * colw - Yg * (n / N if p.loss == "pal" else n / (N * m))
         Gp = Gz * r
-
+        colw_r = colw * r  # dG' = (loss Hessian along dZ) diag(r): the weights folded together
+        curv_r = curv * r if curv is not None else None
+        sqrt_n = self.sqrt_n  # hb = dG_Z 1 = dG' sqrt(n)
         bZ, bG, bT, bW = np.empty((K, G)), np.empty((K, G)), np.empty((d, G)), np.empty((K, d))
         colsum = np.empty(G)
 
         def apply(v: np.ndarray) -> np.ndarray:
-            # every (K, G) and (d, G) temporary preallocated: fresh ones cost page faults
+            # no (K, G) or (d, G) temporaries: fresh ones cost page faults (3.1 -> 1.85 ms at M).
+            # (dgemm accumulating onto Fortran views saved 0.2 ms at M but cost 150 ms at L.)
             VW, VHt, vb = v[:kd].reshape(K, d), v[h].reshape(d, G), v[h.stop :]
             dZ = np.matmul(VW, Hs, out=bZ)
+            # dZ^T (G, K) += (V_Ht diag(r))^T W^T
             dZ += np.matmul(W, np.multiply(VHt, r, out=bT), out=bG)
             if p.bias:
                 dZ += vb[:, None]
-            if curv is not None:
-                dGz = np.multiply(curv, dZ, out=dZ)
+            if curv_r is not None:
+                dGp = np.multiply(dZ, curv_r, out=dZ)
             else:
-                assert P is not None
-                dGz = np.multiply(P, dZ, out=dZ)
-                np.add.reduce(dGz, axis=0, out=colsum)
-                dGz -= np.multiply(P, colsum, out=bG)
-                dGz *= colw
-            dGp = np.multiply(dGz, r, out=bG)
+                assert P is not None  # (diag p - p p^T) dz = p * (dz - p'dz), per column
+                np.einsum("ij,ij->j", P, dZ, out=colsum)
+                dZ -= colsum
+                dZ *= P
+                dZ *= colw_r
+                dGp = dZ
             out = np.empty(self.n_vars)
             hW, hH, hb = out[:kd].reshape(K, d), out[h].reshape(d, G), out[h.stop :]
             np.matmul(dGp, Ht.T, out=hW)
@@ -228,7 +232,7 @@ class GroupedObjective:
             hH += np.matmul(VW.T, Gp, out=bT)
             hH += np.multiply(VHt, p.lam_H, out=bT)
             if p.bias:
-                np.add.reduce(dGz, axis=1, out=hb)
+                np.matmul(dGp, sqrt_n, out=hb)
                 hb += p.lam_b * vb
             return out
 
