@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from subprocs import sigint_default
 
 from ufm.files import DirLock
 
@@ -216,7 +217,7 @@ def test_interrupt_exits_130_and_keeps_the_iterate():
     proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "solve", "--K", "30", "--d", "30", "--profile",
                              "1:5,2:2", "--lam-W", "1e-4", "--lam-H", "1e-4", "--method", "gd", "--step", "1e-3",
                              "--max-iter", "100000000", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=sigint_default)
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

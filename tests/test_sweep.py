@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from subprocs import sigint_default
 
 from ufm import sweep
 from ufm.exceptions import UFMError
@@ -107,7 +108,7 @@ def _start(spec_path: Path, out: Path, jobs: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ufm.cli", "sweep", str(spec_path), "--out", str(out), "--jobs", str(jobs),
            "--no-progress"]
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=sigint_default)
 
 
 def _wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
