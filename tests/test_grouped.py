@@ -220,3 +220,27 @@ def test_a_refused_polish_hands_back_to_lbfgs(monkeypatch):
     # tried at 1e-4, then at ten times smaller hand-overs, each from a smaller gradient
     assert len(calls) >= 3 and all(b < a for a, b in zip(calls, calls[1:]))
     assert calls[0] <= 1e-4
+
+
+def test_an_interrupt_in_the_polish_returns_its_last_iterate(monkeypatch):
+    p = _problem("random", d=3, lam=1e-2)
+    free = ufm.solve(p, rng=0)
+    assert free.extra["hessian_products"] > 4
+    orig = GroupedObjective.hessian_operator
+    calls = [0]
+
+    def interrupted(self, z):
+        apply = orig(self, z)
+
+        def a(v):
+            calls[0] += 1
+            if calls[0] == free.extra["hessian_products"] - 2:  # inside the last CG solve
+                raise KeyboardInterrupt
+            return apply(v)
+        return a
+
+    monkeypatch.setattr(GroupedObjective, "hessian_operator", interrupted)
+    res = ufm.solve(p, rng=0)
+    assert res.status.name == "INTERRUPTED" and free.nit - free.extra["polish_steps"] <= res.nit < free.nit
+    assert fun_and_grad(res.x, p)[0] == pytest.approx(res.fun, rel=1e-14)  # F of the point returned
+    assert res.history["iter"][-1] == res.nit
