@@ -82,3 +82,21 @@ def test_bad_input_is_one_clear_line(argv, needle, capsys):
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("ufm: error:") and needle in err, err
     assert "Traceback" not in err
+
+
+def test_solve_interrupted_while_verifying_keeps_the_solution(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("ufm.verify"), "verify", interrupted)
+    path = tmp_path / "sol.npz"
+    code = main(["solve", "--K", "3", "--d", "3", "--profile", "1:2,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3",
+                 "--save", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and len(err.splitlines()) == 1
+    assert err.startswith("ufm: interrupted while verifying; the solver had finished: CONVERGED_GTOL, F = ")
+    assert f"saved to {path}" in err
+    data = np.load(path)
+    assert data["W"].shape == (3, 3) and data["H"].shape == (3, 9) and data["Y"].shape == (3, 9)

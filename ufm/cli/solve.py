@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..exceptions import UFMError
@@ -101,13 +102,37 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, problem)
 
 
+def _verified(problem: Any, result: Any) -> tuple[dict, Any]:
+    """The summary of ``result`` and its verdict (the theorem's claims, or a frozen classifier's)."""
+    from ..summary import summarize
+
+    if result.extra.get("fixed_W"):
+        from ..fixed import predict_fixed, verify_fixed
+
+        pred = predict_fixed(problem, result.W)
+        verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
+    else:
+        from ..theory import predict
+        from ..verify import verify
+
+        pred = predict(problem)
+        verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
+    return summarize(problem, result, pred, verdict=verdict), verdict  # verified once, printed by the caller
+
+
+def _save(path: str, problem: Any, result: Any) -> None:
+    from ..files import save_npz_atomic
+
+    save_npz_atomic(path, W=result.W, H=result.H, b=result.b, Y=problem.design.Y,
+                    lam_W=problem.lam_W, lam_H=problem.lam_H, lam_b=problem.lam_b, bias=problem.bias)
+
+
 def _run(args: argparse.Namespace, problem: Any) -> int:
     import numpy as np
 
-    from ..files import check_output_file, save_npz_atomic
+    from ..files import check_output_file
     from ..result import Status
     from ..solvers.multistart import solve_starts
-    from ..summary import summarize
 
     opts = _options(args)
     if args.fixed_classifier is not None:
@@ -116,23 +141,19 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         check_output_file(args.save, "--save")  # before the work, not after it
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run says NUMERICAL_ERROR instead
         result = solve_starts(problem, args.method, args.starts, args.seed, **opts)
-        if result.extra.get("fixed_W"):
-            from ..fixed import predict_fixed, verify_fixed
-
-            pred = predict_fixed(problem, result.W)
-            verdict = verify_fixed(problem, result.W, result.H, result.b, prediction=pred)
-        else:
-            from ..theory import predict
-            from ..verify import verify
-
-            pred = predict(problem)
-            verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
-        summary = summarize(problem, result, pred, verdict=verdict)  # verified once, printed below
+        try:
+            summary, verdict = _verified(problem, result)
+        except KeyboardInterrupt:  # Ctrl-C after the solve: keep what it found
+            if args.save:
+                _save(args.save, problem, result)
+            print(f"ufm: interrupted while verifying; the solver had finished: {result.status.name}, "
+                  f"F = {result.fun:.15g}, |grad| = {result.grad_norm:.2e}"
+                  + (f"; saved to {args.save}" if args.save else ""), file=sys.stderr)
+            return 130
     if "starts" in result.extra:
         summary["starts"] = result.extra["starts"]
     if args.save:
-        save_npz_atomic(args.save, W=result.W, H=result.H, b=result.b, Y=problem.design.Y,
-                        lam_W=problem.lam_W, lam_H=problem.lam_H, lam_b=problem.lam_b, bias=problem.bias)
+        _save(args.save, problem, result)
     code = 0 if (result.success and summary["verified"] is True) else 1
     if result.status == Status.INTERRUPTED:
         code = 130
