@@ -214,10 +214,11 @@ def test_broken_pipe_is_quiet():
 
 
 def test_interrupt_exits_130_and_keeps_the_iterate():
-    proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "solve", "--K", "30", "--d", "30", "--profile",
-                             "1:5,2:2", "--lam-W", "1e-4", "--lam-H", "1e-4", "--method", "gd", "--step", "1e-3",
-                             "--max-iter", "100000000", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV, preexec_fn=sigint_default)
+    with sigint_default():
+        proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "solve", "--K", "30", "--d", "30", "--profile",
+                                 "1:5,2:2", "--lam-W", "1e-4", "--lam-H", "1e-4", "--method", "gd", "--step", "1e-3",
+                                 "--max-iter", "100000000", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=ENV)
     time.sleep(4.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

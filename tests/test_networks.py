@@ -154,9 +154,10 @@ def test_cli_train_interrupted_keeps_its_epochs_and_exits_130(tmp_path):
     from subprocs import sigint_default
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "train", "--epochs", "100000", "--out", str(out),
-                             "--K", "4", "--profile", "1:8,2:3", "--d", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    with sigint_default():
+        proc = subprocess.Popen([sys.executable, "-m", "ufm.cli", "train", "--epochs", "100000", "--out", str(out),
+                                 "--K", "4", "--profile", "1:8,2:3", "--d", "4"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "epoch_002.npz").exists():
         time.sleep(0.2)

@@ -107,8 +107,9 @@ def test_corrupt_partial_and_stale_files_are_recomputed(tmp_path):
 def _start(spec_path: Path, out: Path, jobs: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ufm.cli", "sweep", str(spec_path), "--out", str(out), "--jobs", str(jobs),
            "--no-progress"]
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=sigint_default)
+    with sigint_default():
+        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
 
 
 def _wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
