@@ -274,6 +274,11 @@ def lbfgs(
     never raise ``F``). The result, callbacks and history see the full point. Not with
     ``h_scale`` or ``precondition``; False: the full space).
 
+    ``Result.extra``: ``engine``, ``engines_tried`` (and ``fallback`` after one), ``group``
+    (whether it ran grouped), ``polish_steps``; from the numpy engine also ``message`` and
+    ``hessian_products`` (the polish's Hessian-vector products, not in ``nfev``; its Newton
+    steps are counted in ``nit``), from the scipy engine ``scipy_message``.
+
     Status: converged on ``gtol``/``ftol``, ``MAX_ITER`` (also when the callback stops
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
     -- which at these tolerances usually means float64 precision was reached; the
