@@ -210,7 +210,7 @@ class GroupedObjective:
             # (dgemm accumulating onto Fortran views saved 0.2 ms at M but cost 150 ms at L.)
             VW, VHt, vb = v[:kd].reshape(K, d), v[h].reshape(d, G), v[h.stop :]
             dZ = np.matmul(VW, Hs, out=bZ)
-            # dZ^T (G, K) += (V_Ht diag(r))^T W^T
+            # dZ = V_W Hs + W V_Ht diag(r)
             dZ += np.matmul(W, np.multiply(VHt, r, out=bT), out=bG)
             if p.bias:
                 dZ += vb[:, None]
