@@ -26,32 +26,47 @@ import pytest
 import ufm
 import ufm.grouped as grouped
 from ufm import UFMProblem, balanced, imbalanced_single, random_subset
+from ufm.designs import from_counts
 from ufm.exceptions import ConvergenceWarning, UFMError
-from ufm.grouped import GroupedObjective
+from ufm.grouped import GroupedObjective, random_start, solver_width, width_basis
 from ufm.objective import fun_and_grad, hvp, random_point, unpack
 
 DESIGNS = {
     "balanced": lambda: balanced(4, {1: 3, 2: 2, 4: 1}),
     "imbalanced": lambda: imbalanced_single(5, [1, 4, 2, 3, 6], extra={(0, 3): 2, (1, 2, 4): 3}),
     "random": lambda: random_subset(6, 7, max_multiplicity=4, count=(1, 4), rng=5),
+    "few sets": lambda: from_counts(6, {(0, 1): 3, (2, 3, 4): 2, (5,): 1}),  # G = 3 < K
 }
+WIDE = 10  # d above min(K, G) + 1 for every design: the grouped solver works in fewer dimensions
 
 
 def _problem(design: str, loss: str = "pal", bias: bool = True, d: int = 3, lam: float = 2e-2) -> UFMProblem:
     return UFMProblem(DESIGNS[design](), d, 1.5 * lam, lam, 0.5 * lam if bias else 0.0, bias=bias, loss=loss)
 
 
+def _objective(p: UFMProblem, wide: bool, rng: np.random.Generator) -> GroupedObjective:
+    """The grouped objective, in ``min(K, G) + 1`` dimensions (a basis from a random start) when ``wide``."""
+    if not wide:
+        return GroupedObjective(p)
+    Q = width_basis(p, random_point(p, rng=rng))
+    assert Q is not None and Q.shape == (p.d, solver_width(p))
+    return GroupedObjective(p, Q)
+
+
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("small", [True, False])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("loss", ["pal", "pal-normalized", "bce"])
 @pytest.mark.parametrize("design", sorted(DESIGNS))
-def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, design, loss, bias, small):
+def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, design, loss, bias, small, wide):
     if not small:
         monkeypatch.setattr(grouped, "SMALL", 0)  # the per-block path of large problems
-    p = _problem(design, loss, bias)
-    fg = GroupedObjective(p)
+    p = _problem(design, loss, bias, d=WIDE if wide else 3)
+    fg = _objective(p, wide, rng)
     assert (fg.packed is not None) == small
-    assert fg.n_vars == p.K * p.d + p.d * p.design.G + (p.K if bias else 0)
+    w = min(p.K, p.design.G) + 1 if wide else p.d
+    assert fg.d == w
+    assert fg.n_vars == p.K * w + w * p.design.G + (p.K if bias else 0)
     for scale in (0.1, 3.0, 30.0):
         z = scale * rng.standard_normal(fg.n_vars)
         out = np.full(fg.n_vars, np.nan)
@@ -147,12 +162,13 @@ def test_group_option_is_validated():
         ufm.solve(p, "lbfgs", group=True, precondition="gn")
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("loss", ["pal", "pal-normalized", "bce"])
 @pytest.mark.parametrize("design", sorted(DESIGNS))
-def test_restricted_hessian_is_the_full_hessian_restricted(rng, design, loss, bias):
-    p = _problem(design, loss, bias)
-    fg = GroupedObjective(p)
+def test_restricted_hessian_is_the_full_hessian_restricted(rng, design, loss, bias, wide):
+    p = _problem(design, loss, bias, d=WIDE if wide else 3)
+    fg = _objective(p, wide, rng)
     for scale in (0.1, 3.0):
         z = scale * rng.standard_normal(fg.n_vars)
         apply = fg.hessian_operator(z)
@@ -244,3 +260,65 @@ def test_an_interrupt_in_the_polish_returns_its_last_iterate(monkeypatch):
     assert res.status.name == "INTERRUPTED" and free.nit - free.extra["polish_steps"] <= res.nit < free.nit
     assert fun_and_grad(res.x, p)[0] == pytest.approx(res.fun, rel=1e-14)  # F of the point returned
     assert res.history["iter"][-1] == res.nit
+
+
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_width_basis_keeps_the_logits_and_lowers_F(rng, design):
+    p = _problem(design, d=WIDE)
+    w = min(p.K, p.design.G) + 1
+    assert width_basis(_problem(design, d=w), random_point(_problem(design, d=w), rng=rng)) is None
+    for x in (random_point(p, scale=s, rng=rng) for s in (0.1, 5.0)):
+        Q = width_basis(p, x)
+        assert Q is not None and Q.shape == (p.d, w)
+        np.testing.assert_allclose(Q.T @ Q, np.eye(w), atol=1e-14)
+        fg, flat = GroupedObjective(p, Q), GroupedObjective(p)
+        xs = flat.to_x(flat.to_y(x))  # the within-set means: what the start becomes in any case
+        xq = fg.to_x(fg.to_y(x))
+        W, H, b = unpack(xs, p)
+        Wq, Hq, bq = unpack(xq, p)
+        np.testing.assert_allclose(Wq @ Hq, W @ H, rtol=1e-12, atol=1e-14 * np.abs(W @ H).max())
+        np.testing.assert_array_equal(bq, b)
+        assert np.linalg.norm(Wq) <= np.linalg.norm(W) * (1 + 1e-13)
+        assert np.linalg.norm(Hq) <= np.linalg.norm(H) * (1 + 1e-13)
+        assert fun_and_grad(xq, p)[0] <= fun_and_grad(xs, p)[0] * (1 + 1e-13)
+    Q0 = width_basis(p, np.zeros(p.n_vars))  # a degenerate start still gives an orthonormal basis
+    assert Q0 is not None
+    np.testing.assert_allclose(Q0.T @ Q0, np.eye(w), atol=1e-14)
+
+
+def test_random_start_has_the_projected_draws_distribution():
+    """Each set's feature entries have standard deviation ``scale / sqrt(d n_S)``, like the
+    within-set means of the full Gaussian draw; ``W``, ``b`` ``scale / sqrt(d)``."""
+    p = UFMProblem(balanced(3, {1: 9, 2: 1}), 400, 1e-2, 1e-2, 1e-2)  # sets of 9 and 1 samples
+    x = random_start(p, scale=0.3, rng=np.random.default_rng(4))
+    W, H, b = unpack(x, p)
+    for sl in p.design.group_slices:
+        assert np.all(H[:, sl] == H[:, sl.start : sl.start + 1])
+    means = np.stack([H[:, sl.start] for sl in p.design.group_slices])  # (G, d)
+    nine = means[np.asarray(p.design.counts) == 9].ravel()
+    one = means[np.asarray(p.design.counts) == 1].ravel()
+    s = 0.3 / np.sqrt(p.d)
+    assert nine.size >= 1200 and one.size >= 1200
+    assert np.std(nine) == pytest.approx(s / 3, rel=0.06)  # 1200 draws: the estimate's sd is 2%
+    assert np.std(one) == pytest.approx(s, rel=0.06)
+    assert np.std(W) == pytest.approx(s, rel=0.06)
+    with pytest.raises(UFMError, match="init_scale"):
+        ufm.solve(p, init_scale=0.0)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "scipy"])
+@pytest.mark.parametrize("design", sorted(DESIGNS))
+def test_the_default_solves_wide_problems_in_fewer_dimensions(design, engine):
+    """``d`` above ``min(K, G) + 1``: the default works in that width (``extra["width"]``) and
+    returns a full-size critical point with the value of the full-space run from the same start."""
+    p = _problem(design, d=WIDE, lam=1e-2)
+    x0 = random_point(p, scale=0.1, rng=2)
+    full = ufm.solve(p, "lbfgs", x0, engine=engine, group=False)
+    red = ufm.solve(p, "lbfgs", x0, engine=engine)
+    assert red.extra["group"] is True and red.extra["width"] == min(p.K, p.design.G) + 1
+    assert full.extra["width"] == p.d
+    assert full.success and red.success
+    assert red.W.shape == (p.K, p.d) and red.H.shape == (p.d, p.N)
+    assert np.linalg.norm(fun_and_grad(red.x, p)[1]) <= 1e-11  # the full gradient, recomputed
+    assert red.fun == pytest.approx(full.fun, rel=1e-10)
+    assert red.rel_gap is not None and red.rel_gap <= 1e-9  # a global minimum (the module docstring says why)

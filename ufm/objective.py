@@ -272,8 +272,8 @@ class Packed:
     product. For the small-problem paths of :class:`Evaluator` and
     :class:`ufm.grouped.GroupedObjective`."""
 
-    def __init__(self, problem: UFMProblem, cols: int) -> None:
-        K, d = problem.K, problem.d
+    def __init__(self, problem: UFMProblem, cols: int, d: int | None = None) -> None:
+        K, d = problem.K, problem.d if d is None else d  # d: the width of W's rows (a solver's may be smaller)
         self.K, self.d, self.cols, self.kd = K, d, cols, K * d
         self.hend = K * d + d * cols
         nb = K if problem.bias else 0

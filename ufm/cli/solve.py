@@ -182,6 +182,9 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
     if summary["grouped"]:
         print("  note     solved on one feature column per label set (exact: every critical point has "
               "one, see ufm.grouped), so the nc1 claim holds by construction; --no-group measures it")
+        if summary["solver_width"] < summary["problem"]["d"]:
+            print(f"  note     solved in {summary['solver_width']} of the d = {summary['problem']['d']} feature dimensions "
+                  "(min(K, G) + 1: its local minima are global, see ufm.grouped) and embedded")
     print(verdict.table(converged=result.success))
     if not result.success:
         print(f"  solver did not succeed: {result.message}")

@@ -115,12 +115,18 @@ class ScaledObjective:
 
 def starting_point(
     problem: UFMProblem, x0: np.ndarray | tuple | None, init_scale: float,
-    rng: np.random.Generator | int | None,
+    rng: np.random.Generator | int | None, *, grouped: bool = False,
 ) -> np.ndarray:
-    """``x0`` as a packed vector: given (packed or ``(W, H, b)``) or Gaussian of ``init_scale``."""
+    """``x0`` as a packed vector: given (packed or ``(W, H, b)``) or Gaussian of ``init_scale``
+    (``grouped``: drawn in the grouped solver's coordinates, :func:`ufm.grouped.random_start`
+    -- the distribution of the projected full draw at a fraction of its cost)."""
     if x0 is None:
         if not init_scale > 0:
             raise param_error("solver", "init_scale", "a float > 0", init_scale)
+        if grouped:
+            from ..grouped import random_start
+
+            return random_start(problem, scale=init_scale, rng=as_rng(rng))
         return random_point(problem, scale=init_scale, rng=as_rng(rng))
     if isinstance(x0, tuple):
         W, H, b = x0
@@ -183,6 +189,8 @@ class History:
             return
         iters, fun, gn, st = self._rows
         if iters and iters[-1] == it:
+            if force:  # the final point's own values (a solver's working coordinates may round differently)
+                fun[-1], gn[-1] = f, gnorm
             if force and self.metrics == "log" and math.isnan(self.data["nc2_w"][-1]):  # the final row's metrics
                 for key, value in zip(METRIC_KEYS, self._metrics(x)):
                     self.data[key][-1] = value

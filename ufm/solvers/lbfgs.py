@@ -36,7 +36,7 @@ import numpy as np
 from scipy.linalg.blas import daxpy, ddot
 
 from ..exceptions import ConvergenceWarning, param_error
-from ..grouped import GroupedObjective
+from ..grouped import GroupedObjective, width_basis
 from ..objective import fun_and_grad, hessian_operator
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
@@ -270,12 +270,15 @@ def lbfgs(
     ``precondition`` is given; True: both engines and the polish run on ``F`` restricted to
     one feature column per label set, :mod:`ufm.grouped` -- exact for any design, with the
     same critical points, values and gradient norms; each evaluation costs ``G`` columns
-    instead of ``N``. The start is projected onto that subspace (within-set means, which
-    never raise ``F``). The result, callbacks and history see the full point. Not with
+    instead of ``N``; when ``d > min(K, G) + 1`` also in that many dimensions, whose local
+    minima are global -- the module's second lemma. The start is projected onto that
+    subspace (within-set means, and a basis keeping the logits: neither raises ``F``); without
+    ``x0`` it is drawn there directly (:func:`ufm.grouped.random_start`, the projected full
+    draw's distribution). The result, callbacks and history see the full point. Not with
     ``h_scale`` or ``precondition``; False: the full space).
 
     ``Result.extra``: ``engine``, ``engines_tried`` (and ``fallback`` after one), ``group``
-    (whether it ran grouped), ``polish_steps``; from the numpy engine also ``message`` and
+    (whether it ran grouped), ``width`` (the feature dimension it worked in), ``polish_steps``; from the numpy engine also ``message`` and
     ``hessian_products`` (the polish's Hessian-vector products, not in ``nfev``; its Newton
     steps are counted in ``nit``), from the scipy engine ``scipy_message``.
 
@@ -307,7 +310,7 @@ def lbfgs(
         o["group"] = not full_space
     elif o["group"] and full_space:
         raise param_error("lbfgs", "group", "False with h_scale != 1 or a preconditioner", o["group"])
-    x = starting_point(problem, x0, o["init_scale"], rng)
+    x = starting_point(problem, x0, o["init_scale"], rng, grouped=bool(o["group"]))
     t0 = time.perf_counter()
     if engine != "auto":
         return _run_engine(problem, engine, x, o, t0)
@@ -345,7 +348,9 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
-    fg = GroupedObjective(problem) if o["group"] else ScaledObjective(problem, o["h_scale"])
+    # grouped: one feature per set, in min(K, G) + 1 dimensions when d is larger (ufm.grouped)
+    fg = GroupedObjective(problem, width_basis(problem, x)) if o["group"] else ScaledObjective(problem, o["h_scale"])
+    o["width"] = fg.d if isinstance(fg, GroupedObjective) else problem.d
     if engine == "scipy":
         return _lbfgs_scipy(problem, fg, x, o, hist, bar, t0)
     scaled = not fg.identity
@@ -448,13 +453,15 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
         x = fg.to_x(last["y"], out=np.empty(problem.n_vars)) if scaled else np.array(last["y"])
         return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist,
                       extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
-                             "hessian_products": hvp_count[0], "group": bool(o["group"])})
+                             "hessian_products": hvp_count[0], "group": bool(o["group"]),
+                             "width": o["width"]})
     finally:
         bar.close()
     return finish(problem, "lbfgs", x, status, nit=nit, nfev=nfev, t0=t0, history=hist, f=f, g=g,
                   hint="increase `max_iter`",
                   extra={"engine": "numpy", "message": message, "polish_steps": polish_steps,
-                             "hessian_products": hvp_count[0], "group": bool(o["group"])})
+                             "hessian_products": hvp_count[0], "group": bool(o["group"]),
+                             "width": o["width"]})
 
 
 def _polish(
@@ -575,4 +582,4 @@ def _lbfgs_scipy(
     return finish(problem, "lbfgs", x, status, nit=state["it"], nfev=fg.nfev + state["nfev"], t0=t0,
                   history=hist, f=f, g=g, hint="increase `max_iter`",
                   extra={"engine": "scipy", "scipy_message": scipy_message, "polish_steps": polish_steps,
-                         "group": bool(o["group"])})
+                         "group": bool(o["group"]), "width": o["width"]})
