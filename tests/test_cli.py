@@ -51,6 +51,46 @@ def test_solve_table_says_when_nc1_holds_by_construction(capsys):
     assert "by construction" not in capsys.readouterr().out
 
 
+def test_solve_table_says_when_it_solved_in_fewer_dimensions(capsys):
+    argv = ["solve", "--K", "4", "--d", "20", "--profile", "1:2,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3"]
+    assert main(argv) == 0
+    assert "solved in 6 of the d = 20 feature dimensions" in capsys.readouterr().out  # 4 + 1 + ceil(4/4)
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["solver_width"] == 6
+    assert main([*argv, "--no-group"]) == 0
+    assert "feature dimensions" not in capsys.readouterr().out
+
+
+def test_solve_certifies_once_and_the_table_skips_the_metrics(capsys, monkeypatch):
+    """The certificate ufm.solve attached is the one verified (not computed again); the NC
+    metrics, which the table does not print, only for --json."""
+    import ufm.certificate
+    import ufm.summary
+
+    calls = {"certify": 0, "metrics": 0}
+    certify, all_metrics = ufm.certificate.certify, ufm.summary.all_metrics
+
+    def counted_certify(*a, **k):
+        calls["certify"] += 1
+        return certify(*a, **k)
+
+    def counted_metrics(*a, **k):
+        calls["metrics"] += 1
+        return all_metrics(*a, **k)
+
+    monkeypatch.setattr(ufm.certificate, "certify", counted_certify)
+    monkeypatch.setattr(ufm.summary, "all_metrics", counted_metrics)
+    argv = ["solve", "--K", "4", "--d", "4", "--profile", "1:2,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert calls == {"certify": 1, "metrics": 0}
+    assert "PASS  certificate" in out and "verified: true" in out
+    assert main([*argv, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert calls == {"certify": 2, "metrics": 1}
+    assert summary["metrics"]["nc1"] is not None and summary["certificate"]["rel_gap"] < 1e-9
+
+
 def test_solve_save(tmp_path, capsys):
     path = tmp_path / "sol.npz"
     assert main(["solve", "--K", "3", "--d", "2", "--profile", "1:2", "--lam-W", "1e-2",

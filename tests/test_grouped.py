@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -37,15 +38,27 @@ DESIGNS = {
     "random": lambda: random_subset(6, 7, max_multiplicity=4, count=(1, 4), rng=5),
     "few sets": lambda: from_counts(6, {(0, 1): 3, (2, 3, 4): 2, (5,): 1}),  # G = 3 < K
 }
-WIDE = 10  # d above min(K, G) + 1 for every design: the grouped solver works in fewer dimensions
+WIDE = 12  # d above solver_width for every design: the grouped solver works in fewer dimensions
 
 
 def _problem(design: str, loss: str = "pal", bias: bool = True, d: int = 3, lam: float = 2e-2) -> UFMProblem:
     return UFMProblem(DESIGNS[design](), d, 1.5 * lam, lam, 0.5 * lam if bias else 0.0, bias=bias, loss=loss)
 
 
+def _width(p: UFMProblem) -> int:
+    """The width the docs promise: ``r + 1 + ceil(r / 4)`` with ``r = min(K, G)``."""
+    r = min(p.K, p.design.G)
+    return r + 1 + math.ceil(r / 4)
+
+
+def test_solver_width_of_the_docs():
+    assert solver_width(UFMProblem(balanced(10, {1: 5, 2: 1}), 512, 1e-3, 1e-3)) == 14  # 10 + 1 + 3
+    assert solver_width(UFMProblem(balanced(50, {1: 2}), 64, 1e-3, 1e-3)) == 64  # 50 + 1 + 13
+    assert solver_width(_problem("few sets")) == 5  # G = 3: 3 + 1 + 1
+
+
 def _objective(p: UFMProblem, wide: bool, rng: np.random.Generator) -> GroupedObjective:
-    """The grouped objective, in ``min(K, G) + 1`` dimensions (a basis from a random start) when ``wide``."""
+    """The grouped objective, in ``solver_width`` dimensions (a basis from a random start) when ``wide``."""
     if not wide:
         return GroupedObjective(p)
     Q = width_basis(p, random_point(p, rng=rng))
@@ -64,7 +77,7 @@ def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, desig
     p = _problem(design, loss, bias, d=WIDE if wide else 3)
     fg = _objective(p, wide, rng)
     assert (fg.packed is not None) == small
-    w = min(p.K, p.design.G) + 1 if wide else p.d
+    w = _width(p) if wide else p.d
     assert fg.d == w
     assert fg.n_vars == p.K * w + w * p.design.G + (p.K if bias else 0)
     for scale in (0.1, 3.0, 30.0):
@@ -265,7 +278,7 @@ def test_an_interrupt_in_the_polish_returns_its_last_iterate(monkeypatch):
 @pytest.mark.parametrize("design", sorted(DESIGNS))
 def test_width_basis_keeps_the_logits_and_lowers_F(rng, design):
     p = _problem(design, d=WIDE)
-    w = min(p.K, p.design.G) + 1
+    w = _width(p)
     assert width_basis(_problem(design, d=w), random_point(_problem(design, d=w), rng=rng)) is None
     for x in (random_point(p, scale=s, rng=rng) for s in (0.1, 5.0)):
         Q = width_basis(p, x)
@@ -309,13 +322,13 @@ def test_random_start_has_the_projected_draws_distribution():
 @pytest.mark.parametrize("engine", ["numpy", "scipy"])
 @pytest.mark.parametrize("design", sorted(DESIGNS))
 def test_the_default_solves_wide_problems_in_fewer_dimensions(design, engine):
-    """``d`` above ``min(K, G) + 1``: the default works in that width (``extra["width"]``) and
+    """``d`` above ``solver_width``: the default works in that width (``extra["width"]``) and
     returns a full-size critical point with the value of the full-space run from the same start."""
     p = _problem(design, d=WIDE, lam=1e-2)
     x0 = random_point(p, scale=0.1, rng=2)
     full = ufm.solve(p, "lbfgs", x0, engine=engine, group=False)
     red = ufm.solve(p, "lbfgs", x0, engine=engine)
-    assert red.extra["group"] is True and red.extra["width"] == min(p.K, p.design.G) + 1
+    assert red.extra["group"] is True and red.extra["width"] == _width(p)
     assert full.extra["width"] == p.d
     assert full.success and red.success
     assert red.W.shape == (p.K, p.d) and red.H.shape == (p.d, p.N)

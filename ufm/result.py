@@ -101,6 +101,9 @@ class Result:
         :func:`ufm.solve` (None for losses without a certificate, or non-finite points).
         ``success`` says the solver converged; only a small ``rel_gap`` says the point is
         a global minimum -- a saddle such as ``W = H = 0`` converges too (see ``certified``).
+    certificate : ufm.certificate.Certificate or None
+        The certificate object behind ``lower_bound`` and ``rel_gap`` (reused by ``ufm solve``
+        rather than computed twice).
     """
 
     x: np.ndarray
@@ -118,6 +121,7 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     lower_bound: float | None = None
     rel_gap: float | None = None
+    certificate: Any = field(default=None, repr=False)
 
     @property
     def certified(self) -> bool | None:

@@ -42,11 +42,13 @@ def theory_dict(pred: Prediction) -> dict:
 
 
 def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None = None,
-              verdict: Verdict | None = None) -> dict:
+              verdict: Verdict | None = None, *, metrics: bool = True) -> dict:
     """Everything a user wants to know about ``result`` on ``problem``, JSON-able.
 
     ``verdict``: the result's :func:`ufm.verify` verdict when the caller has it already (it
     is not computed twice); it must come with the ``prediction`` it was checked against.
+    ``metrics=False`` leaves ``"metrics"`` None (the NC metrics cost seconds at large K and
+    only the JSON output shows them).
     """
     verdict_in = verdict
     if result.extra.get("fixed_W"):  # a frozen classifier: its own prediction and certificate
@@ -57,14 +59,14 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
     else:
         pred = predict(problem) if prediction is None else prediction
         verdict = verdict_in or verify(problem, result.W, result.H, result.b, prediction=pred)
-    metrics: dict | None = None
-    if np.all(np.isfinite(result.x)):
+    metrics_out: dict | None = None
+    if metrics and np.all(np.isfinite(result.x)):
         try:
             with np.errstate(all="ignore"):
-                metrics = all_metrics(result.W, result.H, result.b if problem.bias else None,
-                                      problem.design.Y, pred.c)
+                metrics_out = all_metrics(result.W, result.H, result.b if problem.bias else None,
+                                          problem.design.Y, pred.c)
         except np.linalg.LinAlgError:  # a point so large that the eigensolvers fail (diverged)
-            metrics = None
+            metrics_out = None
     gap = None
     if pred.value is not None:
         gap = (result.fun - pred.value) / max(abs(pred.value), 1e-300)
@@ -81,11 +83,11 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "time": result.time,
         # solved on one feature column per label set (ufm.grouped): nc1 holds by construction
         "grouped": bool(result.extra.get("group", False)),
-        # the feature dimension the solver worked in (min(K, G) + 1 when d is larger, ufm.grouped)
+        # the feature dimension the solver worked in (ufm.grouped.solver_width when d is larger)
         "solver_width": int(result.extra.get("width", problem.d)),
         "theory": theory_dict(pred),
         "gap_to_theory": gap,
-        "metrics": metrics,
+        "metrics": metrics_out,
         "verdict": verdict.as_flags(),
         "claims": [c.to_dict() for c in verdict.claims],
         # tri-state: True (claims checked, all hold), False (one fails), None (nothing to claim)

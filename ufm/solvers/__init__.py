@@ -163,6 +163,7 @@ def attach_certificate(problem: UFMProblem, result: Result) -> Result:
         return result  # a point so large that F overflows (a diverged run): no certificate
     if np.isfinite(cert.lower_bound) and np.isfinite(cert.rel_gap):
         result.lower_bound, result.rel_gap = float(cert.lower_bound), float(cert.rel_gap)
+        result.certificate = cert
     return result
 
 

@@ -270,8 +270,9 @@ def lbfgs(
     ``precondition`` is given; True: both engines and the polish run on ``F`` restricted to
     one feature column per label set, :mod:`ufm.grouped` -- exact for any design, with the
     same critical points, values and gradient norms; each evaluation costs ``G`` columns
-    instead of ``N``; when ``d > min(K, G) + 1`` also in that many dimensions, whose local
-    minima are global -- the module's second lemma. The start is projected onto that
+    instead of ``N``; when ``d`` is larger than :func:`ufm.grouped.solver_width` (``r + 1 +
+    ceil(r/4)``, ``r = min(K, G)``) also in that many dimensions, whose local minima are
+    global -- the module's second lemma. The start is projected onto that
     subspace (within-set means, and a basis keeping the logits: neither raises ``F``); without
     ``x0`` it is drawn there directly (:func:`ufm.grouped.random_start`, the projected full
     draw's distribution). The result, callbacks and history see the full point. Not with
@@ -348,7 +349,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
-    # grouped: one feature per set, in min(K, G) + 1 dimensions when d is larger (ufm.grouped)
+    # grouped: one feature per set, in solver_width(problem) dimensions when d is larger (ufm.grouped)
     fg = GroupedObjective(problem, width_basis(problem, x)) if o["group"] else ScaledObjective(problem, o["h_scale"])
     o["width"] = fg.d if isinstance(fg, GroupedObjective) else problem.d
     if engine == "scipy":
@@ -444,7 +445,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
                 status, message = Status.CONVERGED_GTOL, message + "; the Newton-CG polish reached gtol"
         nfev = fg.nfev + nfev_polish
         x = fg.to_x(y, out=np.empty(problem.n_vars)) if scaled else y
-        if scaled:
+        if scaled and not fg.euclidean:  # finish() needs only |g|, which an isometry keeps
             g = fg.grad_to_x(g, out=np.empty(problem.n_vars))
     except KeyboardInterrupt:
         # the last iterate seen (its buffer may since hold a line-search trial point; the
