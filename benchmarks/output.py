@@ -192,6 +192,14 @@ def _seconds(t: float) -> str:
     return f"{t * 1e6:.3g} us" if t < 1e-3 else f"{t * 1e3:.3g} ms"
 
 
+def _grouped(dc: dict) -> str:
+    """`` (grouped)``, with the width when the solver worked in fewer than d dimensions."""
+    if not dc.get("grouped"):
+        return ""
+    w, d = dc.get("width"), dc.get("d")
+    return f" (grouped, in {w} of the d = {d} dimensions)" if w is not None and d is not None and w < d else " (grouped)"
+
+
 def _fmt(v: Any, spec: str = ".3g") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
@@ -422,7 +430,7 @@ def user_path_markdown(results: dict[str, Any]) -> list[str]:
                      f"{pr['fastest']:.3g} s, ratio {paired}" if pr else "")
         verdict.append(f"- {size['size']}: default call {dc['time']:.3g} s = {_fmt(ratio)}x the fastest "
                        f"configuration ({fast['label'] if fast else '—'}, {_fmt(ft)} s){pair_text}: {met}; "
-                       f"{dc['nfev']} evaluations{' (grouped)' if dc.get('grouped') else ''}, "
+                       f"{dc['nfev']} evaluations{_grouped(dc)}, "
                        f"{dc['polish_steps']} Newton-CG steps with {dc.get('hessian_products', '?')} Hessian-vector "
                        f"products ({dc['message']}).")
     L += ["", *verdict, "", "## History cost", "",

@@ -99,7 +99,8 @@ def default_call(problem: ufm.UFMProblem, repeats: int) -> dict[str, Any]:
             "history_rows": len(res.history.get("iter", [])),
             "history_share": statistics.median(shares), "time_no_history": statistics.median(no_hist),
             "polish_steps": res.extra.get("polish_steps"), "hessian_products": res.extra.get("hessian_products"),
-            "grouped": res.extra.get("group"), "message": res.extra.get("message", "")}
+            "grouped": res.extra.get("group"), "width": res.extra.get("width"), "d": problem.d,
+            "message": res.extra.get("message", "")}
 
 
 def cli_args(size: Size) -> list[str]:
