@@ -3,7 +3,7 @@ the UFM literature's plain gradient descent measured in the same run.
 
 Modules:
 
-- :mod:`benchmarks.ladder` -- the size ladder (S, M, L) and the solvers compared;
+- :mod:`benchmarks.ladder` -- the size ladder (S, M, L, and W: d >> K) and the solvers compared;
 - :mod:`benchmarks.tracker` -- one timed solver run: first time/evaluations at which the
   relative gap to the theory value and the certified gap reach their targets, with the
   certificate's own cost excluded from the solver's time;

@@ -253,7 +253,7 @@ def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="S,M,L", help="comma-separated subset of S,M,L (default all)")
+    ap.add_argument("--sizes", default="S,M,L,W", help="comma-separated subset of S,M,L,W (default all)")
     ap.add_argument("--budget", type=float, default=600.0,
                     help="seconds per run for the fast solvers and the best-step GD (default 600)")
     ap.add_argument("--literature-budget", type=float, default=600.0,
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
              f"ufm --help {st['help']:.3f} s")
         for name in sizes:
             results["sizes"].append(bench_size(name, args))
-        if "L" in sizes or args.sizes == "S,M,L":
+        if "L" in sizes:
             _log("\n== one evaluation against its three matrix products (L)")
             et = evaluation.measure(LADDER["L"].problem(), repeats=args.eval_repeats)
             results["evaluation"] = et

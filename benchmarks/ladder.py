@@ -47,6 +47,9 @@ LADDER = {
     "S": Size("S", 10, 16, "1:20,2:4"),
     "M": Size("M", 50, 64, "1:10,2:1"),
     "L": Size("L", 200, 256, "1:10,2:1"),
+    # d >> K, as in the networks the theory describes (CIFAR-10's K and ResNet's d): the grouped
+    # default works in 14 of the 512 dimensions, the GD baselines in all of them
+    "W": Size("W", 10, 512, "1:500,2:10"),
 }
 
 
