@@ -82,7 +82,8 @@ class GroupedObjective:
     def __init__(self, problem: UFMProblem, basis: np.ndarray | None = None) -> None:
         self.problem = problem
         design = problem.design
-        if basis is not None and (basis.ndim != 2 or basis.shape[0] != problem.d or basis.shape[1] > problem.d):
+        if basis is not None and (basis.ndim != 2 or basis.shape[0] != problem.d
+                                  or basis.shape[1] > problem.d):
             raise ValueError(f"basis must be (d, w) with w <= d = {problem.d}; got shape {basis.shape}")
         self.basis = basis  # Q (d, w): the solver's classifier and features are W' Q^T, Q H' (see the module)
         K, G, N = problem.K, design.G, problem.N
@@ -285,7 +286,6 @@ class GroupedObjective:
             return out
 
         return apply
-
 
 
 def solver_width(problem: UFMProblem) -> int:

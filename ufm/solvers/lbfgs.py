@@ -279,9 +279,10 @@ def lbfgs(
     ``h_scale`` or ``precondition``; False: the full space).
 
     ``Result.extra``: ``engine``, ``engines_tried`` (and ``fallback`` after one), ``group``
-    (whether it ran grouped), ``width`` (the feature dimension it worked in), ``polish_steps``; from the numpy engine also ``message`` and
-    ``hessian_products`` (the polish's Hessian-vector products, not in ``nfev``; its Newton
-    steps are counted in ``nit``), from the scipy engine ``scipy_message``.
+    (whether it ran grouped), ``width`` (the feature dimension it worked in),
+    ``polish_steps``; from the numpy engine also ``message`` and ``hessian_products`` (the
+    polish's Hessian-vector products, not in ``nfev``; its Newton steps are counted in
+    ``nit``), from the scipy engine ``scipy_message``.
 
     Status: converged on ``gtol``/``ftol``, ``MAX_ITER`` (also when the callback stops
     the run), or ``LINE_SEARCH_FAILED`` when the line search can no longer decrease ``F``
@@ -350,7 +351,8 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
     # grouped: one feature per set, in solver_width(problem) dimensions when d is larger (ufm.grouped)
-    fg = GroupedObjective(problem, width_basis(problem, x)) if o["group"] else ScaledObjective(problem, o["h_scale"])
+    fg = (GroupedObjective(problem, width_basis(problem, x)) if o["group"]
+          else ScaledObjective(problem, o["h_scale"]))
     o["width"] = fg.d if isinstance(fg, GroupedObjective) else problem.d
     if engine == "scipy":
         return _lbfgs_scipy(problem, fg, x, o, hist, bar, t0)
