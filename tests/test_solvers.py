@@ -108,21 +108,27 @@ def test_lbfgs_auto_engine_is_the_default_and_uses_numpy_when_it_converges():
     assert solve(p, "lbfgs", rng=0, engine="scipy").extra["engine"] == "scipy"
 
 
-def test_lbfgs_auto_falls_back_to_scipy_from_the_same_start(monkeypatch):
-    """The numpy engine made to fail (its core stops at once as if at ``max_iter``):
-    the scipy engine runs from the same x0 -- the very run of engine="scipy"
-    -- converges without a warning, and the fallback is recorded."""
-    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 4, 1e-2, 1e-2, 1e-2)
+@pytest.mark.parametrize("group", [True, False])
+def test_lbfgs_auto_falls_back_to_scipy_from_the_same_start(monkeypatch, group):
+    """The numpy engine made to fail (five real iterations, then a stop as if at
+    ``max_iter``): the scipy engine runs from the same x0 -- the very run of
+    engine="scipy", so the numpy run did not move the start it was given -- converges
+    without a warning, and the fallback is recorded. Grouped (in fewer dimensions: d = 12)
+    and not."""
+    p = UFMProblem(balanced(4, {1: 2, 2: 1}), 12, 1e-2, 1e-2, 1e-2)
     mod = _lbfgs_module()
+    core = mod._lbfgs_core
 
     def failing_core(fg, x, f, g, **kw):
-        return x, f, g, 0, Status.MAX_ITER, "forced failure", float("nan")
+        x, f, g, it, *_ = core(fg, x, f, g, **{**kw, "max_iter": 5})
+        return x, f, g, it, Status.MAX_ITER, "forced failure", float("nan")
 
-    ref = solve(p, "lbfgs", rng=3, engine="scipy")
+    ref = solve(p, "lbfgs", rng=3, engine="scipy", group=group)
     monkeypatch.setattr(mod, "_lbfgs_core", failing_core)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        r = solve(p, "lbfgs", rng=3)
+        r = solve(p, "lbfgs", rng=3, group=group)
+    assert r.extra["width"] == (6 if group else 12)  # 4 + 1 + ceil(4/4)
     assert r.success and r.extra["engine"] == "scipy"
     assert r.extra["engines_tried"] == ["numpy", "scipy"]
     assert r.extra["fallback"]["status"] == "MAX_ITER"

@@ -320,7 +320,8 @@ def lbfgs(
     # scipy engine then converges (the scipy run warns for itself)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        first = _run_engine(problem, "numpy", x.copy(), o, t0)
+        # the scipy fallback restarts from x: only the ungrouped engine works on x in place
+        first = _run_engine(problem, "numpy", x if o["group"] else x.copy(), o, t0)
     stopped_by_caller = first.extra.get("message") in (_CALLBACK_STOP, "interrupted")
     if first.status not in (Status.MAX_ITER, Status.LINE_SEARCH_FAILED) or stopped_by_caller:
         first.extra["engines_tried"] = ["numpy"]
