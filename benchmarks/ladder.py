@@ -80,7 +80,7 @@ FAST_SOLVERS = (
     SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True, "polish_from": 0.0},
                "`ufm.solve(p, 'lbfgs', group=True, polish_from=0)`: the same on F restricted to one feature "
                "column per label set (`ufm.grouped`, exact for any design), in `ufm.grouped.solver_width` "
-               "dimensions when d is larger (S: 14 of 16, L: 251 of 256); callbacks see the full point"),
+               "dimensions when that saves a quarter of d (W: 14 of 512; not at S, M, L); callbacks see the full point"),
     SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"},
                "scipy L-BFGS-B, m = 20, on the grouped objective (the default `group='auto'`)"),
     SolverSpec("agd", "agd", {}, "Nesterov + backtracking + restart (2 evaluations / iteration)"),

@@ -46,15 +46,20 @@ def _problem(design: str, loss: str = "pal", bias: bool = True, d: int = 3, lam:
 
 
 def _width(p: UFMProblem) -> int:
-    """The width the docs promise: ``r + 1 + ceil(r / 4)`` with ``r = min(K, G)``."""
+    """The width the docs promise: ``r + 1 + ceil(r / 4)`` with ``r = min(K, G)`` when that is
+    at most ``3 d / 4``, else ``d``."""
     r = min(p.K, p.design.G)
-    return r + 1 + math.ceil(r / 4)
+    w = r + 1 + math.ceil(r / 4)
+    return w if w <= 0.75 * p.d else p.d
 
 
 def test_solver_width_of_the_docs():
     assert solver_width(UFMProblem(balanced(10, {1: 5, 2: 1}), 512, 1e-3, 1e-3)) == 14  # 10 + 1 + 3
     assert solver_width(UFMProblem(balanced(50, {1: 2}), 64, 1e-3, 1e-3)) == 64  # 50 + 1 + 13
-    assert solver_width(_problem("few sets")) == 5  # G = 3: 3 + 1 + 1
+    assert solver_width(UFMProblem(balanced(50, {1: 2}), 85, 1e-3, 1e-3)) == 85  # 64 > 3 * 85 / 4
+    assert solver_width(UFMProblem(balanced(50, {1: 2}), 86, 1e-3, 1e-3)) == 64  # 64 <= 64.5
+    assert solver_width(UFMProblem(balanced(200, {1: 2, 2: 1}), 256, 1e-3, 1e-3)) == 256  # 251: not worth it
+    assert solver_width(_problem("few sets", d=WIDE)) == 5  # G = 3: 3 + 1 + 1
 
 
 def _objective(p: UFMProblem, wide: bool, rng: np.random.Generator) -> GroupedObjective:

@@ -45,8 +45,8 @@ smaller, again for any design, loss and weights:
    section 5) whose minimum is ``min F``: a local minimum of the restriction is a global
    minimum of ``F`` (the Burer-Monteiro argument for factorised problems).
 
-So ``group=True`` also solves in ``w = r + 1 + ceil(r / 4)`` dimensions when ``d`` is larger
-(:func:`solver_width` says why that many; :func:`width_basis` picks ``Q`` so that the start
+So ``group=True`` also solves in ``w = r + 1 + ceil(r / 4)`` dimensions when that is at most
+``3 d / 4`` (:func:`solver_width` says why that many and when; :func:`width_basis` picks ``Q`` so that the start
 keeps its logits and loses ridge only) and returns the embedded point: each evaluation
 costs ``w / d`` of the matrix products -- 14 of 512 dimensions for ``K = 10``. The
 certificate of the returned point checks the conclusion.
@@ -295,22 +295,26 @@ def _spread(Hs: np.ndarray, problem: UFMProblem, out: np.ndarray) -> np.ndarray:
 
 
 def solver_width(problem: UFMProblem) -> int:
-    """``w = r + 1 + ceil(r / 4)``, ``r = min(K, G)``: the width the grouped solver works in
-    when ``d`` is larger.
+    """The width the grouped solver works in: ``w = r + 1 + ceil(r / 4)``, ``r = min(K, G)``,
+    when that is at most ``3 d / 4``; else ``d`` itself.
 
     Any ``w > r`` keeps every local minimum global (the module docstring); the extra quarter
-    is for speed: the narrowest width costs L-BFGS iterations. Default solves, medians over
+    is for speed: the narrowest width costs L-BFGS iterations. A reduction saving less than a
+    quarter of the products does not pay for the rotations at the start and the end: at the
+    bench's L (K = 200, d = 256, w = 251), seeds 1 and 2, 38.9 and 41.7 s with it against 35.6
+    and 40.3 s without (the same evaluations, six more Hessian products). Default solves, medians over
     seeds (evaluations, time): K = 50 (profile 1:10,2:1) at d = 51, 56, 64, 80, 100: 147,
     123, 109, 108, 92 evaluations, 0.32, 0.29, 0.29, 0.34, 0.38 s; K = 100 (1:4,2:1) at
     d = 101, 126, 151, 200: 141, 103, 91, 90 evaluations, 8.6, 7.1, 7.0, 9.3 s; K = 20
     (1:10,2:2) at d = 21, 26, 31, 41, 64: 0.023, 0.023, 0.024, 0.025, 0.032 s."""
     r = min(problem.K, problem.design.G)
-    return r + 1 + -(-r // 4)
+    w = r + 1 + -(-r // 4)
+    return w if 4 * w <= 3 * problem.d else problem.d
 
 
 def width_basis(problem: UFMProblem, x: np.ndarray) -> np.ndarray | None:
-    """An orthonormal ``Q`` (d, w) for the start ``x`` (packed, full space), or None when
-    ``d <= w`` (nothing to gain).
+    """An orthonormal ``Q`` (d, w), ``w`` = :func:`solver_width`, for the start ``x`` (packed,
+    full space), or None when ``w = d`` (no reduction).
 
     ``Q``'s span contains the row space of ``W`` when ``K <= G`` (else the span of the
     per-set feature sums), plus ``w - r`` directions of the other factor, so the projected start
@@ -318,7 +322,7 @@ def width_basis(problem: UFMProblem, x: np.ndarray) -> np.ndarray | None:
     ridge: ``F`` does not rise. Householder QR: orthonormal columns even when the start is
     degenerate (zero, rank-deficient)."""
     K, D, w = problem.K, problem.d, solver_width(problem)
-    if D <= w:
+    if w >= D:
         return None
     W = x[: K * D].reshape(K, D)
     H = x[K * D : K * D + D * problem.N].reshape(D, problem.N)

@@ -83,7 +83,7 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "time": result.time,
         # solved on one feature column per label set (ufm.grouped): nc1 holds by construction
         "grouped": bool(result.extra.get("group", False)),
-        # the feature dimension the solver worked in (ufm.grouped.solver_width when d is larger)
+        # the feature dimension the solver worked in (ufm.grouped.solver_width, or d)
         "solver_width": int(result.extra.get("width", problem.d)),
         "theory": theory_dict(pred),
         "gap_to_theory": gap,

@@ -270,8 +270,8 @@ def lbfgs(
     ``precondition`` is given; True: both engines and the polish run on ``F`` restricted to
     one feature column per label set, :mod:`ufm.grouped` -- exact for any design, with the
     same critical points, values and gradient norms; each evaluation costs ``G`` columns
-    instead of ``N``; when ``d`` is larger than :func:`ufm.grouped.solver_width` (``r + 1 +
-    ceil(r/4)``, ``r = min(K, G)``) also in that many dimensions, whose local minima are
+    instead of ``N``; also in :func:`ufm.grouped.solver_width` dimensions (``r + 1 +
+    ceil(r/4)``, ``r = min(K, G)``, when that is at most ``3 d / 4``), whose local minima are
     global -- the module's second lemma. The start is projected onto that
     subspace (within-set means, and a basis keeping the logits: neither raises ``F``); without
     ``x0`` it is drawn there directly (:func:`ufm.grouped.random_start`, the projected full
@@ -351,7 +351,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
-    # grouped: one feature per set, in solver_width(problem) dimensions when d is larger (ufm.grouped)
+    # grouped: one feature per set, in solver_width(problem) dimensions (ufm.grouped)
     fg = (GroupedObjective(problem, width_basis(problem, x)) if o["group"]
           else ScaledObjective(problem, o["h_scale"]))
     o["width"] = fg.d if isinstance(fg, GroupedObjective) else problem.d
