@@ -15,6 +15,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in sizes if s not in LADDER]
     if bad:
         ap.error(f"unknown size(s) {bad}; choose from {sorted(LADDER)}")
+    why = _unwritable(Path(args.out))
+    if why:  # before the work (the whole run takes most of an hour), not after it
+        ap.error(why)
     if args.threads:
         failed = blas.set_threads(args.threads)
         if failed:
@@ -306,9 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         st = results["startup"]
         _log(f"  python -c pass {st['python']:.3f} s; import ufm {st['import_ufm']:.3f} s; "
              f"ufm --help {st['help']:.3f} s")
-        for name in sizes:
-            results["sizes"].append(bench_size(name, args))
-        if "L" in sizes:
+        current = ""
+        try:
+            for name in sizes:
+                current = name
+                results["sizes"].append(bench_size(name, args))
+        except KeyboardInterrupt:  # keep what the finished sizes measured
+            meta["interrupted"] = current
+            _log(f"\ninterrupted during {current}")
+        if "L" in sizes and not meta.get("interrupted"):
             _log("\n== one evaluation against its three matrix products (L)")
             et = evaluation.measure(LADDER["L"].problem(), repeats=args.eval_repeats)
             results["evaluation"] = et
@@ -319,16 +329,36 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"  certify(): {results['certificate_L']:.2f} s")
     finally:
         _Counter.uninstall()
-    if not args.skip_convex:
+    interrupted = bool(meta.get("interrupted"))
+    if interrupted and not results["sizes"]:
+        _log("nothing measured yet: nothing written")
+        return 130
+    if not (args.skip_convex or interrupted):
         _log(f"\n== cvxpy relaxation (variational): largest K within {args.convex_limit:g} s")
         results["convex"] = (convex_scaling.largest_K(args.convex_limit, log=_log)
                              if convex_scaling.available() else None)
     meta["load_end"] = os.getloadavg()
     meta["total"] = time.perf_counter() - t_all
-    paths = output.write(results, Path(args.out))
+    # interrupted: a partial report next to the last full one, which stays
+    paths = output.write(results, Path(args.out), stem="bench.partial" if interrupted else "bench")
+    if interrupted:
+        _log(f"written: {', '.join(str(p) for p in paths)}")
+        return 130
     _log("\n" + output.console_table(results))
     _log(f"\nwritten: {', '.join(str(p) for p in paths)} (total {meta['total'] / 60:.1f} min)")
     return 0
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why ``out`` cannot take the report (None when it can): created if missing, probed with
+    a temporary file."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".bench-probe-"):
+            pass
+    except OSError as exc:
+        return f"--out {out}: cannot write the report there ({exc.strerror or exc}); choose another folder"
+    return None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 import time
@@ -219,6 +220,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Python {m['python']}, numpy {m['numpy']}. They change with the machine and its load; "
         "the ratios were measured side by side in one run and are what carries over. "
         "Regenerate with `make bench` (this file is not written by `make report`).", "",
+        *([f"**Interrupted** (Ctrl-C) during size {m['interrupted']}: only the sizes before it were "
+           "measured, and this partial report was written next to the last complete one.", ""]
+          if m.get("interrupted") else []),
         f"Targets: relative gap to the theory value `(F - min F)/|min F| <= {REL_TARGET:g}` "
         f"(`ufm.theory.predict(p).value`) and certified relative gap `(F - D)/|F| <= {CERT_TARGET:g}` "
         "(`ufm.certificate.certify`). Times are the solver's own wall time up to the first iterate "
@@ -321,20 +325,25 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
-def write(results: dict[str, Any], out: Path) -> list[Path]:
+def write(results: dict[str, Any], out: Path, stem: str = "bench") -> list[Path]:
+    """``{stem}.md`` and ``{stem}.csv`` in ``out``, each replaced atomically (a stop while
+    writing leaves the previous file whole)."""
+    from ufm.files import atomic_write
+
     out.mkdir(parents=True, exist_ok=True)
-    md = out / "bench.md"
-    md.write_text(markdown(results))
+    md = out / f"{stem}.md"
+    atomic_write(md, markdown(results))
     rows = _rows(results)
-    path_csv = out / "bench.csv"
+    path_csv = out / f"{stem}.csv"
     keys = [k for k in rows[0] if not k.startswith("_")] if rows else []
-    with path_csv.open("w", newline="") as fh:
-        fh.write(f"# machine-specific wall times ({results['meta']['machine']}, {results['meta']['date']}); "
-                 "written by `make bench`\n")
-        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r[k] is None else r[k]) for k in keys})
+    fh = io.StringIO(newline="")
+    fh.write(f"# machine-specific wall times ({results['meta']['machine']}, {results['meta']['date']}); "
+             "written by `make bench`\n")
+    w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r[k] is None else r[k]) for k in keys})
+    atomic_write(path_csv, fh.getvalue())
     return [md, path_csv]
 
 
