@@ -38,3 +38,13 @@ def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_pat
     assert "interrupted during S" in log and "nothing measured yet: nothing written" in log
     assert (out / "bench.md").read_text() == "the last full report"
     assert sorted(p.name for p in out.iterdir()) == ["bench.md"]  # no partial report, no probe left
+
+
+def test_a_report_folder_of_an_earlier_version_keeps_the_partial_bench(tmp_path):
+    """``ufm report`` adopting a folder without a manifest keeps what ``make bench`` wrote there,
+    the partial report of a stopped run too."""
+    from ufm.report.render import _legacy_report
+
+    for name in ("bench.md", "bench.csv", "bench.partial.md", "bench.partial.csv"):
+        assert _legacy_report(tmp_path / "reports" / name) == "keep"
+    assert _legacy_report(tmp_path / "reports" / "notes.md") is None  # anything else is refused

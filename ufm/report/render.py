@@ -94,7 +94,7 @@ def _legacy_report(path: Path) -> str | None:
     rel = path.parts[-2:] if path.parent.name in ("tables", "figures") else (path.name,)
     if rel[0] in ("README.md", "timings.md"):
         return "adopt"
-    if rel[0] in ("bench.md", "bench.csv", "bench_gpu.md"):
+    if rel[0] in ("bench.md", "bench.csv", "bench_gpu.md", "bench.partial.md", "bench.partial.csv"):
         return "keep"
     if len(rel) == 2 and rel[0] == "tables" and path.suffix in (".md", ".tex", ".csv"):
         return "adopt"
