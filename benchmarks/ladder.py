@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 import ufm
-from ufm.objective import random_point
+from ufm.designs import as_rng
+from ufm.grouped import random_start
 
 LAM = 5e-4  # lam_W = lam_H = lam_b on every size
 SEED = 0  # the one starting point every solver gets (per size)
@@ -54,8 +55,11 @@ LADDER = {
 
 
 def start(problem: ufm.UFMProblem) -> np.ndarray:
-    """The common starting point (the solvers' own default initialisation, seed ``SEED``)."""
-    return random_point(problem, scale=INIT_SCALE, rng=SEED)
+    """The common starting point: the default call's own (``ufm.solve(p, rng=SEED)``, whose
+    grouped solver draws ``W``, ``b`` and one feature per label set, :func:`ufm.grouped.random_start`),
+    so the default call and every row start alike. Its features are equal within each label
+    set, which can only help the full-space solvers (nothing within the sets to undo)."""
+    return random_start(problem, scale=INIT_SCALE, rng=as_rng(SEED))
 
 
 @dataclass(frozen=True)
