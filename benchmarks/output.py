@@ -456,7 +456,7 @@ def user_path_markdown(results: dict[str, Any]) -> list[str]:
                  f"{dc['time_no_history']:.3g} |")
     L += ["", "## Threads under contention", "",
           "The default call alone and while a busy-loop subprocess (`while True: pass`) keeps one core busy, "
-          "interleaved, medians, in the BLAS setting a user's process starts with (the library's thread count, "
+          "interleaved (calls under a second: at least 15 alternations), medians, in the BLAS setting a user's process starts with (the library's thread count, "
           "not the benchmark's one thread). Small problems run on one BLAS thread (`ufm.solvers.threads`), so "
           "their fair slowdown is 1 (a whole core is left); a multi-threaded solve's is cores / (cores - 1). "
           "Target: slowdown / fair <= 1.5. The last column: seconds per L-BFGS iteration under the same load "
