@@ -92,7 +92,7 @@ class GroupedObjective:
         self.n_vars = K * d + d * G + (K if problem.bias else 0)
         n = design.group_counts.astype(np.float64)
         self.r = 1.0 / np.sqrt(n)  # h_S = Ht[:, S] * r_S
-        self.starts = np.asarray([sl.start for sl in design.group_slices], dtype=np.intp)
+        self.starts = _set_starts(problem)
         mg = design.group_multiplicity.astype(np.float64)
         rows, cols = np.nonzero(design.Yg)  # row-major order: ascending flat positions
         self.y_flat = rows * G + cols
@@ -288,6 +288,11 @@ class GroupedObjective:
         return apply
 
 
+def _set_starts(problem: UFMProblem) -> np.ndarray:
+    """The first sample of each label set (sets are contiguous): ``reduceat`` offsets."""
+    return np.asarray([sl.start for sl in problem.design.group_slices], dtype=np.intp)
+
+
 def _spread(Hs: np.ndarray, problem: UFMProblem, out: np.ndarray) -> np.ndarray:
     """Each set's column of ``Hs`` (d, G) into the columns of its samples, ``out`` (d, N): one
     pass, no (d, N) temporary (``np.repeat`` and a copy took twice as long at N = 50,450)."""
@@ -326,8 +331,7 @@ def width_basis(problem: UFMProblem, x: np.ndarray) -> np.ndarray | None:
         return None
     W = x[: K * D].reshape(K, D)
     H = x[K * D : K * D + D * problem.N].reshape(D, problem.N)
-    starts = np.asarray([sl.start for sl in problem.design.group_slices], dtype=np.intp)
-    sums = np.add.reduceat(H, starts, axis=1)  # (D, G): the span of the within-set means
+    sums = np.add.reduceat(H, _set_starts(problem), axis=1)  # (D, G): the span of the within-set means
     kept, other = (W.T, sums) if K <= problem.design.G else (sums, W.T)
     e = w - kept.shape[1]  # any completion would do; sums of strided columns keep some of the other factor
     S = np.zeros((other.shape[1], e))
