@@ -10,6 +10,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import platform
@@ -17,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -315,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
              f"ufm --help {st['help']:.3f} s")
         current = ""
         try:
-            for name in sizes:
-                current = name
-                results["sizes"].append(bench_size(name, args))
+            with _ctrl_c_stops_the_bench():
+                for name in sizes:
+                    current = name
+                    results["sizes"].append(bench_size(name, args))
         except KeyboardInterrupt:  # keep what the finished sizes measured
             meta["interrupted"] = current
             _log(f"\ninterrupted during {current}")
@@ -350,6 +353,28 @@ def main(argv: list[str] | None = None) -> int:
     _log("\n" + output.console_table(results))
     _log(f"\nwritten: {', '.join(str(p) for p in paths)} (total {meta['total'] / 60:.1f} min)")
     return 0
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_the_bench() -> Iterator[None]:
+    """A solver catches Ctrl-C and returns its last iterate (``Status.INTERRUPTED``): right for
+    a user's solve, wrong for the bench, which would go on with that run's numbers missing.
+    While the bench runs, such a result raises ``KeyboardInterrupt`` again."""
+    solve, lbfgs = ufm.solve, user_path.lbfgs
+
+    def strict(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            res = fn(*args, **kwargs)
+            if res.status == ufm.Status.INTERRUPTED:
+                raise KeyboardInterrupt
+            return res
+        return call
+
+    ufm.solve, user_path.lbfgs = strict(solve), strict(lbfgs)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        ufm.solve, user_path.lbfgs = solve, lbfgs  # type: ignore[assignment]
 
 
 def _unwritable(out: Path) -> str | None:

@@ -77,3 +77,21 @@ def test_the_bench_starts_every_row_where_the_default_call_starts(size):
         firsts.append(seen[0])
     np.testing.assert_array_equal(firsts[0], firsts[1])
     assert not np.allclose(firsts[0], firsts[2])
+
+
+def test_a_solver_that_caught_ctrl_c_stops_the_bench():
+    """A solver returns its last iterate on Ctrl-C (right for a user); inside the bench the
+    interrupt goes on, so the bench stops instead of carrying on with a run cut short."""
+    import ufm
+
+    p = ufm.UFMProblem(ufm.balanced(3, {1: 2}), 3, 1e-2, 1e-2)
+
+    def ctrl_c(it, x, f):
+        raise KeyboardInterrupt
+
+    assert ufm.solve(p, rng=0, callback=ctrl_c).status == ufm.Status.INTERRUPTED
+    with bench_main._ctrl_c_stops_the_bench(), pytest.raises(KeyboardInterrupt):
+        ufm.solve(p, rng=0, callback=ctrl_c)
+    with bench_main._ctrl_c_stops_the_bench(), pytest.raises(KeyboardInterrupt):
+        bench_main.user_path.lbfgs(p, rng=0, callback=ctrl_c)
+    assert ufm.solve(p, rng=0, callback=ctrl_c).status == ufm.Status.INTERRUPTED  # restored
