@@ -24,7 +24,7 @@ _LAZY = {
     "Certificate": "certificate", "certify": "certificate",
     "LabelDesign": "designs", "balanced": "designs", "from_counts": "designs",
     "from_indicator": "designs", "imbalanced_pairs": "designs", "imbalanced_single": "designs",
-    "random_subset": "designs",
+    "random_subset": "designs", "parse_design": "designs",
     "ConvergenceWarning": "exceptions", "SolverError": "exceptions", "UFMError": "exceptions",
     "all_metrics": "metrics",
     "check_grad": "objective", "objective": "objective", "value_and_grad": "objective",

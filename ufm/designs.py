@@ -490,3 +490,155 @@ def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
     rank = {S: g for g, S in enumerate(design.sets)}
     order = np.argsort(np.asarray([rank[S] for S in keys]), kind="stable")
     return design, order
+
+
+# -- designs written as text: "0=12,1=12,0+1=3" --------------------------------------
+DESIGN_SYNTAX = ("comma-separated LABELS=COUNT items, labels 0-based and joined by '+', "
+                 "e.g. '0=10,1=10,2=2,0+1=3'")
+
+
+def parse_design(text: str, K: int | None = None) -> LabelDesign:
+    """A design from ``LABELS=COUNT`` items: ``"0=10,1=10,2=2,3=2,0+1=3,2+3=1"``.
+
+    Each item is a label set (0-based class indices joined by ``+``) and its count
+    ``n_S >= 1``. ``K`` is the largest label + 1 unless given (then every label must be
+    below it; a larger ``K`` adds classes that occur in no label set).
+
+    Parameters
+    ----------
+    text : str
+        The items, separated by commas (spaces around items and ``+`` are allowed).
+    K : int, optional
+        Number of classes; default the largest label + 1.
+
+    Returns
+    -------
+    LabelDesign
+        ``kind`` is ``"design"`` (``"balanced"`` when the counts happen to be balanced
+        within multiplicity).
+
+    Raises
+    ------
+    UFMError
+        One line naming the offending item: a malformed item, a repeated label inside a
+        set, a set given twice (in any order), a count <= 0, a label >= K, or K < 2.
+
+    Examples
+    --------
+    >>> d = parse_design("0=10,1=10,2=2,3=2,0+1=3,2+3=1")
+    >>> d.K, d.N, d.sets[-2:]
+    (4, 28, ((0, 1), (2, 3)))
+    >>> parse_design("0=2,1=2", K=3).K
+    3
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise UFMError(f"empty design; give {DESIGN_SYNTAX}.")
+    counts: dict[LabelSet, int] = {}
+    written: dict[LabelSet, str] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        S, n = _parse_item(item)
+        if S in counts:
+            raise UFMError(f"design item {item!r} repeats the label set {'+'.join(map(str, S))} "
+                           f"(already given as {written[S]!r}); give each set once.")
+        counts[S], written[S] = n, item
+    return _design_from_items(counts, written, K)
+
+
+def _parse_item(item: str) -> tuple[LabelSet, int]:
+    if item.count("=") != 1:
+        raise UFMError(f"malformed design item {item!r}: expected LABELS=COUNT ({DESIGN_SYNTAX}).")
+    left, right = (s.strip() for s in item.split("="))
+    try:
+        labels = [int(s) for s in left.split("+")]
+    except ValueError:
+        raise UFMError(f"malformed design item {item!r}: the labels must be integers joined by '+' "
+                       f"({DESIGN_SYNTAX}).") from None
+    try:
+        n = int(right)
+    except ValueError:
+        raise UFMError(f"malformed design item {item!r}: the count must be an integer >= 1.") from None
+    if n <= 0:
+        raise UFMError(f"design item {item!r} has count {n}; counts must be >= 1 (leave a set out "
+                       "instead of giving it 0).")
+    if any(k < 0 for k in labels):
+        raise UFMError(f"design item {item!r} has a negative label; labels are 0-based class indices.")
+    if len(set(labels)) != len(labels):
+        raise UFMError(f"design item {item!r} repeats a label inside its set; give each label once.")
+    return tuple(sorted(labels)), n
+
+
+def _design_from_items(counts: Mapping[LabelSet, int], written: Mapping[LabelSet, str],
+                       K: int | None) -> LabelDesign:
+    top = max(max(S) for S in counts)
+    if K is None:
+        K = top + 1
+        if K < 2:
+            raise UFMError("the design uses only class 0; a problem needs K >= 2 classes (use labels "
+                           "0 and 1, or give --K).")
+    else:
+        K = _check_K(K)
+        bad = next(S for S in counts if max(S) == top)
+        if top >= K:
+            raise UFMError(f"design item {written[bad]!r} has label {top} >= K = {K}; labels are "
+                           f"0..{K - 1} (raise --K or fix the item).")
+    from .memory import check as check_memory
+
+    check_memory(K, int(sum(counts.values())), len(counts))
+    design = from_counts(K, dict(counts), kind="design")
+    if design.is_balanced:
+        object.__setattr__(design, "kind", "balanced")
+    return design
+
+
+def read_design_file(path: str, K: int | None = None) -> LabelDesign:
+    """A design from a file: a CSV of ``LABELS,COUNT`` rows (or ``LABELS=COUNT`` lines), or an
+    ``.npz`` holding a 0/1 indicator ``Y`` (K x N, one column per sample).
+
+    In the CSV, blank lines and lines starting with ``#`` are skipped, and a first row
+    ``labels,count`` is a header. The same errors as :func:`parse_design`, with the line number.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise UFMError(f"no design file {path!r} (a CSV of LABELS,COUNT rows or an .npz with Y).")
+    if p.suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                if "Y" not in data.files:
+                    raise UFMError(f"{path} has no array 'Y' (the K x N 0/1 label indicator).")
+                Y = np.asarray(data["Y"])
+        except (ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, UFMError):
+                raise
+            raise UFMError(f"cannot read {path} as .npz: {' '.join(str(exc).split())}") from None
+        if Y.ndim == 2 and K is not None and Y.shape[0] != K:
+            raise UFMError(f"{path}: Y has {Y.shape[0]} rows (classes) but K = {K}.")
+        return from_indicator(Y)[0]
+    counts: dict[LabelSet, int] = {}
+    written: dict[LabelSet, str] = {}
+    for lineno, line in enumerate(p.read_text().splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if lineno == 1 and text.replace(" ", "").lower() in ("labels,count", "labels=count"):
+            continue
+        item = text if "=" in text else text.replace(",", "=", 1) if text.count(",") == 1 else text
+        where = f"{path} line {lineno}"
+        try:
+            S, n = _parse_item(item)
+        except UFMError as exc:
+            raise UFMError(f"{where}: {exc}") from None
+        if S in counts:
+            raise UFMError(f"{where}: the label set {'+'.join(map(str, S))} is given twice "
+                           f"(also {written[S]!r}); give each set once.")
+        counts[S], written[S] = n, f"{where}: {text}"
+    if not counts:
+        raise UFMError(f"{path} holds no design items; give {DESIGN_SYNTAX}, one per line.")
+    return _design_from_items(counts, written, K)
+
+
+def format_design(design: LabelDesign) -> str:
+    """The ``LABELS=COUNT`` text of ``design`` (inverse of :func:`parse_design`)."""
+    return ",".join(f"{'+'.join(map(str, S))}={n}" for S, n in zip(design.sets, design.counts))

@@ -57,8 +57,11 @@ def _scalar(path: Path, name: str, value: Any) -> float:
     return v
 
 
-def load_npz(path: str | Path) -> dict[str, Any]:
+def load_npz(path: str | Path, *, need_Y: bool = True) -> dict[str, Any]:
     """Read and validate the documented layout; returns ``W, H, b (or None), Y`` and lambdas.
+
+    With ``need_Y=False`` a file without ``Y`` is accepted (``Y`` is then None: the caller
+    has the labels from elsewhere, e.g. ``ufm certify --design``).
 
     Raises :class:`~ufm.exceptions.UFMError` (one line) for anything else: a missing,
     empty or non-``.npz`` file, pickled (object) arrays, complex or non-numeric arrays,
@@ -79,12 +82,12 @@ def load_npz(path: str | Path) -> dict[str, Any]:
         raise UFMError(f"Cannot read {path} as .npz: {exc}") from None
     try:
         with data:
-            missing = [k for k in ("H", "Y", "W") if k not in data.files]
+            missing = [k for k in ("H", "Y", "W") if k not in data.files and (need_Y or k != "Y")]
             if missing:
                 raise UFMError(f"{path} lacks {missing}; the layout is H (d, N), Y (K, N), W (K, d), "
                                "optional b (K,) -- see `ufm metrics --help`.")
             H = _real_array(path, "H", data["H"])
-            Y = _real_array(path, "Y", data["Y"])
+            Y = _real_array(path, "Y", data["Y"]) if "Y" in data.files else None
             W = _real_array(path, "W", data["W"])
             b = _real_array(path, "b", data["b"]) if "b" in data.files else None
             lams = {k: _scalar(path, k, data[k]) for k in ("lam_W", "lam_H", "lam_b") if k in data.files}
@@ -99,10 +102,17 @@ def load_npz(path: str | Path) -> dict[str, Any]:
     if W.ndim != 2:
         raise _shape_error("W", "(K, d)", W.shape)
     K, d = W.shape
+    if Y is None:
+        if H.ndim != 2 or H.shape[0] != d:
+            raise _shape_error("H", f"(d, N) with d = {d} (columns of W)", H.shape)
+        Y = np.zeros((K, 0))  # replaced below; keeps the checks that follow uniform
+        no_Y = True
+    else:
+        no_Y = False
     if Y.ndim != 2 or Y.shape[0] != K:
         hint = "Labels exported as (N, K)? Transpose them." if Y.ndim == 2 and Y.shape[1] == K else ""
         raise _shape_error("Y", f"(K, N) with K = {K} (rows of W)", Y.shape, hint)
-    N = Y.shape[1]
+    N = H.shape[1] if no_Y else Y.shape[1]
     if H.shape != (d, N):
         hint = "Features exported as (N, d)? Transpose them." if H.shape == (N, d) else ""
         raise _shape_error("H", f"(d, N) = ({d}, {N})", H.shape, hint)
@@ -117,7 +127,7 @@ def load_npz(path: str | Path) -> dict[str, Any]:
             raise UFMError(f"{path}: '{name}' has entries up to {float(np.max(np.abs(arr))):.3g}; above "
                            f"{MAX_ENTRY:g} the objective's squared norms and logits overflow float64. "
                            "Rescale the export (or check it).")
-    return {"W": W, "H": H, "b": b, "Y": Y.astype(np.float64), **lams}
+    return {"W": W, "H": H, "b": b, "Y": None if no_Y else Y.astype(np.float64), **lams}
 
 
 def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:

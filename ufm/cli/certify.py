@@ -6,7 +6,16 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import add_memory_arg, apply_memory_arg, parse_float, print_json, rel_tol
+from .common import (
+    DESIGN_FILE_HELP,
+    DESIGN_HELP,
+    add_memory_arg,
+    apply_memory_arg,
+    parse_float,
+    pos_int,
+    print_json,
+    rel_tol,
+)
 
 
 def add(sub: Any) -> None:
@@ -20,6 +29,13 @@ def add(sub: Any) -> None:
         "Exit status 0 when the relative gap (F - D)/|F| is at most --tol, 1 otherwise, 2 on bad "
         "input. Layout of the .npz file (samples in any order):\n\n" + LAYOUT)
     p.add_argument("file", help=".npz with W (K, d), H (d, N), Y (K, N), optional b (K,) and lambdas")
+    p.add_argument("--design", default=None, metavar="ITEMS",
+                   help="the labels when the file has no Y (samples in the design's canonical order: sets "
+                        "by size, then lexicographic, each repeated COUNT times); with Y, it must match. "
+                        + DESIGN_HELP)
+    p.add_argument("--design-file", default=None, dest="design_file", metavar="FILE",
+                   help=DESIGN_FILE_HELP + " (as --design)")
+    p.add_argument("--K", type=pos_int, default=None, help="number of classes for --design (default: rows of W)")
     p.add_argument("--lam-W", type=parse_float, dest="lam_W", help="weight decay of W (overrides the file)")
     p.add_argument("--lam-H", type=parse_float, dest="lam_H", help="weight decay of H, on the sum over samples")
     p.add_argument("--lam-b", type=parse_float, dest="lam_b", help="bias decay (default: the file's, else 0)")
@@ -36,14 +52,18 @@ def add(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..certificate import certify
-    from ..designs import from_indicator
     from ..features import load_npz
     from ..problem import UFMProblem
     from ..summary import theory_dict
     from ..theory import predict
 
     apply_memory_arg(args)
-    data = load_npz(args.file)
+    from .common import design_from_args
+
+    data = load_npz(args.file, need_Y=False)
+    if args.K is None:
+        args.K = int(data["W"].shape[0])
+    given = design_from_args(args, required=False)
     lam = {k: getattr(args, k) if getattr(args, k) is not None else data.get(k) for k in ("lam_W", "lam_H", "lam_b")}
     lam_W, lam_H = lam["lam_W"], lam["lam_H"]
     if lam_W is None or lam_H is None:
@@ -51,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise UFMError(f"{args.file} stores no {missing}; give --lam-W and --lam-H "
                        "(the certificate depends on the weight decays).")
     b = None if args.no_bias else data["b"]
-    design, order = from_indicator(data["Y"])
+    design, order = _design(args, data, given)
     W = data["W"]
     problem = UFMProblem(design, int(W.shape[1]), lam_W, lam_H,
                          0.0 if lam["lam_b"] is None else lam["lam_b"], bias=b is not None, loss=args.loss)
@@ -79,3 +99,23 @@ def run(args: argparse.Namespace) -> int:
               f"{args.tol:g}" + ("" if certified else
                                  " (not optimal, or d below the rank where the relaxation is tight)"))
     return 0 if certified else 1
+
+
+def _design(args: argparse.Namespace, data: dict, given: Any) -> tuple[Any, Any]:
+    """The design and the sample order: from the file's Y, from --design, or both when they agree."""
+    import numpy as np
+
+    from ..designs import from_indicator
+
+    if data["Y"] is None:
+        if given is None:
+            raise UFMError(f"{args.file} has no Y (labels); give them with --design or --design-file.")
+        if given.N != data["H"].shape[1]:
+            raise UFMError(f"the design has N = {given.N} samples but H in {args.file} has "
+                           f"{data['H'].shape[1]} columns.")
+        return given, np.arange(given.N)
+    design, order = from_indicator(data["Y"])
+    if given is not None and (design.K, design.sets, design.counts) != (given.K, given.sets, given.counts):
+        raise UFMError(f"the design given does not match Y in {args.file} ({design.describe()}); "
+                       "drop --design, or fix it.")
+    return design, order

@@ -62,11 +62,48 @@ def apply_memory_arg(args: argparse.Namespace) -> None:
         set_limit(args.max_memory)
 
 
+DESIGN_HELP = ("any design as LABELS=COUNT items, labels 0-based joined by '+', e.g. "
+               "'0=10,1=10,2=2,3=2,0+1=3,2+3=1' (K = largest label + 1 unless --K says more)")
+DESIGN_FILE_HELP = "a design from a file: CSV rows LABELS,COUNT (as --design) or an .npz with Y (K x N)"
+
+
+def add_design_args(p: argparse.ArgumentParser, *, profile: bool = True) -> None:
+    """``--K``, ``--profile`` (optional), ``--design`` and ``--design-file``: one design source."""
+    p.add_argument("--K", type=pos_int, default=None,
+                   help="number of classes (>= 2; required with --profile)")
+    if profile:
+        p.add_argument("--profile", default=None,
+                       help="balanced design 'm:n_m,...', e.g. 1:3,2:2 (every label set of size m occurs n_m times)")
+    p.add_argument("--design", default=None, metavar="ITEMS", help=DESIGN_HELP)
+    p.add_argument("--design-file", default=None, dest="design_file", metavar="FILE", help=DESIGN_FILE_HELP)
+
+
+def design_from_args(args: argparse.Namespace, *, required: bool = True) -> Any:
+    """The design of ``--profile`` (with ``--K``), ``--design`` or ``--design-file``; exactly one."""
+    from ..designs import balanced, parse_design, read_design_file
+    from ..exceptions import UFMError
+
+    given = [flag for flag, name in (("--profile", "profile"), ("--design", "design"),
+                                     ("--design-file", "design_file"))
+             if getattr(args, name, None) is not None]
+    if len(given) > 1:
+        raise UFMError(f"{' and '.join(given)} both give the design; use one of them.")
+    if not given:
+        if not required:
+            return None
+        raise UFMError("give the design: --profile (with --K), --design or --design-file.")
+    if given[0] == "--profile":
+        if args.K is None:
+            raise UFMError("--profile needs --K (the number of classes).")
+        return balanced(args.K, args.profile)
+    if given[0] == "--design":
+        return parse_design(args.design, args.K)
+    return read_design_file(args.design_file, args.K)
+
+
 def add_problem_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--K", type=pos_int, required=True, help="number of classes (>= 2)")
+    add_design_args(p)
     p.add_argument("--d", type=pos_int, required=True, help="feature dimension (>= 1)")
-    p.add_argument("--profile", required=True,
-                   help="balanced design 'm:n_m,...', e.g. 1:3,2:2 (every label set of size m occurs n_m times)")
     p.add_argument("--lam-W", type=parse_float, required=True, dest="lam_W", help="weight decay of W (> 0)")
     p.add_argument("--lam-H", type=parse_float, required=True, dest="lam_H", help="weight decay of H (> 0)")
     p.add_argument("--lam-b", type=parse_float, default=0.0, dest="lam_b", help="bias decay (>= 0; default 0)")
@@ -76,11 +113,10 @@ def add_problem_args(p: argparse.ArgumentParser) -> None:
 
 
 def problem_from_args(args: argparse.Namespace) -> Any:
-    from ..designs import balanced
     from ..problem import UFMProblem
 
     apply_memory_arg(args)
-    return UFMProblem(balanced(args.K, args.profile), args.d, args.lam_W, args.lam_H, args.lam_b,
+    return UFMProblem(design_from_args(args), args.d, args.lam_W, args.lam_H, args.lam_b,
                       bias=not args.no_bias, loss=args.loss)
 
 

@@ -30,6 +30,8 @@ def add(sub: Any) -> None:
     g.add_argument("--K", type=pos_int, nargs="+")
     g.add_argument("--d", nargs="+", help="ints or expressions K, K-1, K+1 (default K)")
     g.add_argument("--profile", nargs="+", help="balanced profiles like 1:2,2:1")
+    g.add_argument("--design", nargs="+", help="designs as LABELS=COUNT items, e.g. 0=12,1=12,2=1,0+1=3 "
+                   "(as ufm solve --design; K from the labels unless --K)")
     g.add_argument("--lam-W", type=parse_float, nargs="+", dest="lam_W")
     g.add_argument("--lam-H", type=parse_float, nargs="+", dest="lam_H")
     g.add_argument("--mu-ratio", type=parse_float, nargs="+", dest="mu_ratio", help="mu / mu_crit (instead of lambdas)")
@@ -44,7 +46,7 @@ def add(sub: Any) -> None:
 
 def _spec_from_flags(args: argparse.Namespace) -> dict:
     grid: dict[str, Any] = {}
-    for key in ("K", "d", "profile", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss", "solver", "seeds"):
+    for key in ("K", "d", "profile", "design", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss", "solver", "seeds"):
         val = getattr(args, key)
         if val is not None:
             grid[key] = [int(v) if key == "d" and v.lstrip("-").isdigit() else v for v in val]
@@ -54,9 +56,11 @@ def _spec_from_flags(args: argparse.Namespace) -> dict:
         raise UFMError("--mu-ratio and --lam-W/--lam-H both set the regularisation; give one of them.")
     if "lam_ratio" in grid and "mu_ratio" not in grid:
         raise UFMError("--lam-ratio applies with --mu-ratio only.")
-    missing = [k for k in ("K", "profile") if k not in grid]
-    if missing:
-        raise UFMError(f"ufm sweep needs NAME or at least --K and --profile (missing {missing}).")
+    if "profile" in grid and "design" in grid:
+        raise UFMError("--profile and --design both give the design; use one of them.")
+    if "design" not in grid and [k for k in ("K", "profile") if k not in grid]:
+        missing = [k for k in ("K", "profile") if k not in grid]
+        raise UFMError(f"ufm sweep needs NAME, or --K and --profile, or --design (missing {missing}).")
     return {"name": args.name, "grid": [grid]}
 
 
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UFMError("ufm sweep needs --out DIR (where the records go).")
-    grid_flags = [k for k in ("K", "d", "profile", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss",
+    grid_flags = [k for k in ("K", "d", "profile", "design", "lam_W", "lam_H", "mu_ratio", "lam_ratio", "lam_b", "loss",
                               "solver", "seeds") if getattr(args, k) is not None] + (["no_bias"] if args.no_bias else [])
     if args.spec is not None and grid_flags:
         raise UFMError(f"give NAME or grid flags, not both (got {args.spec!r} and --{grid_flags[0].replace('_', '-')}).")

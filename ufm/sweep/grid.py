@@ -22,8 +22,9 @@ Spec layout (TOML shown; JSON is the same structure)::
     mu_ratio = [0.25, 0.5, 2.0]         # mu / mu_crit (balanced designs)
     lam_ratio = [1.0]                   # lam_W / lam_H
 
-Cell keys: ``K`` (int); ``profile`` (balanced ``"m:n_m,..."``) or ``design`` (a table or
-a list of tables, see :func:`build_design`; a list-valued scalar field inside a design
+Cell keys: ``K`` (int; optional with a design string); ``profile`` (balanced ``"m:n_m,..."``)
+or ``design`` (a ``LABELS=COUNT`` string such as ``"0=12,1=12,2=1,0+1=3"`` as in
+``ufm solve --design``, a table, or a list of either, see :func:`build_design`; a list-valued scalar field inside a design
 table is an axis too); ``d``; the regularisation as ``lam_W`` and ``lam_H``, or ``mu``
 with ``lam_ratio`` (``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``), or
 ``mu_ratio`` with ``lam_ratio``; ``lam_b`` (1e-2), ``bias`` (true), ``loss`` ("pal"),
@@ -149,6 +150,8 @@ def build_design(K: int, spec: Mapping[str, Any]) -> designs.LabelDesign:
     """
     kind = spec.get("kind", "balanced")
     try:
+        if kind == "items":  # a string "0=12,1=12,0+1=3" (designs.parse_design)
+            return designs.parse_design(spec["items"], K)
         if kind == "balanced":
             return designs.balanced(K, spec["profile"])
         if kind == "imbalanced_single":
@@ -190,7 +193,8 @@ def _design_tables(point: Mapping[str, Any]) -> list[dict[str, Any]]:
         tables = [{"kind": "balanced", "profile": point["profile"]}]
     elif "design" in point:
         raw = point["design"]
-        tables = [dict(t) for t in (raw if isinstance(raw, list) else [raw])]
+        tables = [{"kind": "items", "items": t} if isinstance(t, str) else dict(t)
+                  for t in (raw if isinstance(raw, list) else [raw])]
     else:
         raise UFMError("Every spec grid needs a 'profile' or a 'design'.")
     out = []
@@ -226,6 +230,7 @@ DESIGN_FIELDS = {
     "imbalanced_pairs": {"kind", "n_single", "n_pair", "heavy", "heavy_count"},
     "random_subset": {"kind", "n_sets", "max_multiplicity", "count", "seed"},
     "counts": {"kind", "sets", "counts"},
+    "items": {"kind", "items"},
 }
 
 
@@ -338,6 +343,10 @@ def _make_cell_typed(name: str, point: Mapping[str, Any], table: Mapping[str, An
         known = dict.fromkeys(FIXED_OPTIONS)
     if known is not None:
         _unknown(f"Spec {name!r} options of solver {point['solver']!r}", options.keys(), known.keys())
+    if "K" not in point and kind == "items":  # K = the largest label + 1
+        point = {**point, "K": designs.parse_design(str(table["items"])).K}
+    if "K" not in point:
+        raise UFMError(f"Spec {name!r}: 'K' is needed with a design table of kind {kind!r}.")
     K = int(point["K"])
     d = parse_d(point.get("d", "K"), K)
     if d < 1:
