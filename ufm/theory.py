@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import null_space
 
-from .designs import as_rng
+from .designs import LabelDesign, as_rng
 from .problem import UFMProblem
 
 COLLAPSE = "collapse"
@@ -355,3 +355,86 @@ def predicted_logits(problem: UFMProblem, prediction: Prediction | None = None) 
     design = problem.design
     sm = np.array([pred.s.get(int(m), 0.0) for m in design.group_multiplicity])
     return (design.Yg - design.group_multiplicity[None, :] / problem.K) * sm
+
+
+# -- the trivial threshold of any design (docs/thresholds.md section 2) -------------------
+def trivial_bias(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> np.ndarray:
+    r"""The bias ``b0`` of the best constant logits: the minimiser over ``b`` of
+    ``L(b 1^T) + (lam_b/2) ||b||^2`` (PAL loss, ``W = 0, H = 0``).
+
+    ``L(b 1^T) = M LSE(b) - <f, b>`` with ``M = sum_i m_i / N`` and ``f_k`` the fraction
+    of samples carrying label ``k``, so the condition is ``M softmax(b) + lam_b b = f``:
+
+    - no bias: ``b0 = 0``;
+    - free bias (``lam_b = 0``): ``softmax(b0) = f / M`` (the label frequencies), ``b0 =
+      log(f / M)`` up to a constant (``-inf`` for a class in no label set: the infimum is
+      approached, not attained);
+    - ``lam_b > 0``: the unique root, by Newton's method on the strictly convex
+      ``M LSE(b) - <f, b> + lam_b/2 ||b||^2`` (``sum_k b0_k = 0``).
+
+    Returns
+    -------
+    ndarray, shape (K,)
+    """
+    K = design.K
+    if not bias:
+        return np.zeros(K)
+    n = design.group_counts.astype(np.float64)
+    f = design.Yg @ n / design.N  # (K,) label frequencies
+    M = float(f.sum())  # mean multiplicity
+    if lam_b == 0:
+        with np.errstate(divide="ignore"):
+            b = np.log(f / M)
+        return b - np.mean(b[np.isfinite(b)])
+    b = np.zeros(K)
+    for _ in range(100):
+        p = np.exp(b - b.max())
+        p /= p.sum()
+        g = M * p - f + lam_b * b
+        if np.max(np.abs(g)) <= 1e-15 * max(M, 1.0):
+            break
+        Hm = M * (np.diag(p) - np.outer(p, p)) + lam_b * np.eye(K)
+        b = b - np.linalg.solve(Hm, g)  # full Newton steps: the objective is smooth, its Hessian >= lam_b I
+    return b
+
+
+def trivial_gradient(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> np.ndarray:
+    r"""``Gamma0 D^{1/2}`` (K, G): the gradient of the averaged PAL loss at the constant
+    logits ``b0 1^T`` (:func:`trivial_bias`), one column per label set scaled by ``sqrt(n_S)``,
+    so that its spectral norm is that of the K x N gradient. Column ``S``:
+    ``sqrt(n_S) (m_S p0 - y_S) / N`` with ``p0 = softmax(b0)``.
+    """
+    b0 = trivial_bias(design, lam_b, bias)
+    finite = np.isfinite(b0)
+    p0 = np.zeros(design.K)
+    p0[finite] = np.exp(b0[finite] - b0[finite].max())
+    p0 /= p0.sum()
+    m = design.group_multiplicity.astype(np.float64)
+    n = design.group_counts.astype(np.float64)
+    return (np.outer(p0, m) - design.Yg) * np.sqrt(n) / design.N
+
+
+def trivial_threshold(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> float:
+    r"""The smallest ``mu = sqrt(lam_W lam_H)`` at which ``W = 0, H = 0`` (with ``b = b0``)
+    is a global minimiser of ``F``, for ANY design and every ``d >= 1`` (PAL loss):
+
+    .. math::  \mu_0 = \| \nabla L(b_0 1^T) \|_2
+
+    the spectral norm of the loss gradient at the best constant logits
+    (:func:`trivial_gradient`). Proof: docs/thresholds.md, section 2. On a design balanced
+    within multiplicity ``b0 = 0`` and ``mu_0`` equals ``mu_crit = ||a/r||_2/(K-1)``.
+
+    Examples
+    --------
+    >>> import ufm
+    >>> from ufm.designs import parse_design
+    >>> d = ufm.balanced(4, {1: 2, 2: 1})
+    >>> p = ufm.UFMProblem(d, d=4, lam_W=1e-2, lam_H=1e-2)
+    >>> abs(trivial_threshold(d) / predict(p).mu_crit - 1) < 1e-14
+    True
+    >>> round(trivial_threshold(parse_design("0=12,1=12,2=12,3=1,4=1")), 6)
+    0.140285
+    """
+    G0 = trivial_gradient(design, lam_b, bias)
+    A = G0 @ G0.T
+    return float(np.sqrt(max(float(np.linalg.eigvalsh(A)[-1]), 0.0)))
