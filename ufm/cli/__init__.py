@@ -16,7 +16,7 @@ from importlib import import_module
 from ..exceptions import SolverError, UFMError
 from .common import Parser
 
-COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify", "train")
+COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify", "train", "threshold")
 
 
 EPILOG = """exit status (every subcommand):
