@@ -241,6 +241,7 @@ MODULES = (
     "checks_conjugate",
     "checks_single_label",
     "checks_global",
+    "checks_thresholds",
 )
 
 

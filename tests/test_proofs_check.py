@@ -219,3 +219,14 @@ def test_global_chain_is_registered_and_passes() -> None:
     for r in res:
         assert r.passed, f"{r.name}: {r.residual}"
         assert r.kind == "symbolic"
+
+
+def test_wrong_trivial_bias_fails() -> None:
+    """The threshold's bias at W = H = 0: the uniform bias (b = 0, right only for balanced
+    label frequencies) or frequencies not divided by the mean multiplicity fail."""
+    from proofs_check import checks_thresholds
+
+    _assert_fails(_wrong(lambda led: checks_thresholds.trivial_point_exact(
+        led, cases=((3, 3),), bias=lambda f, M, K: [sp.Integer(0)] * K)))
+    _assert_fails(_wrong(lambda led: checks_thresholds.trivial_point_exact(
+        led, cases=((3, 3),), bias=lambda f, M, K: [sp.log(fk) for fk in f][:-1] + [sp.log(f[-1] / M)])))
