@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(out)
     else:
         lo, hi = res.bracket
-        what = {"merge": f"rows {res.classes} of W equal", "vanish": f"row {res.classes[0]} of W zero",
+        cls = ",".join(map(str, res.classes))
+        what = {"merge": f"rows {cls} of W equal", "vanish": f"row {cls} of W zero",
                 "trivial": "W = 0, H = 0"}[res.kind]
         print(f"{design.describe()}: {res.kind} ({what})")
         print(f"  mu*        {res.mu:.12g}   ({res.method})")
