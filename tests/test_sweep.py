@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from subprocs import sigint_default
 
@@ -50,9 +51,12 @@ def test_spec_expansion_axes_dedup_and_skip():
 def test_spec_errors_name_the_problem():
     with pytest.raises(UFMError, match="unknown key"):
         load_spec({"name": "t", "grid": [{"K": 3, "profile": "1:1", "mu": 1e-3, "lamW": 1}]})
-    with pytest.raises(UFMError, match="mu_ratio"):
-        load_spec({"name": "t", "grid": [{"K": 3, "design": {"kind": "imbalanced_single", "counts": [1, 2, 3]},
-                                          "mu_ratio": 0.5}]})
+    # mu_ratio on an imbalanced design: mu / (its trivial threshold), computed here by hand
+    spec = load_spec({"name": "t", "grid": [{"K": 3, "design": {"kind": "imbalanced_single", "counts": [1, 2, 3]},
+                                             "mu_ratio": 0.5, "bias": False}]})
+    Y = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=float)
+    mu0 = np.linalg.norm((np.full((3, 6), 1 / 3) - Y) / 6, 2)  # b = 0: softmax = 1/K, m = 1
+    assert spec.cells[0]["problem"]["lam_W"] == pytest.approx(0.5 * mu0, rel=1e-12)
     with pytest.raises(UFMError, match="No spec file or shipped spec"):
         load_spec("no-such-spec")
     assert parse_d("K+2", 5) == 7 and parse_d("K", 5) == 5 and parse_d(3, 5) == 3

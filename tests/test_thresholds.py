@@ -15,7 +15,7 @@ from ufm import UFMProblem, balanced, certify, predict, solve
 from ufm.cli import main
 from ufm.designs import format_design, parse_design
 from ufm.exceptions import UFMError
-from ufm.theory import trivial_bias, trivial_threshold
+from ufm.theory import exchangeable, merge_threshold, trivial_bias, trivial_threshold
 from ufm.thresholds import threshold
 
 MINORITY = "0=12,1=12,2=12,3=1,4=1"
@@ -139,7 +139,8 @@ def test_minority_thresholds_certified_and_sharp(kind, classes):
     design = parse_design(MINORITY)
     r = threshold(kind, design, classes=classes)
     lo, hi = r.bracket
-    assert r.certified and r.method == "bisection" and (hi - lo) / hi <= 1e-6
+    assert r.certified and (hi - lo) / hi <= 1e-6
+    assert r.method == ("closed-form" if kind == "merge" else "bisection")  # 3, 4 are exchangeable
     assert r.details["hi"]["kkt"] <= 1e-9 < r.details["lo"]["kkt"]
     for factor, together in ((0.99, False), (1.01, True)):
         mu = r.mu * factor
@@ -170,7 +171,8 @@ def test_threshold_does_not_depend_on_the_lambda_ratio():
     ({"kind": "merge"}, "two classes"),
     ({"kind": "merge", "classes": (0, 0)}, "distinct classes"),
     ({"kind": "vanish", "classes": (7,)}, "distinct classes in 0..3"),
-    ({"kind": "merge", "classes": (0, 1), "method": "closed-form"}, "no closed form"),
+    ({"kind": "merge", "classes": (0, 2), "method": "closed-form"}, "no closed form"),
+    ({"kind": "vanish", "classes": (2,), "method": "closed-form"}, "no closed form"),
     ({"kind": "trivial", "rtol": 0.0}, "rtol"),
     ({"kind": "trivial", "lam_ratio": -1.0}, "lam_ratio"),
 ])
@@ -181,12 +183,16 @@ def test_threshold_input_errors(kwargs, needle):
 
 
 def test_cli_threshold_json(capsys):
-    code = main(["threshold", "merge", "--design", PAIRS, "--classes", "2,3", "--json"])
+    code = main(["threshold", "vanish", "--design", PAIRS, "--classes", "2", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["certified"] is True and data["method"] == "bisection"
     assert set(data) >= {"kind", "mu", "bracket", "certified", "method", "classes", "details"}
     lo, hi = data["bracket"]
-    assert lo < data["mu"] < hi and (hi - lo) / hi <= 1e-6 and data["classes"] == [2, 3]
+    assert lo < data["mu"] < hi and (hi - lo) / hi <= 1e-6 and data["classes"] == [2]
+    assert data["closed_form"] is None
+    code = main(["threshold", "merge", "--design", PAIRS, "--classes", "2,3", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["method"] == "closed-form" and data["mu"] == math.sqrt(2) / 28
     code = main(["threshold", "trivial", "--design", PAIRS])
     out = capsys.readouterr().out
     assert code == 0 and "closed-form" in out and "CERTIFIED" in out
@@ -208,3 +214,45 @@ def test_cli_threshold_errors(argv, needle, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and needle in err, err
+
+
+def test_merge_threshold_closed_form_by_hand():
+    """sqrt(samples with exactly one of i, j / 2) / N, counted by hand."""
+    assert merge_threshold(parse_design(MINORITY), 3, 4) == pytest.approx(1 / 38, rel=1e-15)
+    assert merge_threshold(parse_design(PAIRS), 2, 3) == pytest.approx(math.sqrt(2) / 28, rel=1e-15)
+    all_pairs = "0=8,1=8,2=1,3=1,0+1=8,0+2=1,0+3=1,1+2=1,1+3=1,2+3=1"  # 2 alone in {2},{0,2},{1,2}
+    assert merge_threshold(parse_design(all_pairs), 2, 3) == pytest.approx(math.sqrt(3) / 31, rel=1e-15)
+    assert exchangeable(parse_design(PAIRS), 0, 1) and exchangeable(parse_design(PAIRS), 2, 3)
+    assert not exchangeable(parse_design(PAIRS), 1, 2)
+    assert not exchangeable(parse_design("0=2,1=2,2=1,0+2=1"), 0, 1)  # the pair breaks the symmetry
+    with pytest.raises(UFMError, match="not exchangeable"):
+        merge_threshold(parse_design(PAIRS), 1, 2)
+
+
+MERGE_DESIGNS = [
+    (MINORITY, (3, 4), 0.0, True), (PAIRS, (2, 3), 0.0, True), (PAIRS, (0, 1), 1e-2, True),
+    ("0=8,1=8,2=1,3=1,0+1=8,0+2=1,0+3=1,1+2=1,1+3=1,2+3=1", (2, 3), 0.0, False),
+    ("0=5,1=4,2=3,3=2,4=1,5=1", (4, 5), 1e-2, True), ("0=3,1=3,2=3,0+1=1,0+2=1,1+2=1", (0, 1), 0.0, True),
+    ("0=2,1=2,2=2,3=2,4=2,5=2,6=1,7=1,6+7=1,0+6=1,0+7=1", (6, 7), 0.0, True),
+    ("0=4,1=4,2=4,3=4,4=4,5=4,6=4,7=4,8=1,9=1,8+9=1", (8, 9), 0.0, True),
+]
+
+
+def _merge_agrees(text, cls, lam_b, bias):
+    design = parse_design(text)
+    r = threshold("merge", design, classes=cls, method="bisection", lam_b=lam_b, bias=bias)
+    cf = merge_threshold(design, *cls)
+    lo, hi = r.bracket
+    assert r.certified, r.details
+    assert lo < cf <= hi and abs(r.mu - cf) / cf <= 1e-6
+
+
+@pytest.mark.parametrize("text,cls,lam_b,bias", MERGE_DESIGNS[:2])
+def test_merge_bisection_agrees_with_the_closed_form(text, cls, lam_b, bias):
+    _merge_agrees(text, cls, lam_b, bias)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text,cls,lam_b,bias", MERGE_DESIGNS[2:])
+def test_merge_bisection_agrees_with_the_closed_form_more(text, cls, lam_b, bias):
+    _merge_agrees(text, cls, lam_b, bias)

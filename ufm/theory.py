@@ -438,3 +438,45 @@ def trivial_threshold(design: LabelDesign, lam_b: float = 0.0, bias: bool = True
     G0 = trivial_gradient(design, lam_b, bias)
     A = G0 @ G0.T
     return float(np.sqrt(max(float(np.linalg.eigvalsh(A)[-1]), 0.0)))
+
+
+# -- the merge threshold of two exchangeable classes (docs/thresholds.md section 4) -------
+def exchangeable(design: LabelDesign, i: int, j: int) -> bool:
+    """True when swapping labels ``i`` and ``j`` maps the design to itself (``n_S = n_{tau S}``)."""
+    swap = {i: j, j: i}
+    counts = design.counts_by_set()
+    return all(counts.get(tuple(sorted(swap.get(k, k) for k in S)), 0) == n for S, n in counts.items())
+
+
+def merge_threshold(design: LabelDesign, i: int, j: int) -> float:
+    r"""The ``mu`` from which rows ``i`` and ``j`` of ``W`` are equal at the global minimiser,
+    for two *exchangeable* classes (:func:`exchangeable`), any bias setting and every ``d >= K``:
+
+    .. math::  \mu_{ij} = \frac{\sqrt{n_{i \setminus j} + n_{j \setminus i}}}{\sqrt 2\, N}
+
+    with ``n_{i \ j}`` the number of samples carrying ``i`` but not ``j``. Proof:
+    docs/thresholds.md section 4 (at the merged minimiser ``p_i = p_j`` in every sample, so
+    the loss gradient's component along ``(e_i - e_j)/sqrt 2`` is the constant row
+    ``(y_j - y_i)/(sqrt 2 N)``, orthogonal to everything else in the optimality condition).
+
+    Raises
+    ------
+    UFMError
+        ``i``, ``j`` not distinct classes of the design, or not exchangeable (no closed form).
+
+    Examples
+    --------
+    >>> from ufm.designs import parse_design
+    >>> d = parse_design("0=12,1=12,2=12,3=1,4=1")
+    >>> merge_threshold(d, 3, 4) * d.N     # 1/N: one sample of each minority class
+    1.0
+    """
+    from .exceptions import UFMError
+
+    if not (0 <= i < design.K and 0 <= j < design.K and i != j):
+        raise UFMError(f"merge_threshold needs two distinct classes in 0..{design.K - 1}; got {i}, {j}.")
+    if not exchangeable(design, i, j):
+        raise UFMError(f"classes {i} and {j} are not exchangeable in this design (swapping them changes "
+                       "some count): the merge threshold has no closed form here; use the bisection.")
+    alone = sum(n for S, n in design.counts_by_set().items() if (i in S) != (j in S))
+    return math.sqrt(alone / 2) / design.N

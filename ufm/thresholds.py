@@ -84,7 +84,7 @@ class ThresholdResult:
     classes : tuple of int
         ``(i, j)`` for merge, ``(i,)`` for vanish, ``()`` for trivial.
     closed_form : float or None
-        The closed-form value where one exists (trivial), else None.
+        The closed-form value where one exists (trivial; merge of exchangeable classes), else None.
     details : dict
         ``lo`` / ``hi``: per end ``mu``, ``holds``, ``kkt`` (the statistic of the test), ``F``,
         ``rel_gap`` (certified), ``distance`` (rows apart, relative to the largest row norm;
@@ -183,6 +183,13 @@ class _Tied:
         b0 = trivial_bias(self.design, self.lam_b, self.bias) if self.bias else np.zeros(0)
         b0 = np.where(np.isfinite(b0), b0, -30.0)
         return np.concatenate([0.1 * rng.standard_normal(a + c), b0])
+
+    def trivial_x(self) -> np.ndarray:
+        """``W' = 0, H = 0, b = b0``: the global minimiser for every ``mu >= mu0`` (section 2)."""
+        x = self.start(np.random.default_rng(0))
+        a, c, _ = self.sizes()
+        x[:a + c] = 0.0
+        return x
 
     def solve(self, x0: np.ndarray, lam_W: float, lam_H: float) -> tuple[np.ndarray, float, float]:
         """Minimise from ``x0``: L-BFGS-B, then Newton-CG on a finite-difference Hessian."""
@@ -366,8 +373,9 @@ def _check(kind: str, design: Any, classes: Any, lam_ratio: float, lam_b: float,
         raise UFMError(f"lam_ratio = lam_W/lam_H must be > 0; got {lam_ratio!r}.")
     if not (math.isfinite(lam_b) and lam_b >= 0):
         raise UFMError(f"lam_b must be >= 0; got {lam_b!r}.")
-    if not (math.isfinite(rtol) and 1e-12 <= rtol < 1):
-        raise UFMError(f"rtol must be in [1e-12, 1); got {rtol!r}.")
+    if not (math.isfinite(rtol) and 1e-8 <= rtol < 1):  # below, the test's KKT_TOL decides the ends
+        raise UFMError(f"rtol must be in [1e-8, 1) (the ends of a narrower bracket are within the "
+                       f"optimality test's tolerance of each other); got {rtol!r}.")
     dd = design.K if d is None else d
     if not isinstance(dd, int) or dd < 1:
         raise UFMError(f"d must be an int >= 1; got {d!r}.")
@@ -460,9 +468,11 @@ def threshold(kind: str, design: LabelDesign, *, classes: Any = None, lam_ratio:
     d : int, optional
         Feature dimension of the certified solves (default K; the relaxation is tight there).
     rtol : float, default 1e-6
-        Relative width ``(hi - lo) / hi`` of the final bracket.
+        Relative width ``(hi - lo) / hi`` of the final bracket, in ``[1e-8, 1)`` (the test
+        statistic is about ``mu*/mu - 1`` and is decided against ``KKT_TOL = 1e-9``).
     method : {"auto", "closed-form", "bisection"}
-        "auto": the closed form where there is one (trivial), else bisection.
+        "auto": the closed form where there is one (trivial; merge of two exchangeable
+        classes, :func:`ufm.theory.merge_threshold`), else bisection.
     cert_tol : float, default 1e-6
         Certified relative gap required of the solve at each end.
     starts : int, default 2
@@ -485,23 +495,30 @@ def threshold(kind: str, design: LabelDesign, *, classes: Any = None, lam_ratio:
     >>> r.method, r.certified, r.bracket[0] < r.mu <= r.bracket[1]
     ('closed-form', True, True)
     """
-    from .theory import trivial_threshold
+    from .theory import exchangeable, merge_threshold, trivial_threshold
 
     t0 = time.perf_counter()
     cls, dd = _check(kind, design, classes, lam_ratio, lam_b, d, rtol, method)
-    if method == "closed-form" and kind != "trivial":
-        raise UFMError(f"no closed form for the {kind} threshold is known (docs/thresholds.md "
-                       "section 4); use method 'bisection' or 'auto'.")
-    ends = _Ends(design, kind, cls, dd, lam_ratio, lam_b, bias, cert_tol, starts)
+    closed: float | None = None
     mu0 = trivial_threshold(design, lam_b, bias)
+    if kind == "trivial":
+        closed = mu0
+    elif kind == "merge" and exchangeable(design, *cls):
+        closed = merge_threshold(design, *cls)
+    if method == "closed-form" and closed is None:
+        raise UFMError(f"no closed form for this {kind} threshold is known (docs/thresholds.md "
+                       "sections 2, 4, 5: trivial, and merge of exchangeable classes); use method "
+                       "'bisection' or 'auto'.")
+    ends = _Ends(design, kind, cls, dd, lam_ratio, lam_b, bias, cert_tol, starts)
     tied = _Tied(design, kind, cls, lam_b, bias, width=min(dd, max(design.K - 1, 1) + 1))
     rng = np.random.default_rng(0)
-    use_closed = kind == "trivial" and method in ("auto", "closed-form")
+    use_closed = closed is not None and method in ("auto", "closed-form")
     info: dict[str, Any] = {"steps": 0}
     if use_closed:
-        lo, hi = mu0 * (1 - rtol / 2), mu0 * (1 + rtol / 2)
+        assert closed is not None
+        lo, hi = closed * (1 - rtol / 2), closed * (1 + rtol / 2)
         x_hi, x_lo_warm = None, None
-        mu_est = mu0
+        mu_est = closed
     elif kind == "trivial":
         lo, hi = _bisect_trivial(ends, tied, mu0, rtol, info)
         x_hi, x_lo_warm = None, None
@@ -510,7 +527,11 @@ def threshold(kind: str, design: LabelDesign, *, classes: Any = None, lam_ratio:
         lo, hi, x_hi, x_lo_warm = _bisect_kkt(ends, tied, mu0, rtol, lam_ratio, rng, info)
         mu_est = 0.5 * (lo + hi)
     # certify the ends
-    x_hi, stat_hi, n_hi = tied.best(x_hi, hi, lam_ratio, rng, fresh=True)
+    if hi >= mu0:  # the trivial point has every property and is the minimiser (section 2)
+        x_hi, n_hi = tied.trivial_x(), 0
+        stat_hi = tied.kkt(x_hi, hi, _lams(hi, lam_ratio)[0])
+    else:
+        x_hi, stat_hi, n_hi = tied.best(x_hi, hi, lam_ratio, rng, fresh=True)
     W, H, b = tied.lift(x_hi, dd)
     hi_end = ends.holds_end(hi, W, H, b, stat_hi)
     x_lo, stat_lo, n_lo = tied.best(x_hi if x_lo_warm is None else x_lo_warm, lo, lam_ratio, rng, fresh=True)
@@ -523,17 +544,17 @@ def threshold(kind: str, design: LabelDesign, *, classes: Any = None, lam_ratio:
     return ThresholdResult(kind=kind, mu=mu_est, bracket=(lo, hi),
                            certified=bool(lo_end["certified"] and hi_end["certified"]),
                            method="closed-form" if use_closed else "bisection", classes=cls,
-                           closed_form=mu0 if kind == "trivial" else None, details=details)
+                           closed_form=closed, details=details)
 
 
 def _bisect_kkt(ends: _Ends, tied: _Tied, mu0: float, rtol: float, lam_ratio: float,
                 rng: np.random.Generator, info: dict) -> tuple[float, float, np.ndarray, np.ndarray]:
     """Bisection on the optimality test of the constrained minimiser, warm-started along the way;
     the scan starts at the trivial threshold, where every property holds (Z = 0)."""
-    hi = mu0
+    hi = mu0 * (1 + rtol)  # just above the trivial threshold: Z = 0 is strictly optimal there
     x_hi, _, solves = tied.best(None, hi, lam_ratio, rng)
     lo, x_lo = None, None
-    mu, x = mu0, x_hi
+    mu, x = hi, x_hi
     for _ in range(40):  # down by factors of 2 until the property fails
         mu /= 2
         x, holds, n = tied.decide(x, mu, lam_ratio, rng)
@@ -548,7 +569,10 @@ def _bisect_kkt(ends: _Ends, tied: _Tied, mu0: float, rtol: float, lam_ratio: fl
     steps = 0
     while (hi - lo) / hi > rtol:
         mid = 0.5 * (lo + hi)
-        x, holds, n = tied.decide(x_lo, mid, lam_ratio, rng)
+        if mid >= mu0:  # W = H = 0 is the minimiser there (the closed form of section 2): it holds
+            x, holds, n = tied.trivial_x(), True, 0
+        else:
+            x, holds, n = tied.decide(x_lo, mid, lam_ratio, rng)
         solves += n
         steps += 1
         if holds:

@@ -19,7 +19,7 @@ Spec layout (TOML shown; JSON is the same structure)::
     K = [4, 6]
     profile = ["1:2,2:1"]               # shorthand for design = {kind = "balanced", ...}
     d = ["K-1", "K"]                    # an int, or "K", "K-1", "K+2", ...
-    mu_ratio = [0.25, 0.5, 2.0]         # mu / mu_crit (balanced designs)
+    mu_ratio = [0.25, 0.5, 2.0]         # mu / mu_crit (any design: its trivial threshold)
     lam_ratio = [1.0]                   # lam_W / lam_H
 
 Cell keys: ``K`` (int; optional with a design string); ``profile`` (balanced ``"m:n_m,..."``)
@@ -214,10 +214,13 @@ def _lambdas(point: Mapping[str, Any], design: designs.LabelDesign) -> tuple[flo
     elif "mu_ratio" in point:
         from ..theory import PhiProblem
 
-        if design.profile is None:
-            raise UFMError("'mu_ratio' needs a design balanced within multiplicity (mu_crit is the "
-                           "theorem's threshold); give 'mu' or 'lam_W'/'lam_H' instead.")
-        mu = float(point["mu_ratio"]) * PhiProblem.from_profile(design.K, design.profile, 1.0).mu_crit
+        if design.profile is None:  # the trivial threshold of any design (= mu_crit when balanced)
+            from ..theory import trivial_threshold
+
+            bias = bool(point.get("bias", True))
+            mu = float(point["mu_ratio"]) * trivial_threshold(design, float(point.get("lam_b", 0.0)), bias)
+        else:
+            mu = float(point["mu_ratio"]) * PhiProblem.from_profile(design.K, design.profile, 1.0).mu_crit
     else:
         raise UFMError("A spec grid needs the regularisation: 'lam_W' and 'lam_H', 'mu', or 'mu_ratio'.")
     return mu * math.sqrt(ratio), mu / math.sqrt(ratio)
