@@ -11,7 +11,7 @@ import pytest
 import ufm
 
 MODULES = ("ufm", "ufm.designs", "ufm.objective", "ufm.theory", "ufm.certificate", "ufm.verify",
-           "ufm.metrics", "ufm.solvers")
+           "ufm.metrics", "ufm.solvers", "ufm.thresholds")
 
 
 @pytest.mark.parametrize("name", MODULES)

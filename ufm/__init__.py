@@ -31,6 +31,7 @@ _LAZY = {
     "UFMProblem": "problem", "Result": "result", "Status": "result", "solve": "solvers",
     "Prediction": "theory", "predict": "theory", "predicted_minimizer": "theory",
     "simplex_etf": "theory", "Verdict": "verify", "verify": "verify",
+    "threshold": "thresholds", "ThresholdResult": "thresholds",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -42,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         from_indicator,
         imbalanced_pairs,
         imbalanced_single,
+        parse_design,
         random_subset,
     )
     from .exceptions import ConvergenceWarning, SolverError, UFMError
@@ -51,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .result import Result, Status
     from .solvers import solve
     from .theory import Prediction, predict, predicted_minimizer, simplex_etf
+    from .thresholds import ThresholdResult, threshold
     from .verify import Verdict, verify
 
 
@@ -86,8 +89,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Certificate", "certify", "LabelDesign", "balanced", "from_counts", "from_indicator",
-    "imbalanced_pairs", "imbalanced_single", "random_subset", "ConvergenceWarning",
+    "imbalanced_pairs", "imbalanced_single", "parse_design", "random_subset", "ConvergenceWarning",
     "SolverError", "UFMError", "all_metrics", "check_grad", "objective", "value_and_grad",
     "UFMProblem", "Result", "Status", "solve", "Prediction", "predict", "predicted_minimizer",
-    "simplex_etf", "Verdict", "verify", "__version__",
+    "simplex_etf", "Verdict", "verify", "threshold", "ThresholdResult", "__version__",
 ]

@@ -433,7 +433,7 @@ def trivial_threshold(design: LabelDesign, lam_b: float = 0.0, bias: bool = True
     >>> abs(trivial_threshold(d) / predict(p).mu_crit - 1) < 1e-14
     True
     >>> round(trivial_threshold(parse_design("0=12,1=12,2=12,3=1,4=1")), 6)
-    0.140285
+    0.091161
     """
     G0 = trivial_gradient(design, lam_b, bias)
     A = G0 @ G0.T
