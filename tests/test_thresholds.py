@@ -256,3 +256,10 @@ def test_merge_bisection_agrees_with_the_closed_form(text, cls, lam_b, bias):
 @pytest.mark.parametrize("text,cls,lam_b,bias", MERGE_DESIGNS[2:])
 def test_merge_bisection_agrees_with_the_closed_form_more(text, cls, lam_b, bias):
     _merge_agrees(text, cls, lam_b, bias)
+
+
+def test_cli_threshold_exit_1_when_an_end_is_not_certified(capsys):
+    """In d = 1 the rows cannot part at the lower end: the bracket is printed, not certified."""
+    code = main(["threshold", "vanish", "--design", PAIRS, "--classes", "2", "--d", "1", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["certified"] is False and data["details"]["lo"]["certified"] is False
