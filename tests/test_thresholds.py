@@ -263,3 +263,11 @@ def test_cli_threshold_exit_1_when_an_end_is_not_certified(capsys):
     code = main(["threshold", "vanish", "--design", PAIRS, "--classes", "2", "--d", "1", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 1 and data["certified"] is False and data["details"]["lo"]["certified"] is False
+
+
+@pytest.mark.parametrize("K,profile", [(3, {1: 2}), (4, {1: 2, 2: 1}), (6, {2: 1, 3: 1}), (7, {1: 1, 3: 2})])
+def test_merge_threshold_is_mu_crit_on_balanced_designs(K, profile):
+    """Balanced designs: every pair of classes is exchangeable and rows merge only when W = 0."""
+    design = balanced(K, profile)
+    mu_crit = predict(UFMProblem(design, K, 1e-2, 1e-2)).mu_crit
+    assert merge_threshold(design, 0, K - 1) == pytest.approx(mu_crit, rel=1e-12)
