@@ -40,10 +40,11 @@ and ``H`` by ``r^{1/4}``): the ratio only sets the ``(lam_W, lam_H) = (mu sqrt r
 of the certified solves.
 
 The trivial threshold has a closed form for every design
-(:func:`ufm.theory.trivial_threshold`); ``threshold("trivial", ...)`` uses it (method
-``"closed-form"``) and certifies the ends ``mu0 (1 -+ rtol/2)`` the same way, or bisects
-(``method="bisection"``) with the unconstrained solver alone -- whether a solve finds a
-point below the trivial value -- which is independent of the closed form.
+(:func:`ufm.theory.trivial_threshold`), and so has the merge of two exchangeable classes
+(:func:`ufm.theory.merge_threshold`, docs/thresholds.md section 4); ``threshold`` uses them
+(method ``"closed-form"``) and certifies the ends ``mu_c (1 -+ rtol/2)`` the same way.
+``method="bisection"`` ignores them: for trivial it bisects with the unconstrained solver
+alone (a solve below the trivial value, or away from 0), independent of the closed form.
 """
 
 from __future__ import annotations
@@ -507,7 +508,7 @@ def threshold(kind: str, design: LabelDesign, *, classes: Any = None, lam_ratio:
         closed = merge_threshold(design, *cls)
     if method == "closed-form" and closed is None:
         raise UFMError(f"no closed form for this {kind} threshold is known (docs/thresholds.md "
-                       "sections 2, 4, 5: trivial, and merge of exchangeable classes); use method "
+                       "sections 2, 4, 6: trivial, and merge of exchangeable classes); use method "
                        "'bisection' or 'auto'.")
     ends = _Ends(design, kind, cls, dd, lam_ratio, lam_b, bias, cert_tol, starts)
     tied = _Tied(design, kind, cls, lam_b, bias, width=min(dd, max(design.K - 1, 1) + 1))
