@@ -53,7 +53,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
     if not evidence.RECORDS or os.environ.get("UFM_EVIDENCE"):
         return  # nothing recorded, or the caller (ufm verify --thorough) prints its own summary
     terminalreporter.section("property evidence (largest deviation per claim)")
-    for line in evidence.summary_lines():
+    for line in evidence.summary_lines(full=bool(os.environ.get("UFM_EVIDENCE_FULL"))):
         terminalreporter.write_line(line)
 
 
