@@ -2,6 +2,7 @@
 # `make verify` and `make proofs` install the light core (`pip install -e .`: numpy, scipy,
 # cvxpy, sympy); every other target installs everything (`pip install -e '.[dev]'`).
 # One stamp per install, so the two coexist: the dev install includes the core.
+# pip prints errors only (-qq).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -16,14 +17,14 @@ venv-core: $(CORE)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade 'pip>=21.3'
+	$(PY) -m pip install -qq --disable-pip-version-check --upgrade 'pip>=21.3'
 
 $(CORE): setup.cfg pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install -qq --disable-pip-version-check -e .
 	touch $(CORE)
 
 $(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP) $(CORE)
 
 ## verify: the main job -- proofs, then the theorem confirmed claim by claim on a default suite
