@@ -57,6 +57,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         terminalreporter.write_line(line)
 
 
+def pytest_collection_finish(session):
+    """For ``ufm verify --thorough``'s progress: the tests and the examples planned (a
+    property's ``max_examples``; hypothesis may need fewer)."""
+    if not os.environ.get("UFM_PROGRESS"):
+        return
+    import evidence
+
+    planned = 0
+    for item in session.items:
+        st = getattr(getattr(item, "obj", None), "_hypothesis_internal_use_settings", None)
+        planned += st.max_examples if st is not None else 1
+    evidence.progress(f"\nplan {len(session.items)} {planned}\n")
+
+
+def pytest_runtest_logfinish(nodeid, location):  # noqa: ARG001
+    if os.environ.get("UFM_PROGRESS"):
+        import evidence
+
+        evidence.progress("\ndone\n")
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     """Write the evidence as JSON to ``$UFM_EVIDENCE`` (used by ``ufm verify --thorough``)."""
     path = os.environ.get("UFM_EVIDENCE")

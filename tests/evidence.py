@@ -27,8 +27,18 @@ def _entry(test: str) -> dict[str, Any]:
 
 
 def example(description: str = "") -> None:
-    """Count one hypothesis example of the current property."""
+    """Count one hypothesis example of the current property (and, for ``ufm verify
+    --thorough``, mark it in the progress file ``$UFM_PROGRESS``)."""
     _entry(_current_test())["examples"] += 1
+    progress(".")
+
+
+def progress(mark: str) -> None:
+    """Append ``mark`` to ``$UFM_PROGRESS`` when set (read by ``ufm verify --thorough``)."""
+    path = os.environ.get("UFM_PROGRESS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(mark)
 
 
 def claim(name: str, measured: float, tol: float, problem: Any, *, detail: str = "") -> None:
