@@ -58,8 +58,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
 
 
 def pytest_collection_finish(session):
-    """For ``ufm verify --thorough``'s progress: the tests and the examples planned (a
-    property's ``max_examples``; hypothesis may need fewer)."""
+    """For ``ufm verify --thorough``'s progress: the tests and about how many examples are
+    planned (each property's ``max_examples``; hypothesis may run fewer, or a few explicit
+    examples more)."""
     if not os.environ.get("UFM_PROGRESS"):
         return
     import evidence

@@ -72,6 +72,6 @@ def test_progress_counts_tests_and_examples_of_a_real_run(tmp_path):
     done, tests, examples, planned = thorough.read_progress(path)
     assert (done, tests) == (2, 2)
     assert planned == 8 + 1  # the hvp property's 8 ci examples, and one plain test
-    assert 1 <= examples <= planned
+    assert 1 <= examples
     line = thorough.progress_line(path, 12.3)
-    assert f"{examples}/9 examples" in line and "2/2 tests done, 12 s elapsed" in line
+    assert f"{examples} examples of about 9 planned" in line and "2/2 tests done, 12 s elapsed" in line

@@ -64,7 +64,7 @@ def read_progress(path: Path) -> tuple[int, int, int, int]:
 
 def progress_line(path: Path, elapsed: float) -> str:
     done, tests, examples, planned = read_progress(path)
-    return (f"ufm verify --thorough: {examples}/{planned} examples (planned at most), "
+    return (f"ufm verify --thorough: {examples} examples of about {planned} planned, "
             f"{done}/{tests} tests done, {elapsed:.0f} s elapsed")
 
 
@@ -85,7 +85,8 @@ def run_thorough(
     stream : bool
         Pass pytest's own output through while it runs.
     every : float
-        Seconds between progress lines (examples done / planned, tests done, elapsed).
+        Seconds between progress lines (examples done, about how many are planned: the
+        properties' ``max_examples``, tests done, elapsed).
 
     Returns
     -------
