@@ -22,6 +22,7 @@ from ..exceptions import UFMError
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import scan
 from . import networks as _networks  # noqa: F401  (registers the networks section)
+from .captions import caption
 from .figures import FIGURES, save
 from .regimes import BUILDERS, stopping
 
@@ -188,8 +189,10 @@ def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
             lines += [t.markdown()] + ([t.note, ""] if t.note else [])
     for fname, fig in FIGURES[name](rs).items():
         written += save(fig, out / "figures", fname)
+        text = caption(fname)
         lines += [f"![{fname}](figures/{fname}.png)", "",
-                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]
+                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf))"
+                  + (f": {text}" if text else "."), ""]
     return lines
 
 
