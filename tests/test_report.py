@@ -188,3 +188,32 @@ def test_figure_data_rounding_removes_rounding_noise():
     assert not np.signbit(figures._sig(tiny, "linear")).any()
     logs = np.array([1.2345678e-5, 3.3333333e-9])
     assert figures._sig(logs, "log").tolist() == pytest.approx([1.235e-5, 3.333e-9], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_dimension_and_phase_figures_show_only_what_the_data_say(tmp_path):
+    """dimension: no line drops from d < K-1 to the rounding floor at d = K-1, and a d missing
+    from the grid (K = 8) breaks the line instead of being bridged. phase_mu: every panel has its
+    own legend, the measured markers included; NC2_W's floor is said, not drawn flat."""
+    for name in ("dimension", "phase"):
+        sweep.run(name, tmp_path / name, jobs=2, progress=False)
+    figs = figures.fig_dimension(sweep.read_records(tmp_path / "dimension"))
+    for ax in figs["dimension"].axes:
+        lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) > 1]
+        assert lines
+        for ln in lines:
+            x = np.asarray(ln.get_xdata(), float)
+            assert np.all(x < 0), "a line reaches d >= K-1"
+            assert np.all(np.diff(x) == 1), "a line bridges a missing d"
+        assert any(np.isnan(np.asarray(ln.get_ydata(), float)).any() for ln in lines)  # K = 8's gap
+        assert ax.get_ylim()[0] > 1e-4  # the axis spans the data, not seven empty decades
+    for f in figs.values():
+        figures.plt.close(f)
+    figs = figures.fig_phase(sweep.read_records(tmp_path / "phase"))
+    fig = figs["phase_mu"]
+    assert len(fig.axes) == 2 and all(ax.get_legend() is not None for ax in fig.axes)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("measured") for lab in labels), labels
+    assert "NC2_W" in fig._suptitle.get_text() and "mu sigma" in fig.axes[1].get_title()
+    for f in figs.values():
+        figures.plt.close(f)
