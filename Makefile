@@ -1,26 +1,39 @@
-# Every target creates the environment it needs when missing (.venv with `pip install -e .[dev]`).
+# Every target creates the environment it needs when missing, in one .venv:
+# `make verify` and `make proofs` install the light core (`pip install -e .`: numpy, scipy,
+# cvxpy, sympy); every other target installs everything (`pip install -e '.[dev]'`).
+# One stamp per install, so the two coexist: the dev install includes the core.
+# pip prints errors only (-qq).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.stamp-installed
+CORE   := $(VENV)/.stamp-core
+STAMP  := $(VENV)/.stamp-dev
 JOBS   ?= 2
 
-.PHONY: verify test test-slow proofs report bench lint typecheck clean venv
+.PHONY: verify test test-slow proofs report bench lint typecheck clean venv venv-core
 
 venv: $(STAMP)
+venv-core: $(CORE)
 
-$(STAMP): setup.cfg pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --disable-pip-version-check --upgrade 'pip>=21.3'
+
+$(CORE): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -qq --disable-pip-version-check -e .
+	touch $(CORE)
+
+$(STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP) $(CORE)
 
 ## verify: the main job -- proofs, then the theorem confirmed claim by claim on a default suite
-verify: $(STAMP)
+verify: $(CORE)
 	$(PY) -m proofs_check
 	$(VENV)/bin/ufm verify
 
-## test: the default test run (fast hypothesis profile, slow tests skipped)
+## test: the default test run (fast hypothesis profile, slow tests skipped); the property
+## tests' evidence is summarised in a few lines (every claim: UFM_EVIDENCE_FULL=1 make test)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
@@ -29,7 +42,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q --hypothesis-show-statistics
 
-proofs: $(STAMP)
+proofs: $(CORE)
 	$(PY) -m proofs_check
 
 ## report: regenerate everything under reports/ from scratch: every shipped spec is swept

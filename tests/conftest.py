@@ -53,8 +53,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
     if not evidence.RECORDS or os.environ.get("UFM_EVIDENCE"):
         return  # nothing recorded, or the caller (ufm verify --thorough) prints its own summary
     terminalreporter.section("property evidence (largest deviation per claim)")
-    for line in evidence.summary_lines():
+    for line in evidence.summary_lines(full=bool(os.environ.get("UFM_EVIDENCE_FULL"))):
         terminalreporter.write_line(line)
+
+
+def pytest_collection_finish(session):
+    """For ``ufm verify --thorough``'s progress: the tests and about how many examples are
+    planned (each property's ``max_examples``; hypothesis may run fewer, or a few explicit
+    examples more)."""
+    if not os.environ.get("UFM_PROGRESS"):
+        return
+    import evidence
+
+    planned = 0
+    for item in session.items:
+        st = getattr(getattr(item, "obj", None), "_hypothesis_internal_use_settings", None)
+        planned += st.max_examples if st is not None else 1
+    evidence.progress(f"\nplan {len(session.items)} {planned}\n")
+
+
+def pytest_runtest_logfinish(nodeid, location):  # noqa: ARG001
+    if os.environ.get("UFM_PROGRESS"):
+        import evidence
+
+        evidence.progress("\ndone\n")
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001

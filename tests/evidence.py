@@ -27,8 +27,18 @@ def _entry(test: str) -> dict[str, Any]:
 
 
 def example(description: str = "") -> None:
-    """Count one hypothesis example of the current property."""
+    """Count one hypothesis example of the current property (and, for ``ufm verify
+    --thorough``, mark it in the progress file ``$UFM_PROGRESS``)."""
     _entry(_current_test())["examples"] += 1
+    progress(".")
+
+
+def progress(mark: str) -> None:
+    """Append ``mark`` to ``$UFM_PROGRESS`` when set (read by ``ufm verify --thorough``)."""
+    path = os.environ.get("UFM_PROGRESS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(mark)
 
 
 def claim(name: str, measured: float, tol: float, problem: Any, *, detail: str = "") -> None:
@@ -66,11 +76,28 @@ def check(name: str, condition: bool, problem: Any, message: str = "") -> None:
     assert condition, f"claim {name!r} fails on {desc}: {message}"
 
 
-def summary_lines() -> list[str]:
-    """A compact table: property, examples, and per claim the largest deviation / tolerance."""
+def summary_lines(full: bool = False) -> list[str]:
+    """The evidence in a few lines: totals and the claims closest to their tolerance;
+    ``full``: a table of every property and, per claim, the largest deviation / tolerance."""
     lines = []
-    for test, rec in sorted(RECORDS.items()):
-        lines.append(f"{test}: {rec['examples']} examples")
-        for name, c in sorted(rec["claims"].items()):
-            lines.append(f"    {name:<24} max {c['max']:.2e}  (tol {c['tol']:.0e}, {c['n']} checks)")
+    if full:
+        for test, rec in sorted(RECORDS.items()):
+            lines.append(f"{test}: {rec['examples']} examples")
+            for name, c in sorted(rec["claims"].items()):
+                lines.append(f"    {name:<24} max {c['max']:.2e}  (tol {c['tol']:.0e}, {c['n']} checks)")
+        return lines
+    rows = [(_ratio(c), test, name, c) for test, rec in RECORDS.items() for name, c in rec["claims"].items()]
+    n_examples = sum(rec["examples"] for rec in RECORDS.values())
+    n_checks = sum(c["n"] for *_, c in rows)
+    lines.append(f"{len(RECORDS)} properties, {n_examples} examples, {len(rows)} claims checked "
+                 f"{n_checks} times; the closest to their tolerance (largest deviation / tolerance):")
+    for ratio, test, name, c in sorted(rows, key=lambda r: (-r[0], r[1], r[2]))[:3]:
+        lines.append(f"    {ratio:.2g}  {name} in {test} (max {c['max']:.2e}, tol {c['tol']:.0e})")
+    lines.append("(every property and claim: UFM_EVIDENCE_FULL=1)")
     return lines
+
+
+def _ratio(c: dict[str, Any]) -> float:
+    if c["tol"] > 0:
+        return float(c["max"]) / float(c["tol"])
+    return 0.0 if c["max"] == 0 else float("inf")

@@ -107,6 +107,21 @@ def test_fixed_classifier_stays_the_optimal_etf(small):
     assert max(r.history["nc2_w"]) < 1e-12
 
 
+def test_fixed_classifier_takes_etf_scale_as_solve_does(small, tmp_path, capsys):
+    """``etf:SCALE`` freezes a simplex ETF with rows of norm SCALE (as ``ufm solve``); a bad
+    spec is refused before anything is written."""
+    W = fixed_etf(small, "etf:0.5")
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), 0.5, rtol=1e-12)
+    K = small.K
+    np.testing.assert_allclose(W @ W.T, 0.25 * (K * np.eye(K) - 1) / (K - 1), atol=1e-12)
+    with pytest.warns(ConvergenceWarning):
+        r = ufm.solve(small, "network", rng=0, epochs=1, fixed_classifier="etf:0.5", **SMALL)
+    np.testing.assert_array_equal(r.W, W)
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out), "--fixed-classifier", "etf:x"]) == 2
+    assert "SCALE" in capsys.readouterr().err and not out.exists()
+
+
 def test_network_refuses_what_it_cannot_train(small):
     with pytest.raises(UFMError, match="x0"):
         ufm.solve(small, "network", x0=np.zeros(small.n_vars))

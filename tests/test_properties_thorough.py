@@ -57,3 +57,21 @@ def test_thorough_end_to_end_json():
     for rec in data["properties"].values():
         assert rec["examples"] >= 1
         assert rec["claims"]
+
+
+def test_progress_counts_tests_and_examples_of_a_real_run(tmp_path):
+    """The test run writes its plan, one mark per example and one per finished test; the
+    progress line reads them back (examples done / planned, tests done / total)."""
+    path = tmp_path / "progress.txt"
+    env = dict(__import__("os").environ, UFM_PROGRESS=str(path), HYPOTHESIS_PROFILE="ci")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_properties.py",
+         "-k", "hvp_matches_gradient_differences or certificate_regressions"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=thorough.tests_dir().parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done, tests, examples, planned = thorough.read_progress(path)
+    assert (done, tests) == (2, 2)
+    assert planned == 8 + 1  # the hvp property's 8 ci examples, and one plain test
+    assert 1 <= examples
+    line = thorough.progress_line(path, 12.3)
+    assert f"{examples} examples of about 9 planned" in line and "2/2 tests done, 12 s elapsed" in line

@@ -75,6 +75,46 @@ def test_iterations_figure_data_show_lbfgs_fastest(runs):
         assert len(h["iter"]) >= 5 and h["nc2_w"][-1] < 1e-5 < h["nc2_w"][0]
 
 
+def test_iterations_figure_reaches_the_threshold_the_table_counts(runs):
+    """The table counts iterations to NC2_W < 1e-6: every solver's NC2_W curve must get there
+    (it once stopped at the F gap 1e-9, GD's at NC2_W ~3e-4), with a circle where it crosses."""
+    fig = figures.fig_iterations(sweep.read_records(runs / "iterations"))["nc_iterations"]
+    ax = next(a for a in fig.axes if a.get_title().startswith("NC2_W"))
+    curves = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) > 1]
+    assert len(curves) == 3
+    for ln in curves:
+        assert np.min(ln.get_ydata()) < figures.NC_MARK, ln.get_label()
+    circles = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and len(ln.get_xdata()) == 1]
+    assert len(circles) == 3
+    figures.plt.close(fig)
+
+
+def test_imbalance_map_labels_do_not_wrap(runs):
+    """Each cell's text is two whole lines ("{0}" / "n=32", "3.36" / "n=1"), none starting with
+    '=' (the diagonal once wrapped as "n_0" / "=32")."""
+    fig = figures.fig_imbalance(sweep.read_records(runs / "imbalance"))["imbalance_maps"]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert len(texts) >= 4 * 25
+    for t in texts:
+        first, second = t.split("\n")
+        assert re.fullmatch(r"n=\d+", second) and not first.startswith("="), t
+    assert sum(bool(re.fullmatch(r"\{\d\}", t.split("\n")[0])) for t in texts) == 4 * 5
+    figures.plt.close(fig)
+
+
+def test_every_caption_names_a_figure_and_is_printed_under_it(runs, tmp_path):
+    from ufm.report.captions import CAPTIONS
+
+    shipped = {p.stem for p in (COMMITTED / "figures").glob("*.png")}
+    assert set(CAPTIONS) <= shipped, set(CAPTIONS) - shipped
+    report.render(runs, tmp_path)
+    index = (tmp_path / "README.md").read_text()
+    assert f"[pdf](figures/nc_iterations.pdf)): {CAPTIONS['nc_iterations']}" in index
+    committed = (COMMITTED / "README.md").read_text()
+    for name, text in CAPTIONS.items():
+        assert f"[pdf](figures/{name}.pdf)): {text}" in committed, f"reports/README.md lacks the caption of {name}"
+
+
 def test_cli_report_from_dir(runs, tmp_path, capsys):
     assert main(["report", "--from", str(runs), "--out", str(tmp_path / "rep")]) == 0
     assert "README.md" in capsys.readouterr().out
@@ -148,3 +188,32 @@ def test_figure_data_rounding_removes_rounding_noise():
     assert not np.signbit(figures._sig(tiny, "linear")).any()
     logs = np.array([1.2345678e-5, 3.3333333e-9])
     assert figures._sig(logs, "log").tolist() == pytest.approx([1.235e-5, 3.333e-9], rel=1e-12)
+
+
+@pytest.mark.slow
+def test_dimension_and_phase_figures_show_only_what_the_data_say(tmp_path):
+    """dimension: no line drops from d < K-1 to the rounding floor at d = K-1, and a d missing
+    from the grid (K = 8) breaks the line instead of being bridged. phase_mu: every panel has its
+    own legend, the measured markers included; NC2_W's floor is said, not drawn flat."""
+    for name in ("dimension", "phase"):
+        sweep.run(name, tmp_path / name, jobs=2, progress=False)
+    figs = figures.fig_dimension(sweep.read_records(tmp_path / "dimension"))
+    for ax in figs["dimension"].axes:
+        lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-" and len(ln.get_xdata()) > 1]
+        assert lines
+        for ln in lines:
+            x = np.asarray(ln.get_xdata(), float)
+            assert np.all(x < 0), "a line reaches d >= K-1"
+            assert np.all(np.diff(x) == 1), "a line bridges a missing d"
+        assert any(np.isnan(np.asarray(ln.get_ydata(), float)).any() for ln in lines)  # K = 8's gap
+        assert ax.get_ylim()[0] > 1e-4  # the axis spans the data, not seven empty decades
+    for f in figs.values():
+        figures.plt.close(f)
+    figs = figures.fig_phase(sweep.read_records(tmp_path / "phase"))
+    fig = figs["phase_mu"]
+    assert len(fig.axes) == 2 and all(ax.get_legend() is not None for ax in fig.axes)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("measured") for lab in labels), labels
+    assert "NC2_W" in fig._suptitle.get_text() and "mu sigma" in fig.axes[1].get_title()
+    for f in figs.values():
+        figures.plt.close(f)

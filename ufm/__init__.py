@@ -82,7 +82,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names only (not this module's own imports such as ``sys`` or ``Any``)."""
+    return sorted(__all__)
 
 
 __version__ = "0.1.0"

@@ -247,6 +247,9 @@ def measure(
     return jsonable(out)
 
 
+EXAMPLE_DECIMALS = 6  # the example's solved point, rounded to this many decimals
+
+
 def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict[str, Any]:
     """Write a small example ``.npz``: a noisy near-collapsed UFM solution, as a trained
     network's last layer might look (K=5, singles and pairs, d=8, N=160).
@@ -264,14 +267,17 @@ def make_example(path: str | Path, *, seed: int = 0, noise: float = 0.2) -> dict
 
     problem = UFMProblem(balanced(5, {1: 20, 2: 6}), 8, 5e-3, 5e-3, 1e-2)
     res = solve(problem, "lbfgs", rng=seed)
+    # The solver's last digits depend on the BLAS (kernels, threads): rounded to 1e-6 first,
+    # the file is the same, byte for byte, wherever it is written (+ 0.0 turns -0.0 into 0.0).
+    W0, H0, b0 = (np.round(a, EXAMPLE_DECIMALS) + 0.0 for a in (res.W, res.H, res.b))
     gen = np.random.default_rng(seed + 1)
     d, N = problem.d, problem.N
-    h_scale = float(np.linalg.norm(res.H, axis=0).mean())
-    w_scale = float(np.linalg.norm(res.W, axis=1).mean())
-    H = res.H + noise * h_scale / math.sqrt(d) * gen.standard_normal((d, N))
-    W = res.W + noise / 4 * w_scale / math.sqrt(d) * gen.standard_normal(res.W.shape)
+    h_scale = float(np.linalg.norm(H0, axis=0).mean())
+    w_scale = float(np.linalg.norm(W0, axis=1).mean())
+    H = H0 + noise * h_scale / math.sqrt(d) * gen.standard_normal((d, N))
+    W = W0 + noise / 4 * w_scale / math.sqrt(d) * gen.standard_normal(W0.shape)
     perm = gen.permutation(N)  # samples in no particular order, as from a data loader
-    arrays = {"H": H[:, perm], "Y": problem.design.Y[:, perm].astype(np.int8), "W": W, "b": res.b,
+    arrays = {"H": H[:, perm], "Y": problem.design.Y[:, perm].astype(np.int8), "W": W, "b": b0,
               "lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_npz(path, **arrays)

@@ -234,8 +234,9 @@ def nc1(H: np.ndarray, Y: np.ndarray, *, on: str | int = "single", rcond: float 
         ``noise * v^T Sigma_W v * mean_g(1/n_g)`` are dropped: pure within-group noise of
         the ``n_g``-sample means would put about ``v^T Sigma_W v / n_g`` there, so such a
         direction separates no groups. Without this cut-off the label-set NC1 of noisy,
-        nearly collapsed features is dominated by noise divided by noise (the example
-        features file: 4.88 with ``rcond`` only, against 0.015 for the single labels).
+        nearly collapsed features is dominated by noise divided by noise. The example
+        features file (``examples/features_example.npz``) gives ``nc1 = 0.01749``; over label
+        sets the plain pseudo-inverse gives 3.698, the noise cut-off 0.005197.
         ``noise=0`` restores the plain pseudo-inverse.
 
     Returns

@@ -65,6 +65,18 @@ class UFMProblem:
     loss : {"pal", "pal-normalized", "bce"}
         ``"pal"`` (the paper's, default), its normalised version with targets ``y/m``
         (``l / m``), or binary cross-entropy (for comparisons; the theorem concerns "pal").
+
+    Examples
+    --------
+    Five classes, every single label 3 times and every pair twice (N = 5*3 + 10*2 = 35):
+
+    >>> import ufm
+    >>> p = ufm.UFMProblem(ufm.balanced(5, {1: 3, 2: 2}), d=6, lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
+    >>> p.N, p.K
+    (35, 5)
+    >>> result = ufm.solve(p, rng=0)
+    >>> str(result.status), round(result.fun, 7) == round(ufm.predict(p).value, 7)
+    ('CONVERGED_GTOL', True)
     """
 
     design: LabelDesign

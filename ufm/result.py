@@ -10,7 +10,10 @@ import numpy as np
 
 
 class Status(enum.IntEnum):
-    """Outcome of a solver run (scipy-like integer codes; ``success`` iff ``>= 0``)."""
+    """Outcome of a solver run (scipy-like integer codes; ``success`` iff ``>= 0``).
+
+    ``str(status)`` is its name (``"CONVERGED_GTOL"``), ``int(status)`` its code.
+    """
 
     CONVERGED_GTOL = 0
     CONVERGED_FTOL = 1
@@ -24,6 +27,12 @@ class Status(enum.IntEnum):
     SOLVER_ERROR = -7
     INTERRUPTED = -8
     RANK_EXCEEDS_D = -9
+
+    def __str__(self) -> str:  # IntEnum prints the number since Python 3.11
+        return self.name
+
+    def __format__(self, spec: str) -> str:  # f"{status}" as str(status), not the integer
+        return format(self.name, spec)
 
 
 MESSAGES: dict[Status, str] = {

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,9 +46,31 @@ def property_files(root: Path | None = None) -> list[Path]:
     return files
 
 
+def read_progress(path: Path) -> tuple[int, int, int, int]:
+    """``(tests done, tests, examples done, examples planned)`` from the progress file the
+    test run writes (``tests/conftest.py``): a ``plan TESTS EXAMPLES`` line, a ``done`` line
+    per finished test and a ``.`` per example."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return 0, 0, 0, 0
+    tests = planned = 0
+    for line in text.splitlines():
+        if line.startswith("plan "):
+            _, t, e = line.split()
+            tests, planned = int(t), int(e)
+    return text.count("\ndone\n"), tests, text.count("."), planned
+
+
+def progress_line(path: Path, elapsed: float) -> str:
+    done, tests, examples, planned = read_progress(path)
+    return (f"ufm verify --thorough: {examples} examples of about {planned} planned, "
+            f"{done}/{tests} tests done, {elapsed:.0f} s elapsed")
+
+
 def run_thorough(
     *, seed: int | None = 0, max_examples: int | None = None, profile: str = "long",
-    say: Callable[[str], None] | None = print, stream: bool = True,
+    say: Callable[[str], None] | None = print, stream: bool = True, every: float = 30.0,
 ) -> dict[str, Any]:
     """Run the property tests under ``profile`` and return the evidence.
 
@@ -61,6 +84,9 @@ def run_thorough(
         Where the summary lines go.
     stream : bool
         Pass pytest's own output through while it runs.
+    every : float
+        Seconds between progress lines (examples done, about how many are planned: the
+        properties' ``max_examples``, tests done, elapsed).
 
     Returns
     -------
@@ -77,7 +103,9 @@ def run_thorough(
                        "install them with `pip install -e '.[dev]'`.") from None
     with tempfile.TemporaryDirectory(prefix="ufm-thorough-") as tmp:
         evidence_path = Path(tmp) / "evidence.json"
-        env = dict(os.environ, HYPOTHESIS_PROFILE=profile, UFM_EVIDENCE=str(evidence_path))
+        progress_path = Path(tmp) / "progress.txt"
+        env = dict(os.environ, HYPOTHESIS_PROFILE=profile, UFM_EVIDENCE=str(evidence_path),
+                   UFM_PROGRESS=str(progress_path))
         if max_examples is not None:
             env["UFM_MAX_EXAMPLES"] = str(int(max_examples))
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -86,13 +114,26 @@ def run_thorough(
             cmd.insert(-len(files), f"--hypothesis-seed={int(seed)}")
         t0 = time.perf_counter()
         lines: list[str] = []
-        with subprocess.Popen(cmd, cwd=files[0].parent.parent, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                if stream and say is not None:
-                    say(line.rstrip("\n"))
+        finished = threading.Event()
+
+        def report() -> None:  # a line every `every` seconds while pytest runs
+            while not finished.wait(every):
+                if say is not None:
+                    say(progress_line(progress_path, time.perf_counter() - t0))
+
+        ticker = threading.Thread(target=report, daemon=True)
+        ticker.start()
+        try:
+            with subprocess.Popen(cmd, cwd=files[0].parent.parent, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    lines.append(line)
+                    if stream and say is not None:
+                        say(line.rstrip("\n"))
+        finally:
+            finished.set()
+            ticker.join()
         elapsed = time.perf_counter() - t0
         data: dict[str, Any] = {"properties": {}}
         if evidence_path.is_file():

@@ -16,6 +16,11 @@ from importlib import import_module
 from ..exceptions import SolverError, UFMError
 from .common import Parser
 
+# packages outside the core install (setup.cfg), and the extra that brings each
+EXTRAS = {"matplotlib": "report", "pandas": "report", "joblib": "report", "jax": "nn",
+          "optax": "nn", "sklearn": "nn", "dask": "distributed", "distributed": "distributed",
+          "pytest": "test", "hypothesis": "test"}
+
 COMMANDS = ("solve", "verify", "sweep", "report", "metrics", "certify", "train", "threshold")
 
 
@@ -79,16 +84,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ufm: error: out of memory; use a smaller problem (or --max-memory to refuse it "
               "before allocating)", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:  # a package of an extra the light install left out
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            return _internal_error(exc)
+        print(f"ufm: error: `ufm {args.command}` needs '{exc.name}', which the core install leaves "
+              f"out: pip install -e '.[{extra}]' (or `make test`, which installs everything)",
+              file=sys.stderr)
+        return 2
     except OSError as exc:  # permissions, full disk, a folder that vanished
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"ufm: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: one line, the traceback on request
-        if os.environ.get("UFM_DEBUG"):
-            raise
-        print(f"ufm: internal error: {type(exc).__name__}: {_one_line(exc)} (please report it; "
-              "UFM_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 1
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    if os.environ.get("UFM_DEBUG"):
+        raise exc
+    print(f"ufm: internal error: {type(exc).__name__}: {_one_line(exc)} (please report it; "
+          "UFM_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return 1
 
 
 def _one_line(exc: BaseException) -> str:

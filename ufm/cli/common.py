@@ -124,3 +124,16 @@ def print_json(obj: Any) -> None:
     from ..summary import jsonable
 
     print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
+
+
+GAP_FLOOR = 1e-15  # certified gaps below this are rounding: shown as "<= 1e-15"
+
+
+def gap_text(rel_gap: float | None) -> str:
+    """The certified relative gap as printed: ``<= 1e-15`` at the rounding level (a gap of
+    -1e-16 is rounding, not a bound above F), ``-`` when there is no certificate."""
+    if rel_gap is None:
+        return "-"
+    if abs(rel_gap) <= GAP_FLOOR:
+        return f"<= {GAP_FLOOR:.0e}"
+    return f"{rel_gap:.1e}"

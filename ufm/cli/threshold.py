@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import add_design_args, design_from_args, parse_float, pos_int, print_json
+from .common import add_design_args, design_from_args, gap_text, parse_float, pos_int, print_json
 
 
 def _classes(text: str) -> tuple[int, ...]:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         for end in ("lo", "hi"):
             e = res.details[end]
             print(f"  {end}         mu = {e['mu']:.12g}: property {'holds' if e['holds'] else 'fails'}, "
-                  f"F = {e['F']:.15g}, certified gap {e['rel_gap']:.1e}, distance {e['distance']:.2e}; "
+                  f"F = {e['F']:.15g}, certified gap {gap_text(e['rel_gap'])}, distance {e['distance']:.2e}; "
                   f"{e['reason']}")
         print(f"  {'CERTIFIED' if res.certified else 'NOT certified'} ({res.details['solves']} solves, "
               f"{res.details['seconds']:.2f} s)")

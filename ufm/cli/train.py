@@ -22,8 +22,10 @@ def add(sub: Any) -> None:
     p.add_argument("--epochs", type=pos_int, default=150, help="epochs (>= 1; default %(default)s)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initialisation and the batches")
     p.add_argument("--data-seed", type=nonneg_int, default=0, dest="data_seed", help="seed of the split and the images")
-    p.add_argument("--fixed-classifier", action="store_true", dest="fixed_classifier",
-                   help="freeze W at the theorem's optimal simplex ETF")
+    p.add_argument("--fixed-classifier", nargs="?", const=True, default=False, dest="fixed_classifier",
+                   metavar="etf[:SCALE]",
+                   help="freeze W: alone, at the theorem's optimal simplex ETF; 'etf:SCALE' at a simplex "
+                        "ETF with rows of norm SCALE (default 1), as `ufm solve --fixed-classifier`")
     p.add_argument("--K", type=pos_int, default=DEFAULTS["K"], help="classes: the digits 0..K-1 (<= 10)")
     p.add_argument("--profile", default=DEFAULTS["profile"],
                    help="balanced design 'm:n_m' with m in {1, 2} (default %(default)s)")
@@ -53,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers import solve
 
     problem = UFMProblem(balanced(args.K, args.profile), args.d, args.lam_W, args.lam_H, args.lam_b)
+    if isinstance(args.fixed_classifier, str):  # a bad etf:SCALE fails here, before the output folder
+        from ..fixed import parse_fixed
+
+        parse_fixed(args.fixed_classifier, problem.K, problem.d)
     folder = prepare_out(args.out)
     out = folder.path
     lam = {"lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import UFMError
-from .common import nonneg_int, pos_int, print_json
+from .common import gap_text, nonneg_int, pos_int, print_json
 
 VERIFY_HOOKS: list[Callable[..., Any]] = []  # extra per-problem claims (e.g. the convex relaxation)
 
@@ -24,6 +24,9 @@ def add(sub: Any) -> None:
     p.add_argument("--rigorous", action="store_true",
                    help="also prove each certificate's bracket D <= min F <= F with bounded rounding "
                         "errors (ufm/certificate_rigorous.py): claims rigorous_gap, rigorous_value")
+    p.add_argument("--details", action="store_true",
+                   help="after the one-line summaries, every claim of every problem with its "
+                        "measured deviation, tolerance and statement")
     p.add_argument("--examples", type=pos_int, default=None, metavar="N",
                    help="with --thorough: examples per property (default: the long profile's 300)")
 
@@ -44,21 +47,40 @@ def run(args: argparse.Namespace) -> int:
     from ..suite import run_suite
 
     t0 = time.perf_counter()
-    say = None if args.json else (lambda s: print(s, flush=True))
-    outcomes = run_suite(seed=args.seed, hooks=tuple(VERIFY_HOOKS), progress=say,
+    if not args.json:
+        print(f"ufm verify: each problem solved by L-BFGS from a random start (seed {args.seed}), then "
+              "checked claim by claim\nagainst the theorem, cvxpy's convex relaxation and the dual "
+              "certificate (docs/theory.md)", flush=True)
+        print(f"      {'problem':<{NAME_WIDTH}}  {'regime':<14}  claims  {'certified gap':>13}  "
+              f"{'time':>6}", flush=True)
+    outcomes = run_suite(seed=args.seed, hooks=tuple(VERIFY_HOOKS),
+                         progress=None if args.json else (lambda o, i, n: print(row(o), flush=True)),
                          rigorous=getattr(args, "rigorous", False))
     passed = all(o.verdict.passed for o in outcomes)
     elapsed = time.perf_counter() - t0
     if args.json:
         print_json({"passed": passed, "time": elapsed, "problems": [
             {"name": o.case.name, "solver": o.solver, **o.verdict.to_dict()} for o in outcomes]})
-    else:
-        print()
+        return 0 if passed else 1
+    if args.details:
         for o in outcomes:
-            print(f"== {o.case.name}: {o.solver['status']}, {o.solver['nit']} it, {o.solver['time']:.2f} s")
+            print(f"\n== {o.case.name}: {o.solver['status']}, {o.solver['nit']} it, {o.solver['time']:.2f} s")
             print(o.verdict.table())
-        n_claims = sum(len(o.verdict.claims) for o in outcomes)
-        n_ok = sum(c.passed for o in outcomes for c in o.verdict.claims)
-        print(f"\nufm verify: {n_ok}/{n_claims} claims hold on {len(outcomes)} problems "
-              f"in {elapsed:.1f} s -- {'THEOREM CONFIRMED' if passed else 'FAILED'}")
+    n_claims = sum(len(o.verdict.claims) for o in outcomes)
+    n_ok = sum(c.passed for o in outcomes for c in o.verdict.claims)
+    print(f"ufm verify: {n_ok}/{n_claims} claims hold on {len(outcomes)} problems "
+          f"in {elapsed:.1f} s -- {'THEOREM CONFIRMED' if passed else 'FAILED'}")
+    if not args.details:
+        print("(every claim with its measured deviation and tolerance: ufm verify --details)")
     return 0 if passed else 1
+
+
+NAME_WIDTH = 40
+def row(o: Any) -> str:
+    """One line per problem: verdict, name, regime, claims held, certified gap, time."""
+    v = o.verdict
+    held = sum(c.passed for c in v.claims)
+    gap = gap_text(None if v.certificate is None else float(v.certificate.rel_gap))
+    name = o.case.name if len(o.case.name) <= NAME_WIDTH else o.case.name[:NAME_WIDTH - 3] + "..."
+    return (f"{'PASS' if v.passed else 'FAIL'}  {name:<{NAME_WIDTH}}  {v.regime:<14}  "
+            f"{held:>2}/{len(v.claims):<3}  {gap:>13}  {o.solver['time']:>4.2f} s")

@@ -77,8 +77,14 @@ def prototype_accuracy(sets: list[tuple[int, ...]], P: np.ndarray, H: np.ndarray
     return float(np.mean([sets[g] == t for g, t in zip(nearest, truth)]))
 
 
-def fixed_etf(problem: UFMProblem) -> np.ndarray:
-    """The frozen classifier: the theorem's optimal ``W`` (a simplex ETF at the optimal norm)."""
+def fixed_etf(problem: UFMProblem, spec: bool | str = True) -> np.ndarray:
+    """The frozen classifier: ``True``, the theorem's optimal ``W`` (a simplex ETF at the
+    optimal norm); ``"etf[:SCALE]"``, a simplex ETF with rows of norm SCALE (default 1), as
+    ``ufm solve --fixed-classifier``."""
+    if isinstance(spec, str):
+        from ..fixed import parse_fixed
+
+        return parse_fixed(spec, problem.K, problem.d)
     pred = predict(problem)
     if pred.regime in (NOT_APPLICABLE, TRIVIAL):
         raise UFMError(f"A fixed ETF classifier needs the theorem's collapse regime; here: {pred.reason}.")
@@ -112,7 +118,8 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
     ``momentum`` 0.9), ``lr`` (3e-3), ``lr_schedule`` ("cosine"; see
     :func:`ufm.solvers.minibatch.learning_rate`), ``hidden`` ([128, 128] ReLU widths; the
     feature layer has ``problem.d`` units), ``weight_decay`` (5e-4, on the backbone),
-    ``fixed_classifier`` (False; True freezes ``W`` at the theorem's optimal simplex ETF),
+    ``fixed_classifier`` (False; True freezes ``W`` at the theorem's optimal simplex ETF,
+    ``"etf:SCALE"`` at a simplex ETF with rows of norm SCALE),
     ``test_fraction`` (1/3 of each digit's images held out), ``data_seed`` (0: the split
     and the images drawn), ``history_every`` (1), ``history_metrics``, ``certify``,
     ``progress``, ``callback(epoch, None, F) -> stop?`` and ``on_epoch(epoch, state)``
@@ -139,7 +146,7 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
     key = jax.random.PRNGKey(int(gen.integers(2**31)))
     k_net, k_w = jax.random.split(key)
     backbone = mlp.init_backbone(k_net, [data.X_train.shape[1], *o["hidden"], d])
-    W0 = (fixed_etf(problem) if o["fixed_classifier"]
+    W0 = (fixed_etf(problem, o["fixed_classifier"]) if o["fixed_classifier"]
           else np.asarray(jax.random.normal(k_w, (K, d), dtype="float64")) / math.sqrt(d))
     trainable: dict[str, Any] = {"backbone": backbone, "b": jax.numpy.zeros(K)}
     frozen: dict[str, Any] = {}

@@ -41,6 +41,7 @@ STYLE = {"figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize"
          "svg.hashsalt": "ufm-report", "pdf.fonttype": 42, "lines.markersize": 4}
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 FLOOR_LABEL = "below 1e-8: drawn at 1e-8 (rounding)"
+NC_MARK = 1e-6  # nc_iterations: the threshold of the `iterations` table ("iter. to NC2_W < 1e-6")
 STOP_GAP = 1e-9  # nc_iterations: histories stop here; below it L-BFGS's iterates (and the NC metrics
 # computed from them, which move like sqrt(gap)) differ between BLAS builds by 1e-5 relative
 
@@ -153,23 +154,39 @@ def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
         it = np.asarray(h["iter"], float) + 1
         gap = np.abs(np.asarray([num(v) for v in h["fun"]]) - ref) / abs(ref)
         cut = np.flatnonzero(gap < STOP_GAP)
-        n = cut[0] + 1 if cut.size else it.size  # drawn up to the first record below STOP_GAP
+        n = cut[0] + 1 if cut.size else it.size  # drawn up to the first record below STOP_GAP ...
+        nc = np.max([np.abs([num(v) for v in h[k]]) for k in ("nc1", "nc2_w", "nc2_h", "nc3")], axis=0)
+        below = np.flatnonzero(nc < NC_MARK)
+        if below.size:  # ... and on to where every NC metric is below NC_MARK (the table's threshold)
+            n = max(n, below[0] + 1)
         it = it[:n]
+        t6 = np.flatnonzero(np.abs([num(v) for v in h["nc2_w"]])[:n] < NC_MARK)
         for ax, (key, title) in zip(axes.flat, panels):
             y = np.asarray([num(v) for v in h[key]])[:n]
             if key == "fun":
                 y = (y - ref) / abs(ref)
+            col = COLORS[order[r["cell"]["solver"]]]
             ax.loglog(it, np.maximum(np.abs(y), FLOOR), label=r["cell"]["solver"].upper().replace("LBFGS", "L-BFGS"),
-                      color=COLORS[order[r["cell"]["solver"]]], lw=1.4)
+                      color=col, lw=1.4)
+            if key == "nc2_w" and t6.size:  # where NC2_W first falls below NC_MARK
+                ax.plot(it[t6[0]], max(abs(y[t6[0]]), FLOOR), "o", color=col, ms=6, mfc="none", mew=1.5)
             ax.set_title(title)
     for ax in axes.flat:
         ax.set_xlabel("iteration + 1")
         _floor_line(ax)
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
+    for ax in axes.flat[2:]:
+        ax.axhline(NC_MARK, color="0.3", lw=0.8, ls="--", label=f"{NC_MARK:g}")
+    from matplotlib.lines import Line2D
+
+    hs, ls = axes.flat[0].get_legend_handles_labels()
+    hs += [Line2D([], [], color="0.3", lw=0.8, ls="--"),
+           Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", ms=6)]
+    ls += [f"NC threshold {NC_MARK:g}", f"first record with NC2_W < {NC_MARK:g}"]
+    fig.legend(hs, ls, loc="outside lower center", ncol=6, fontsize=8)
     p = prob(recs[0])
     fig.suptitle(f"Neural-collapse metrics against iterations (K={p['K']}, d={p['d']}, N={p['N']}, "
-                 f"lam_W=lam_H={p['lam_W']:g})\nruns drawn until (F - min phi)/min phi < {STOP_GAP:g}; "
-                 "below, machine rounding moves the NC metrics")
+                 f"lam_W=lam_H={p['lam_W']:g})\nruns drawn until (F - min phi)/min phi < {STOP_GAP:g} "
+                 f"and every NC metric < {NC_MARK:g}\n(much further, machine rounding moves the NC metrics)")
     return {"nc_iterations": fig}
 
 
@@ -200,38 +217,45 @@ def fig_cm(recs: list[Rec]) -> dict[str, Any]:
 
 
 def fig_phase(recs: list[Rec]) -> dict[str, Any]:
+    """Left: the margins s*_m (lines predicted, markers measured). Right: the norms, with the
+    reason for their hump. NC2_W sits at the rounding floor in every collapsed cell: said in
+    the title, not drawn as a flat line."""
+    from matplotlib.lines import Line2D
+
     one = [r for r in recs if "mu_ratio" in r["params"]]
     two = [r for r in recs if "mu_ratio" not in r["params"]]
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 4.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    nc2 = [_pos(r["summary"]["metrics"]["nc2_w"]) for r in one if not is_trivial(r)]
     for i, ((K, ratio), rs) in enumerate(group(one, lambda r: (prob(r)["K"], r["params"]["lam_ratio"])).items()):
         rs = sorted(rs, key=lambda r: r["params"]["mu_ratio"])
         x = np.array([r["params"]["mu_ratio"] for r in rs])
-        lab = f"K={K}, lam_W/lam_H={ratio:g}"
-        ls, mk = ("-", "o") if ratio == 1 else (":", "x")
+        mk = "o" if ratio == 1 else "x"
         for m, col in ((1, COLORS[2 * (K == 6)]), (2, COLORS[1 + 2 * (K == 6)])):
             if ratio == 1:
                 axes[0].plot(x, [num(r["summary"]["theory"]["s"].get(str(m))) for r in rs], color=col, lw=1,
-                             label=f"K={K}: s*_{m} predicted")
+                             label=f"K={K}: s*_{m}")
             axes[0].plot(x, [0.0 if is_trivial(r) else margin(r, m) for r in rs], mk, color=col, ms=4,
                          mfc="none" if ratio != 1 else col)
-        axes[1].plot(x, [math.sqrt(r["summary"]["problem"]["lam_W"]) * r["summary"]["metrics"]["norm_W"] for r in rs],
-                     ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
-        axes[2].semilogy(x, [float("nan") if is_trivial(r) else _pos(r["summary"]["metrics"]["nc2_w"]) for r in rs],
-                         ls=ls, marker=mk, color=COLORS[i], label=lab, ms=4)
-    _floor_line(axes[2], 1e-6)
+        norms = [math.sqrt(r["summary"]["problem"]["lam_W"]) * r["summary"]["metrics"]["norm_W"] for r in rs]
+        if ratio == 1:
+            axes[1].plot(x, norms, "-o", color=COLORS[i], ms=4, label=f"K={K}, lam_W/lam_H = 1")
+        else:
+            axes[1].plot(x, norms, "x", color="k", ms=6, mew=1.2, zorder=3,
+                         label="lam_W/lam_H = 4 (each K)" if K == min(prob(r)["K"] for r in one) else None)
+    marks = [Line2D([], [], color="0.3", marker="o", ls="none", ms=4, label="measured, lam_W/lam_H = 1"),
+             Line2D([], [], color="0.3", marker="x", ls="none", ms=4, label="measured, lam_W/lam_H = 4")]
+    h, lab = axes[0].get_legend_handles_labels()
+    axes[0].legend(h + marks, lab + [m.get_label() for m in marks], fontsize=7, loc="upper right")
     axes[0].set(xlabel="mu / mu_crit", ylabel="logit margin s_m",
-                title="s*_m: lines predicted; markers measured")
+                title="Margins s*_m: lines predicted, markers measured")
+    axes[1].legend(fontsize=7, loc="upper right")
     axes[1].set(xlabel="mu / mu_crit", ylabel="sqrt(lam_W) ||W||_F  (= sqrt(lam_H) ||H||_F)",
-                title="Norms vanish continuously at mu_crit")
-    axes[2].set(xlabel="mu / mu_crit", ylabel="NC2_W", title="NC2_W (defined below mu_crit only)\nevery collapsed cell at the rounding floor" if all(
-        is_trivial(r) or _pos(r["summary"]["metrics"]["nc2_w"]) == FLOOR for r in one) else
-        "NC2_W (defined below mu_crit only)")
+                title="sqrt(lam_W) ||W||_F = sqrt((K-1) mu sigma): rises with mu,\n"
+                      "vanishes with sigma at mu_crit; the two ratios coincide")
     for ax in axes:
         ax.axvline(1.0, color="0.3", lw=0.8, ls="--")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower left", ncol=2, fontsize=7)
-    h1, l1 = axes[1].get_legend_handles_labels()
-    h2, l2 = axes[2].get_legend_handles_labels()
-    fig.legend(h1 + h2[-1:], l1 + l2[-1:], loc="outside lower right", ncol=3, fontsize=7)
+    floor = "at the rounding floor (< 1e-8)" if nc2 and max(nc2) == FLOOR else f"at most {max(nc2):.1e}" if nc2 else "undefined"
+    fig.suptitle(f"Phase transition in mu = sqrt(lam_W lam_H); NC2_W in every collapsed cell: {floor}")
     out = {"phase_mu": fig}
     if two:
         out["phase_diagram"] = _phase_diagram(two)
@@ -273,23 +297,40 @@ def _pair_frac(r: Rec) -> float:
 
 
 def fig_dimension(recs: list[Rec]) -> dict[str, Any]:
+    """Below d = K-1 only, on a log axis spanning the data: from d = K-1 on, both quantities
+    are 0 up to rounding, shown as triangles on the bottom edge, not as a line dropping to a
+    floor. A d missing from the grid breaks the line (it is not bridged)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    below = [v for r in recs if prob(r)["d"] < prob(r)["K"] - 1
+             for v in (abs(excess(r)), abs(r["summary"]["metrics"]["nc2_w"])) if v == v and v > FLOOR]
+    bottom = 10.0 ** (math.floor(math.log10(min(below))) - 0.5) if below else FLOOR
     for i, (K, rs) in enumerate(group(recs, lambda r: prob(r)["K"]).items()):
-        x = np.array([prob(r)["d"] - (K - 1) for r in rs], float)
-        jitter = (np.array([r["cell"]["seed"] for r in rs]) - 1) * 0.08
-        a.semilogy(x + jitter, [_pos(excess(r)) for r in rs], "o", color=COLORS[i], mfc="none", label=f"K={K}, each start")
-        best = group(rs, lambda r: prob(r)["d"])
-        xs = np.array(list(best)) - (K - 1)
-        a.semilogy(xs, [_pos(min(excess(r) for r in v)) for v in best.values()], "-", color=COLORS[i], lw=1)
-        b.semilogy(xs, [_pos(best_run(v)["summary"]["metrics"]["nc2_w"]) for v in best.values()], "-o",
-                   color=COLORS[i], label=f"K={K}")
-    a.set(xlabel="d - (K-1)", ylabel="F / min phi - 1", title="Cost of a missing dimension\n(line: best of 3 starts)")
+        col = COLORS[i]
+        under = [r for r in rs if prob(r)["d"] < K - 1]
+        x = np.array([prob(r)["d"] - (K - 1) for r in under], float)
+        jitter = (np.array([r["cell"]["seed"] for r in under]) - 1) * 0.08
+        a.semilogy(x + jitter, [_pos(excess(r)) for r in under], "o", color=col, mfc="none", label=f"K={K}, each start")
+        best = group(under, lambda r: prob(r)["d"])
+        full = np.arange(min(best), max(best) + 1) if best else np.array([], int)  # nan where d is missing
+        a.semilogy(full - (K - 1), [_pos(min(excess(r) for r in best[d])) if d in best else np.nan for d in full],
+                   "-", color=col, lw=1)
+        b.semilogy(full - (K - 1), [_pos(best_run(best[d])["summary"]["metrics"]["nc2_w"]) if d in best else np.nan
+                                    for d in full], "-o", color=col, label=f"K={K}")
+        above = sorted({prob(r)["d"] - (K - 1) for r in rs if prob(r)["d"] >= K - 1})
+        for ax in (a, b):
+            ax.plot(np.array(above) + (i - 1) * 0.12, [bottom * 1.25] * len(above), "v", color=col, ms=6)
+    for ax in (a, b):
+        ax.axvline(-0.5, color="0.3", lw=0.8, ls="--")
+        ax.set_ylim(bottom, 5)
+        h, lab = ax.get_legend_handles_labels()
+        from matplotlib.lines import Line2D
+        h.append(Line2D([], [], color="0.3", marker="v", ls="none", ms=6))
+        lab.append("d >= K-1: 0 up to rounding (< 1e-8)")
+        ax.legend(h, lab, loc="lower left", fontsize=7)
+    a.set(xlabel="d - (K-1)", ylabel="F / min phi - 1",
+          title="Cost of a missing dimension\n(line: best of 3 starts)")
     b.set(xlabel="d - (K-1)", ylabel="NC2_W (distance of W W^T to the ETF)",
           title="Distance from the simplex ETF\n(best start)")
-    for ax in (a, b):
-        ax.axvline(0, color="0.3", lw=0.8, ls="--")
-        _floor_line(ax, 5)
-        ax.legend(loc="lower left", fontsize=7)
     return {"dimension": fig, "dimension_geometry": _dim_geometry(recs)}
 
 
@@ -355,7 +396,7 @@ def _map(ax: Any, r: Rec, key: str, title: str, fmt: str, cmap: str, vmin: float
             ax.text(k, j, f"{v:{fmt}}\nn={n[tuple(sorted((j, k)))]}", ha="center", va="center", fontsize=8.5,
                     color="white" if dark else "black")
         else:
-            ax.text(k, j, f"n_{j}\n={n.get((j,), 0)}", ha="center", va="center", fontsize=8.5, color="0.25")
+            ax.text(k, j, f"{{{j}}}\nn={n.get((j,), 0)}", ha="center", va="center", fontsize=8.5, color="0.25")
     ax.set(title=title, xticks=range(K), yticks=range(K), xlabel="class k of the pair {j, k}",
            ylabel="class j of the pair {j, k}")
     ax.grid(False)
@@ -374,7 +415,8 @@ def fig_imbalance(recs: list[Rec]) -> dict[str, Any]:
         fig.colorbar(im, ax=axes[row, 0], shrink=0.8, label="angle (deg)")
         im = _map(axes[row, 1], r, "scale", f"{lab}:\nscale ||h_S|| / ||mean h_k||", ".3f", "viridis")
         fig.colorbar(im, ax=axes[row, 1], shrink=0.8, label="tag-wise scale")
-    fig.suptitle(f"Imbalance maps, pairs S = {{j, k}} (K = 5, mu = {mu0:g}); diagonal: single-label counts")
+    fig.suptitle(f"Imbalance maps, pairs S = {{j, k}} (K = 5, mu = {mu0:g}); diagonal: the single label {{j}} "
+                 "and its count n")
     return {"imbalance_maps": fig, "imbalance_trends": _imb_trends(recs)}
 
 

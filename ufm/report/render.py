@@ -22,6 +22,7 @@ from ..exceptions import UFMError
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import scan
 from . import networks as _networks  # noqa: F401  (registers the networks section)
+from .captions import caption
 from .figures import FIGURES, save
 from .regimes import BUILDERS, stopping
 
@@ -154,14 +155,19 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
             "are the same, byte for byte, on another machine or with another BLAS thread count: residuals",
             "(gaps, NC metrics, angles) below 1e-8 print as `<1e-08` because their digits are rounding noise,",
             "other numbers print to 4 significant digits or fewer, far coarser than the solvers' accuracy,",
-            "and iteration counts are to fixed thresholds far above rounding. The figures are byte-identical",
-            "too for a given matplotlib and FreeType: no dates in their metadata, a fixed SVG hash salt,",
-            "residuals drawn at the 1e-8 floor and the drawn data rounded on a fixed grid first. What may",
-            "differ: `timings.md` (wall times, and the iteration at which each solver stopped, which rounding",
-            "near its tolerance decides), and the figures' bytes under another matplotlib or FreeType version.",
-            "Checked by regenerating everything with OpenBLAS's Haswell kernels (1 and 2 threads) and its",
-            "Sandybridge kernels (`OPENBLAS_CORETYPE=Sandybridge`, which changes the rounding of every",
-            "product): only `timings.md` differed.", "",
+            "and iteration counts are to fixed thresholds far above rounding. The example features file",
+            "`examples/features_example.npz` is the same byte for byte too: its solved point is rounded to",
+            "1e-6 before the noise is added (checked by a test that moves the solver's last digits).",
+            "The figures carry no dates in their metadata and a fixed SVG hash salt, residuals are drawn at",
+            "the 1e-8 floor and the drawn data are rounded on a fixed grid first, so they are usually",
+            "byte-identical for a given matplotlib and FreeType, but not always: a value that falls on the",
+            "edge of the grid can round either way (one regeneration changed `dimension_geometry.pdf`).",
+            "What may differ: `timings.md` (wall times, and the iteration at which each solver stopped,",
+            "which rounding near its tolerance decides), a figure's bytes now and then, and every figure's",
+            "bytes under another matplotlib or FreeType version. Checked by regenerating everything with",
+            "OpenBLAS's Haswell kernels (1 and 2 threads) and its Sandybridge kernels",
+            "(`OPENBLAS_CORETYPE=Sandybridge`, which changes the rounding of every product): only",
+            "`timings.md` differed that time.", "",
             "Contents: " + ", ".join(f"[{_spec_text(n, src)[0]}](#{_anchor(_spec_text(n, src)[0])})"
                                      for n in [n for n in ORDER if n in by_spec]), ""]
     index = out / "README.md"
@@ -183,8 +189,10 @@ def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
             lines += [t.markdown()] + ([t.note, ""] if t.note else [])
     for fname, fig in FIGURES[name](rs).items():
         written += save(fig, out / "figures", fname)
+        text = caption(fname)
         lines += [f"![{fname}](figures/{fname}.png)", "",
-                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]
+                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf))"
+                  + (f": {text}" if text else "."), ""]
     return lines
 
 
