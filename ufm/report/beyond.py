@@ -17,11 +17,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .deadclass import deadclass, fig_deadclass  # noqa: E402
 from .tables import (  # noqa: E402
     FLOOR,
     Rec,
     Table,
-    best_run,
     fmt,
     group,
     nanmax,
@@ -35,7 +35,6 @@ from .tables import (  # noqa: E402
 Built = tuple[list[Table], list[str]]
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 ZERO = 1e-5  # a classifier row (or a row difference) below ZERO x the largest row norm is 0
-DEAD = 1e-3  # below d = K-1: a row below DEAD x the largest row norm is a dead class
 
 
 def _claims(recs: list[Rec]) -> tuple[int, int]:
@@ -445,108 +444,11 @@ def fig_conjecture(recs: list[Rec]) -> dict[str, Any]:
     return {"conjecture_weights": fig}
 
 
-# -- dead classes below d = K-1 -----------------------------------------------------------
-def _dead(r: Rec) -> tuple[int, float]:
-    """Dead rows (norm below DEAD x the largest) and the smallest live row's relative norm."""
-    n = np.linalg.norm(_W(r), axis=1)
-    rel = n / n.max() if n.max() > 0 else n
-    live = rel[rel >= DEAD]
-    return int((rel < DEAD).sum()), float(live.min()) if live.size else float("nan")
-
-
-def _dead_rows(recs: list[Rec]) -> list[dict]:
-    rows = []
-    for (K, prof, x), rs in group(recs, lambda r: (prob(r)["K"], profile_of(r), r["params"]["mu_ratio"])).items():
-        lower = max(r["summary"]["certificate"]["lower_bound"] for r in rs)  # min C: d-independent bound
-        for d, rd in sorted(group(rs, lambda r: prob(r)["d"]).items()):
-            best = best_run(rd)
-            dead, live = _dead(best)
-            counts = [_dead(r)[0] for r in rd]
-            F = best["summary"]["objective"]
-            rows.append({"K": K, "profile": prof, "x": x, "d": d, "starts": len(rd), "dead": dead,
-                         "dmin": min(counts), "dmax": max(counts), "live": live, "F": F, "D": lower,
-                         "width": (F - lower) / abs(F)})
-    return rows
-
-
-def deadclass(recs: list[Rec]) -> Built:
-    rows = _dead_rows(recs)
-    t = Table("deadclass", "Dead classifier rows at the best of the starts, d = 1..K-1", [
-        ("K", "K", "i"), ("profile", "profile", "s"), ("mu/mu_crit", "x", "g"), ("d", "d", "i"),
-        ("starts", "starts", "i"), ("dead rows (best start)", "dead", "i"), ("dead rows, any start: min", "dmin", "i"),
-        ("max", "dmax", "i"), ("smallest live row / largest", "live", "g"), ("best F", "F", "g"),
-        ("certified lower bound", "D", "g"), ("bracket (F - D)/F", "width", "r")], rows,
-        note=f"A row is dead below {DEAD:g} of the largest row norm. The lower bound is the best certified bound over "
-             "all d of the same problem (the convex relaxation does not depend on d); at d = K-1 it meets F.")
-    compact = []
-    for (K, prof, x), rs in group(rows, lambda y: (y["K"], y["profile"], y["x"])).items():
-        compact.append({"K": K, "profile": prof, "x": x,
-                        "dead": ", ".join(f"{y['dead']}" for y in sorted(rs, key=lambda y: y["d"])),
-                        "any": ", ".join(f"{y['dmax']}" for y in sorted(rs, key=lambda y: y["d"])),
-                        "width": ", ".join(fmt(y["width"], "r") for y in sorted(rs, key=lambda y: y["d"]))})
-    t2 = Table("deadclass_summary", "Dead rows per d = 1, 2, ..., K-1 (best start; most at any start) and the "
-               "certified bracket width", [("K", "K", "i"), ("profile", "profile", "s"), ("mu/mu_crit", "x", "g"),
-                                          ("dead rows, best start", "dead", "s"), ("most dead, any start", "any", "s"),
-                                          ("(F - D)/F", "width", "s")], compact)
-    top = [y for y in rows if y["d"] == y["K"] - 1]
-    below = [y for y in rows if y["d"] < y["K"] - 1]
-    with_dead = [y for y in below if y["dead"] > 0]
-    any_dead = [y for y in below if y["dmax"] > 0]
-    nonmono = [key for key, rs in group(rows, lambda y: (y["K"], y["profile"], y["x"])).items()
-               if any(a["dead"] < b["dead"] for a, b in zip(sorted(rs, key=lambda y: y["d"]),
-                                                            sorted(rs, key=lambda y: y["d"])[1:]))]
-    by_x = {x: sum(y["dead"] for y in below if y["x"] == x) for x in sorted({y["x"] for y in rows})}
-    findings = [
-        f"{len(recs)} runs ({len({(y['K'], y['profile'], y['x']) for y in rows})} problems x d = 1..K-1 x "
-        f"{max(y['starts'] for y in rows)} starts). At d = K-1 no class dies and the bracket closes "
-        f"({upto(nanmax(abs(y['width']) for y in top))}).",
-        f"Below K-1, the best start has dead classes in {len(with_dead)} of {len(below)} (problem, d) cells"
-        + (": " + "; ".join(f"K={y['K']} {y['profile']} mu/mu_crit={y['x']:g} d={y['d']}: {y['dead']}"
-                            for y in with_dead) if with_dead else "")
-        + f". At most {max((y['dead'] for y in below), default=0)} rows die (of K = "
-        f"{max(y['K'] for y in rows)}); dead rows in total over the cells, by mu/mu_crit: "
-        + ", ".join(f"{x:g}: {n}" for x, n in by_x.items())
-        + f". The count is not monotone in d for {len(nonmono)} of the "
-        f"{len({(y['K'], y['profile'], y['x']) for y in rows})} problems (a larger d can have more dead rows); "
-        f"the live rows are uneven too (smallest live row down to {fmt(min(y['live'] for y in below))} of the largest).",
-        f"Dead rows at some start occur in {len(any_dead)} cells (up to "
-        f"{max((y['dmax'] for y in below), default=0)}); in {sum(y['dmin'] != y['dmax'] for y in below)} cells the "
-        "count depends on the start" + (": the best of several starts matters below K-1."
-                                         if any(y["dmin"] != y["dmax"] for y in below) else "."),
-        f"The certified brackets stay wide below K-1: (F - D)/F up to {fmt(nanmax(y['width'] for y in below), 'r')} "
-        "at d = 1; the d-independent convex bound cannot see the missing dimensions.",
-    ]
-    return [t2, t], findings
-
-
-def fig_deadclass(recs: list[Rec]) -> dict[str, Any]:
-    rows = _dead_rows(recs)
-    xs = sorted({y["x"] for y in rows})
-    fig, axes = plt.subplots(2, len(xs), figsize=(5 * len(xs), 7), constrained_layout=True, squeeze=False)
-    for col, x in enumerate(xs):
-        for i, ((K, prof), rs) in enumerate(group([y for y in rows if y["x"] == x],
-                                                  lambda y: (y["K"], y["profile"])).items()):
-            rs = sorted(rs, key=lambda y: y["d"])
-            ls = ["-", "--", ":"][sorted({y["profile"] for y in rows}).index(prof) % 3]
-            color = COLORS[sorted({y["K"] for y in rows}).index(K)]
-            lab = f"K={K} {prof}"
-            axes[0, col].plot([y["d"] for y in rs], [y["dead"] + 0.025 * i for y in rs], ls, marker="o", color=color,
-                              label=lab)
-            axes[1, col].plot([y["d"] for y in rs], [max(y["width"], FLOOR) for y in rs], ls, marker="o",
-                              color=color, label=lab)
-        axes[0, col].set_title(f"dead rows at the best start, mu/mu_crit = {x:g}")
-        axes[0, col].set_ylabel("dead rows (lines offset by 0.025 each)")
-        axes[0, col].set_xlabel("d")
-        axes[1, col].set_yscale("log")
-        axes[1, col].set_xlabel("d")
-        axes[1, col].set_title("certified bracket (F - D)/F")
-        from .figures import _floor_line  # here: figures imports this module
-
-        _floor_line(axes[1, col])
-    axes[0, 0].legend(fontsize=7, ncol=2)
-    return {"deadclass": fig}
-
-
 BUILDERS = {"fixed": fixed, "minority": minority, "conjecture": conjecture, "deadclass": deadclass}
 FIGURES = {"fixed": fig_fixed, "minority": fig_minority, "conjecture": fig_conjecture, "deadclass": fig_deadclass}
 ORDER = tuple(BUILDERS)
+CAPTIONS = {
+    "deadclass": "Per d below K-1 and both mu/mu_crit: the dead rows of the best point (integer counts), the "
+                 "share of the random starts that reached the best value, and the open certified bracket "
+                 "(it closes at d = K-1 in every problem). Colour is K, line and marker the multiplicity mix.",
+}

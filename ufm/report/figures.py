@@ -451,3 +451,7 @@ FIGURES = {"iterations": fig_iterations, "theorem": fig_cm, "phase": fig_phase, 
 from .beyond import FIGURES as _BEYOND  # noqa: E402  (sections beyond the paper)
 
 FIGURES.update(_BEYOND)
+CAPTIONS: dict[str, str] = {}  # figure name -> 1-2 sentences printed under it in reports/README.md
+from .beyond import CAPTIONS as _BEYOND_CAPTIONS  # noqa: E402
+
+CAPTIONS.update(_BEYOND_CAPTIONS)

@@ -22,7 +22,7 @@ from ..exceptions import UFMError
 from ..sweep.grid import read_spec, shipped_specs
 from ..sweep.records import scan
 from . import networks as _networks  # noqa: F401  (registers the networks section)
-from .figures import FIGURES, save
+from .figures import CAPTIONS, FIGURES, save
 from .regimes import BUILDERS, stopping
 
 ORDER = ("theorem", "phase", "dimension", "imbalance", "losses", "iterations", "fixed", "minority", "conjecture",
@@ -183,8 +183,9 @@ def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
             lines += [t.markdown()] + ([t.note, ""] if t.note else [])
     for fname, fig in FIGURES[name](rs).items():
         written += save(fig, out / "figures", fname)
+        cap = f" {CAPTIONS[fname]}" if fname in CAPTIONS else ""
         lines += [f"![{fname}](figures/{fname}.png)", "",
-                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]
+                  f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).{cap}", ""]
     return lines
 
 
