@@ -17,9 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .conjecture import conjecture, fig_conjecture  # noqa: E402
 from .deadclass import deadclass, fig_deadclass  # noqa: E402
 from .tables import (  # noqa: E402
-    FLOOR,
     Rec,
     Table,
     fmt,
@@ -321,129 +321,6 @@ def fig_minority(recs: list[Rec]) -> dict[str, Any]:
     return {"minority_phase": fig}
 
 
-# -- the imbalance conjecture -------------------------------------------------------------
-def _rule_residual(h: np.ndarray, v: np.ndarray) -> float:
-    """``||h - c v|| / ||h||`` at the best ``c``."""
-    c = float(v @ h) / float(v @ v)
-    return float(np.linalg.norm(h - c * v)) / float(np.linalg.norm(h))
-
-
-def pair_fits(r: Rec) -> list[dict[str, float]]:
-    """For each pair S = {j, k}: least-squares weights of h_S on (h_j, h_k), the residual
-    outside their span, and the residuals of the uniform rule c (h_j + h_k) and of the
-    frequency-weighted rule c (n_j h_j + n_k h_k) / (n_j + n_k) (best c each), relative to ||h_S||."""
-    p = prob(r)
-    sets = [tuple(S) for S in p["sets"]]
-    counts = dict(zip(sets, p["counts"]))
-    Hg = np.asarray(r["arrays"]["Hg"], dtype=float)
-    single = {S[0]: Hg[:, i] for i, S in enumerate(sets) if len(S) == 1}
-    out = []
-    for i, S in enumerate(sets):
-        if len(S) != 2:
-            continue
-        j, k = S
-        h = Hg[:, i]
-        nh = float(np.linalg.norm(h))
-        nj, nk = counts[(j,)], counts[(k,)]
-        if nj < nk:
-            j, k, nj, nk = k, j, nk, nj
-        A = np.stack([single[j], single[k]], axis=1)
-        a = np.linalg.lstsq(A, h, rcond=None)[0]
-
-        out.append({"nj": nj, "nk": nk, "aj": float(a[0]), "ak": float(a[1]),
-                    "ls": float(np.linalg.norm(h - A @ a)) / nh, "uniform": _rule_residual(h, single[j] + single[k]),
-                    "freq": _rule_residual(h, (nj * single[j] + nk * single[k]) / (nj + nk))})
-    return out
-
-
-def _conj_rows(recs: list[Rec]) -> list[dict]:
-    rows = []
-    for r in recs:
-        fits = pair_fits(r)
-        unequal = [f for f in fits if f["nj"] != f["nk"]]
-        beta = [math.log(f["aj"] / f["ak"]) / math.log(f["nj"] / f["nk"]) for f in unequal]
-        rows.append({"counts": "/".join(str(r["params"]["design"]["counts"][k]) for k in range(prob(r)["K"])),
-                     "nmax": max(r["params"]["design"]["counts"]), "pairs": r["params"]["design"]["pairs"],
-                     "mu": float(r["params"]["mu"]), "ls": nanmax(f["ls"] for f in fits),
-                     "ratio_lo": min((f["aj"] / f["ak"] for f in unequal), default=None),
-                     "ratio_hi": max((f["aj"] / f["ak"] for f in unequal), default=None),
-                     "nratio": max((f["nj"] / f["nk"] for f in unequal), default=None),
-                     "beta_lo": min(beta, default=None), "beta_hi": max(beta, default=None),
-                     "uniform": nanmax(f["uniform"] for f in fits), "freq": nanmax(f["freq"] for f in fits),
-                     "inspan": sum(f["ls"] < 1e-9 for f in unequal), "unequal": len(unequal),
-                     "cert": _cert(r), "fits": fits})
-    rows.sort(key=lambda x: (x["mu"], x["pairs"], x["nmax"], x["counts"]))
-    return rows
-
-
-def conjecture(recs: list[Rec]) -> Built:
-    rows = _conj_rows(recs)
-    t = Table("conjecture", "Pair features h_{j,k} written in the single-label means: a_j h_j + a_k h_k + residual "
-              "(K = 4; n_j >= n_k)", [
-                  ("n_0/n_1/n_2/n_3", "counts", "s"), ("pairs each", "pairs", "i"), ("mu", "mu", "g"),
-                  ("max n_j/n_k", "nratio", "g"), ("a_j/a_k min", "ratio_lo", "g"), ("a_j/a_k max", "ratio_hi", "g"),
-                  ("exponent b in a_j/a_k = (n_j/n_k)^b", "beta_hi", "g"), ("max residual outside span", "ls", "r"),
-                  ("pairs in span (of unequal)", "inspan", "i"), ("uniform rule residual", "uniform", "r"),
-                  ("frequency rule residual", "freq", "r"), ("certified gap", "cert", "r")],
-              [{**x, "inspan": x["inspan"], "beta_hi": x["beta_hi"]} for x in rows],
-              note="Residuals are relative to ||h_S||. Uniform rule: h_S = c (h_j + h_k); frequency rule: "
-                   "h_S = c (n_j h_j + n_k h_k)/(n_j + n_k), best c for each pair. The exponent column is the largest "
-                   "over the pairs with n_j != n_k.")
-    bal = [x for x in rows if x["nratio"] is None]
-    imb = [x for x in rows if x["nratio"] is not None]
-    fits = [f for x in imb for f in x["fits"] if f["nj"] != f["nk"]]
-    tot_in = sum(x["inspan"] for x in imb)
-    betas = [b for x in imb for b in (x["beta_lo"], x["beta_hi"]) if b is not None]
-    worst = max(imb, key=lambda x: x["ls"])
-    findings = [
-        f"{len(recs)} certified global optima (largest certified gap {upto(nanmax(abs(x['cert']) for x in rows))}); "
-        f"on the balanced designs every h_S lies in span(h_j, h_k) to {upto(nanmax(x['ls'] for x in bal))} with "
-        "equal weights, as the theorem says.",
-        f"No frequency-weighted rule fits to solver precision. The least-squares weights barely follow the "
-        f"frequencies: a_j/a_k = {span([f['aj'] / f['ak'] for f in fits], 'g')} while n_j/n_k reaches "
-        f"{fmt(max(x['nratio'] for x in imb))}; as a power law a_j/a_k = (n_j/n_k)^b the exponent is "
-        f"b = {span(betas, 'g')} (frequency-weighted synthesis would need b = 1, the uniform tag-wise rule b = 0).",
-        f"The synthesis itself breaks: h_S leaves span(h_j, h_k) with a relative residual up to "
-        f"{fmt(worst['ls'], 'r')} (counts {worst['counts']}, mu = {worst['mu']:g}); only {tot_in} of {len(fits)} "
-        "pairs of unequally frequent classes stay in the span to 1e-9.",
-        f"Fitting either rule with its best scale: the uniform rule leaves residuals up to "
-        f"{fmt(nanmax(x['uniform'] for x in imb), 'r')}, the frequency-weighted one up to "
-        f"{fmt(nanmax(x['freq'] for x in imb), 'r')}: the uniform (tag-wise) form stays the better description, "
-        "and its error grows with the imbalance.",
-    ]
-    return [t], findings
-
-
-def fig_conjecture(recs: list[Rec]) -> dict[str, Any]:
-    rows = _conj_rows(recs)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for i, (key, rs) in enumerate(group([x for x in rows if x["nratio"] is not None],
-                                        lambda x: (x["mu"], x["pairs"])).items()):
-        fs = [f for x in rs for f in x["fits"] if f["nj"] != f["nk"]]
-        lab = f"mu={key[0]:g}, pairs x{key[1]}"
-        a.scatter([f["nj"] / f["nk"] for f in fs], [f["aj"] / f["ak"] for f in fs], color=COLORS[i], s=14, label=lab)
-        b.scatter([f["nj"] / f["nk"] for f in fs], [max(f["ls"], FLOOR) for f in fs], color=COLORS[i], s=14, label=lab)
-    xs = np.geomspace(1, 40, 50)
-    a.plot(xs, xs, "k--", lw=1, label="frequency-weighted (a_j/a_k = n_j/n_k)")
-    a.axhline(1.0, color="grey", lw=1, label="uniform (a_j = a_k)")
-    a.set_xscale("log", base=2)
-    a.set_yscale("log", base=2)
-    a.set_xlabel("n_j / n_k (single-label counts)")
-    a.set_ylabel("a_j / a_k (least squares)")
-    a.set_title("Weights of h_{j,k} on h_j, h_k")
-    a.legend(fontsize=7)
-    b.set_xscale("log", base=2)
-    b.set_yscale("log")
-    b.set_xlabel("n_j / n_k")
-    b.set_ylabel("||residual outside span(h_j, h_k)|| / ||h_S||")
-    b.set_title("The synthesis is not exact")
-    from .figures import _floor_line  # here: figures imports this module
-
-    _floor_line(b)  # residuals below 1e-8 are drawn at it: their digits are rounding noise
-    b.legend(fontsize=7)
-    return {"conjecture_weights": fig}
-
-
 BUILDERS = {"fixed": fixed, "minority": minority, "conjecture": conjecture, "deadclass": deadclass}
 FIGURES = {"fixed": fig_fixed, "minority": fig_minority, "conjecture": fig_conjecture, "deadclass": fig_deadclass}
 ORDER = tuple(BUILDERS)
@@ -451,4 +328,7 @@ CAPTIONS = {
     "deadclass": "Per d below K-1 and both mu/mu_crit: the dead rows of the best point (integer counts), the "
                  "share of the random starts that reached the best value, and the open certified bracket "
                  "(it closes at d = K-1 in every problem). Colour is K, line and marker the multiplicity mix.",
+    "conjecture_weights": "The fitted exponent b of a_j/a_k = (n_j/n_k)^b against mu, with the single-label means "
+                          "(left) and the classifier rows (middle) as prototypes, and the residual outside "
+                          "span(h_j, h_k) (right); cells with merged or vanished minority rows are left out.",
 }
