@@ -108,9 +108,14 @@ def test_minority_collapse_from_the_records(runs):
     for R, mu in single.items():  # pairs never merge the minority rows earlier than singles alone
         assert multi.get(R, math.inf) > mu
         assert mu <= heavy.get(R, math.inf) < multi.get(R, math.inf)  # imbalanced pairs: in between
-    assert {round(R * mu, 6) for R, mu in single.items()} == {0.512}
+    mus = sorted({r["params"]["mu"] for r in recs})
+    below = {R: mus[mus.index(mu) - 1] for R, mu in single.items()}  # not merged there: the bracket's left end
     text = " ".join(BUILDERS["minority"](recs)[1])
-    assert "single-label: " + ", ".join(f"R={R}: {single[R]:.4g}" for R in sorted(single)) in text
+    assert "single-label: " + ", ".join(f"R={R}: ({below[R]:.4g}, {single[R]:.4g}]" for R in sorted(single)) in text
+    lo, hi = max(R * below[R] for R in single), min(R * single[R] for R in single)
+    assert lo < hi and f"R x threshold lies in ({lo:.4g}, {hi:.4g}]" in text  # a constant C/R fits every bracket
+    for R in single:  # no grid point is quoted as a threshold
+        assert f"R={R}: {single[R]:.4g}," not in text and f"R={R}: {single[R]:.4g};" not in text
 
 
 def _b(r: dict, proto: str) -> float:

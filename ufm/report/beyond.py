@@ -216,8 +216,27 @@ def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
                 if first[k] is None and rank.index(st) >= rank.index(k):
                     first[k] = mu
         row.update({f"mu_{k}": v for k, v in first.items()})
+        for k, v in first.items():  # the threshold lies in (previous grid mu, first grid mu reaching the state]
+            lo = None if v is None or mus.index(v) == 0 else mus[mus.index(v) - 1]
+            row[f"br_{k}"] = (lo, v) if v is not None else None
+            row[f"in_{k}"] = bracket(lo, v) if v is not None else "—"
         rows.append(row)
     return rows, mus
+
+
+def bracket(lo: float | None, hi: float) -> str:
+    """A threshold known to lie in the grid interval (lo, hi]."""
+    return f"({fmt(lo)}, {fmt(hi)}]" if lo is not None else f"<= {fmt(hi)}"
+
+
+def interval_product(items: list[tuple[float, tuple[float | None, float]]]) -> tuple[float, float] | None:
+    """Intersection over R of the intervals R x (lo, hi]: where a constant C = R x threshold can lie
+    (None: empty, no constant fits; lo None counts as 0)."""
+    if not items:
+        return None
+    a = max(R * (lo or 0.0) for R, (lo, _) in items)
+    b = min(R * hi for R, (_, hi) in items)
+    return (a, b) if a < b else None
 
 
 def _compare(a: dict, b: dict) -> str:
@@ -226,8 +245,9 @@ def _compare(a: dict, b: dict) -> str:
     common = [R for R in a if R in b and (a[R]["mu_merged"] is not None or b[R]["mu_merged"] is not None)]
     ma = {R: a[R]["mu_merged"] if a[R]["mu_merged"] is not None else inf for R in common}
     mb = {R: b[R]["mu_merged"] if b[R]["mu_merged"] is not None else inf for R in common}
-    parts = [f"earlier at {sum(ma[R] < mb[R] for R in common)}", f"at the same grid mu at {sum(ma[R] == mb[R] for R in common)}",
-             f"later at {sum(ma[R] > mb[R] for R in common)}"]
+    parts = [f"in an earlier grid interval at {sum(ma[R] < mb[R] for R in common)}",
+             f"in the same interval (order undecided) at {sum(ma[R] == mb[R] for R in common)}",
+             f"in a later one at {sum(ma[R] > mb[R] for R in common)}"]
     return ", ".join(parts) + f" of the {len(common)} ratios where either merges in the grid"
 
 
@@ -238,48 +258,66 @@ def minority(recs: list[Rec]) -> Built:
                + [(f"mu={mu:g}", f"m{i}", "s") for i, mu in enumerate(mus)], rows,
                note=f"A number is ||w_2 - w_3|| / max_k ||w_k|| (rows apart); 'merged x': w_2 = w_3 (to {ZERO:g}) "
                     f"with norm x of the largest; 'zero': minority rows below {ZERO:g} of the largest; 'trivial': W = 0.")
-    t2 = Table("minority_threshold", "First mu of the grid at which the minority rows merge, vanish, and W = 0", [
-        ("design", "pairs", "s"), ("R", "R", "i"), ("mu merge", "mu_merged", "g"), ("mu zero", "mu_zero", "g"),
-        ("mu trivial", "mu_trivial", "g")], rows, note="— : not reached within the grid.")
+    t2 = Table("minority_threshold", "Grid intervals (lo, hi] holding the mu at which the minority rows merge, vanish, "
+               "and W = 0", [("design", "pairs", "s"), ("R", "R", "i"), ("mu merge in", "in_merged", "s"),
+                             ("mu zero in", "in_zero", "s"), ("mu trivial in", "in_trivial", "s")], rows,
+               note="The state is not reached at lo and reached at hi (both certified optima); the threshold itself is "
+                    "anywhere in between. — : not reached within the grid.")
     certs = [abs(_cert(r)) for r in recs]
     single = {x["R"]: x for x in rows if x["p"] == 0}
     multi = {x["R"]: x for x in rows if x["p"] == 1}
     heavy = {x["R"]: x for x in rows if x["p"] == 2}
     both = [R for R in single if R in multi and single[R]["mu_merged"] is not None]
-    earlier = [R for R in both if multi[R]["mu_merged"] is None or multi[R]["mu_merged"] > single[R]["mu_merged"]]
+    # disjoint brackets decide the order; the same grid interval leaves it open
+    later = [R for R in both if multi[R]["mu_merged"] is None or multi[R]["mu_merged"] > single[R]["mu_merged"]]
     same = [R for R in both if multi[R]["mu_merged"] == single[R]["mu_merged"]]
     merged_then_zero = sum(1 for x in rows for (_, st, _, _) in x["states"] if st == "merged")
-    prod_s = [R * x["mu_merged"] for R, x in sorted(single.items()) if x["mu_merged"] is not None]
-    prod_m = [R * x["mu_merged"] for R, x in sorted(multi.items()) if x["mu_merged"] is not None]
+    K = prob(recs[0])["K"]
+    etf = math.sqrt(2 + 2 / (K - 1))
     balanced_kept = all(st in ("separate", "trivial") for x in rows if x["R"] == 1 for (_, st, _, _) in x["states"])
     bal_dist = [delta for x in rows if x["R"] == 1 for (_, st, _, delta) in x["states"] if st == "separate"]
+    steps = [y / x for x, y in zip(mus, mus[1:])]
 
     def thr(d: dict, key: str) -> str:
-        return ", ".join(f"R={R}: {fmt(d[R][key])}" for R in sorted(d) if d[R][key] is not None) or "none"
+        return ", ".join(f"R={R}: {d[R]['in_' + key]}" for R in sorted(d) if d[R][key.join(('mu_', ''))] is not None) \
+            or "none in the grid"
+
+    def scaling(d: dict) -> str:
+        items = [(R, x["br_merged"]) for R, x in sorted(d.items()) if x["br_merged"] is not None]
+        iv = interval_product(items)
+        if iv is None:
+            return (f"no constant C fits R x threshold = C for all {len(items)} ratios that merge: the threshold "
+                    "does not scale like 1/R")
+        return (f"R x threshold lies in ({fmt(iv[0])}, {fmt(iv[1])}] for all {len(items)} ratios that merge: "
+                "consistent with a threshold C/R, the grid does not pin C down further")
+
+    factor = [(multi[R]["br_merged"], single[R]["br_merged"]) for R in both if multi[R]["br_merged"] is not None]
+    flo = [m[0] / s_[1] for m, s_ in factor if m[0] is not None]
+    fhi = [m[1] / s_[0] for m, s_ in factor if s_[0] is not None]
     findings = [
         f"All {len(recs)} optima are certified global (largest certified gap {upto(max(certs))}; d = K, where the "
         "convex relaxation is tight).",
         f"Minority collapse happens at finite imbalance and mu: the minority rows first merge (w_2 = w_3 with "
-        f"positive norm; {merged_then_zero} cells), then vanish, then the whole W. First merging mu in the grid, "
-        f"single-label: {thr(single, 'mu_merged')}; with every pair once: {thr(multi, 'mu_merged')}.",
-        f"Multi-label samples delay minority collapse: at {len(earlier)} of the {len(both)} ratios where the "
-        f"single-label design collapses inside the grid, the design with pairs merges only at a larger mu or not "
-        f"at all ({len(same)} at the same grid mu). "
+        f"positive norm; {merged_then_zero} cells), then vanish, then the whole W. The merging threshold lies in the "
+        f"grid interval (not merged at the left end, merged at the right), single-label: {thr(single, 'merged')}; "
+        f"with every pair once: {thr(multi, 'merged')}.",
+        f"Multi-label samples delay minority collapse: at {len(later)} of the {len(both)} ratios where the "
+        f"single-label design merges inside the grid, the design with pairs merges in a later grid interval or not "
+        f"at all ({len(same)} in the same interval, order undecided). "
         + (f"The balanced designs (R = 1) never merge: their rows stay apart at distance {span(bal_dist)} "
-           "(the ETF's sqrt(2 + 2/(K-1)) = 1.633)." if balanced_kept and bal_dist else
+           f"(the ETF's sqrt(2 + 2/(K-1)) = {etf:.4g} for K = {K})." if balanced_kept and bal_dist else
            "Even a balanced design (R = 1) has merged or vanished minority rows in some cell."),
-        f"Where the minority rows vanish (first mu): single-label {thr(single, 'mu_zero')}; with pairs "
-        f"{thr(multi, 'mu_zero')}.",
-        f"Imbalanced pairs (the majority pair {{0,1}} R times, the other pairs once): first merging mu "
-        f"{thr(heavy, 'mu_merged')}; first vanishing mu {thr(heavy, 'mu_zero')}. Against every pair once, "
+        f"The minority rows vanish in the grid interval: single-label {thr(single, 'zero')}; with pairs "
+        f"{thr(multi, 'zero')}.",
+        f"Imbalanced pairs (the majority pair {{0,1}} R times, the other pairs once): merging threshold in "
+        f"{thr(heavy, 'merged')}; vanishing in {thr(heavy, 'zero')}. Against every pair once, "
         f"the minority rows merge {_compare(heavy, multi)}; against single labels only, "
         f"{_compare(heavy, single)}.",
-        f"Single-label: R x (first merging mu) = {span(prod_s)} over the R that merge"
-        + (" -- the threshold scales like 1/R on this grid" if len(set(prod_s)) == 1 else "")
-        + f"; with pairs {span(prod_m)}: pairs raise the merging threshold by a factor "
-        f"{span([multi[R]['mu_merged'] / single[R]['mu_merged'] for R in both if multi[R]['mu_merged']])} "
-        f"(grid steps in mu: factors {min(y / x for x, y in zip(mus, mus[1:])):.2g} to "
-        f"{max(y / x for x, y in zip(mus, mus[1:])):.2g}).",
+        f"Single-label: {scaling(single)}; with every pair once: {scaling(multi)}. Pairs raise the merging "
+        "threshold by a factor "
+        + (f"in ({fmt(min(flo))}, {fmt(max(fhi))}) (bounds from the brackets)" if flo and fhi else
+           "the grid cannot bound")
+        + f"; the grid steps by factors {min(steps):.2g} to {max(steps):.2g} in mu, and no grid point is a threshold.",
     ]
     return [t1, t2], findings
 
@@ -303,12 +341,16 @@ def fig_minority(recs: list[Rec]) -> dict[str, Any]:
                 sep = ax.scatter(R, mu, c=dl, marker=mk, s=40, cmap="viridis", vmin=0, vmax=1.7, label=st)
             else:
                 ax.scatter(R, mu, color="k", marker=mk, s=40 if st != "trivial" else 20, label=st)
-        for key, col in (("mu_merged", "tab:red"), ("mu_zero", "tab:blue")):
-            line = [(x["R"], x[key]) for x in rs if x[key] is not None]
-            if line:
-                ax.plot(*zip(*line), "-", color=col, lw=1.2, label=f"first {key[3:]}")
+        for key, col, shift in (("br_merged", "tab:red", 0.9), ("br_zero", "tab:blue", 1.11)):
+            brs = [(x["R"], x[key]) for x in rs if x[key] is not None]
+            for i, (R, (lo, hi)) in enumerate(brs):  # the threshold lies in (lo, hi]: drawn as that interval
+                ax.plot([R * shift] * 2, [lo if lo is not None else mus[0] / 1.5, hi], "-", color=col, lw=3,
+                        alpha=0.75, solid_capstyle="butt", label=f"{key[3:]} threshold in (lo, hi]" if i == 0 else None)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        ax.set_yticks(mus, [f"{mu:g}" for mu in mus], fontsize=7)
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.grid(axis="y", lw=0.3, alpha=0.5)
         ax.set_xlabel("imbalance ratio R (majority / minority samples)")
         ax.set_title({0: "single-label (profile m = 1 only)", 1: "multi-label: + every pair once",
                       2: "imbalanced pairs: + pair {0,1} R times, others once"}[p])
