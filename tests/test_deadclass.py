@@ -95,3 +95,19 @@ def test_the_cell_of_issue_27_reaches_its_better_minimum():
     vals = dc.start_values(rec)
     assert len(vals) == 64 and vals.min() <= 2.04244
     assert rec["summary"]["certificate"]["lower_bound"] < 0.9 * vals.min()  # the bracket stays open
+
+
+def test_sweep_option_starts_keeps_every_start():
+    from ufm.exceptions import UFMError
+    from ufm.sweep.grid import expand
+
+    spec = {"name": "s", "defaults": {"K": 4, "profile": "1:2,2:1", "d": 2, "mu": 0.05, "seeds": [5]},
+            "grid": [{"options": {"starts": 3}}]}
+    rec = compute_cell(expand(spec).cells[0])
+    assert [s["seed"] for s in rec["starts"]] == [5, 6, 7]
+    assert rec["summary"]["objective"] == pytest.approx(min(s["fun"] for s in rec["starts"]), rel=1e-12)
+    for bad in (0, 1.5, True):
+        with pytest.raises(UFMError, match="'starts' must be an int >= 1"):
+            expand({**spec, "grid": [{"options": {"starts": bad}}]})
+    with pytest.raises(UFMError, match="only for gd, agd, lbfgs"):
+        expand({**spec, "grid": [{"solver": "convex", "options": {"starts": 2}}]})

@@ -367,6 +367,9 @@ BUILDERS = {"fixed": fixed, "minority": minority, "conjecture": conjecture, "dea
 FIGURES = {"fixed": fig_fixed, "minority": fig_minority, "conjecture": fig_conjecture, "deadclass": fig_deadclass}
 ORDER = tuple(BUILDERS)
 CAPTIONS = {
+    "minority_phase": "State of the minority rows w_2, w_3 at every (R, mu) of the grid (colour: their distance when "
+                      "apart); the red and blue bars are the grid intervals (lo, hi] that hold the merging and the "
+                      "vanishing threshold; the mu axis is labelled at the grid points.",
     "deadclass": "Per d below K-1 and both mu/mu_crit: the dead rows of the best point (integer counts), the "
                  "share of the random starts that reached the best value, and the open certified bracket "
                  "(it closes at d = K-1 in every problem). Colour is K, line and marker the multiplicity mix.",
