@@ -186,7 +186,7 @@ def findings(rs: list[dict]) -> list[str]:
            else "above the grid")
         + (f" ({sum(hi is None for _, hi in thr.values())} designs stay collapsed up to mu = {max(mus):g})"
            if any(hi is None for _, hi in thr.values()) else "") + ".",
-        f"The paper that claims to resolve the conjecture ({PAPER}) states a class-frequency-weighted synthesis rule "
+        f"The paper that claims to resolve the imbalance conjecture of Li, Li, Wang, Qu (ICML 2024) ({PAPER}) states a class-frequency-weighted synthesis rule "
         "governed by a label-covariance spectrum kappa_m; only its abstract could be obtained here, not its formula, "
         "so its rule itself is not tested. Tested instead: h_S = a_j p_j + a_k p_k with a_j/a_k = (n_j/n_k)^b, "
         "b fitted on every optimum (b = 1: frequency-weighted average; b = 0: uniform tag-wise average).",
