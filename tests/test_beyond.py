@@ -6,15 +6,19 @@ must be the one the builders compute from fresh sweeps."""
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ufm import report, sweep
+from ufm.problem import UFMProblem
 from ufm.report.beyond import BUILDERS
 from ufm.report.regimes import BUILDERS as ALL_BUILDERS
 from ufm.report.render import ORDER
+from ufm.solvers import solve
 from ufm.sweep.records import read_records
 
 README = Path(__file__).resolve().parents[1] / "reports" / "README.md"
@@ -109,13 +113,28 @@ def test_minority_collapse_from_the_records(runs):
         assert multi.get(R, math.inf) > mu
         assert mu <= heavy.get(R, math.inf) < multi.get(R, math.inf)  # imbalanced pairs: in between
     mus = sorted({r["params"]["mu"] for r in recs})
-    below = {R: mus[mus.index(mu) - 1] for R, mu in single.items()}  # not merged there: the bracket's left end
+    below = {R: mus[mus.index(mu) - 1] for R, mu in single.items()}  # not merged there: the grid bracket's left end
     text = " ".join(BUILDERS["minority"](recs)[1])
-    assert "single-label: " + ", ".join(f"R={R}: ({below[R]:.4g}, {single[R]:.4g}]" for R in sorted(single)) in text
-    lo, hi = max(R * below[R] for R in single), min(R * single[R] for R in single)
-    assert lo < hi and f"R x threshold lies in ({lo:.4g}, {hi:.4g}]" in text  # a constant C/R fits every bracket
-    for R in single:  # no grid point is quoted as a threshold
-        assert f"R={R}: {single[R]:.4g}," not in text and f"R={R}: {single[R]:.4g};" not in text
+    line = text[text.index("single-label: R="):text.index("; with every pair once")]
+    got = {int(R): (float(a), float(b)) for R, a, b in re.findall(r"R=(\d+): \(([\d.e-]+), ([\d.e-]+)\]", line)}
+    assert sorted(got) == sorted(single)
+    tmpl = {_ratio(r): r for r in recs if r["params"]["design"].get("pairs") == 0 and "counts" in r["params"]["design"]}
+    for R, (a, b) in got.items():
+        assert below[R] <= a < b <= single[R] and b / a - 1 <= 1.2e-4  # narrowed inside the grid interval
+        p = UFMProblem.from_dict(tmpl[R]["summary"]["problem"])
+        for mu, merged in ((a * (1 - 1e-6), False), (b * (1 + 1e-6), True)):  # re-solved here, independently
+            res = solve(replace(p, lam_W=mu, lam_H=mu), "lbfgs", rng=1)
+            assert abs(res.rel_gap) < 1e-9
+            W = res.W
+            delta = np.linalg.norm(W[2] - W[3]) / np.linalg.norm(W, axis=1).max()
+            assert (delta < 1e-5) == merged, (R, mu, delta)
+        assert a < 1 / (2 * (R + 1)) <= b  # the candidate closed form the report states
+    assert "it lies inside 5 of the 5 certified brackets (every one)" in text
+
+
+def _ratio(r: dict) -> int:
+    n = {tuple(S): c for S, c in zip(r["summary"]["problem"]["sets"], r["summary"]["problem"]["counts"])}
+    return n[(0,)] // n[(3,)]
 
 
 def _b(r: dict, proto: str) -> float:

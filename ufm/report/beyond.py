@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from .conjecture import conjecture, fig_conjecture  # noqa: E402
 from .deadclass import deadclass, fig_deadclass  # noqa: E402
+from .minority_thresholds import REL, bisect, state_of  # noqa: E402
 from .tables import (  # noqa: E402
     Rec,
     Table,
@@ -169,18 +170,7 @@ def fig_fixed(recs: list[Rec]) -> dict[str, Any]:
 # -- minority collapse --------------------------------------------------------------------
 def _minority_state(r: Rec) -> tuple[str, float, float]:
     """``(state, minority norm / max norm, ||w_2 - w_3|| / max norm)`` for counts [R, R, 1, 1]."""
-    W = _W(r)
-    n = np.linalg.norm(W, axis=1)
-    top = float(n.max())
-    if r["summary"]["metrics"]["norm_W"] < 1e-6 or top == 0:
-        return "trivial", 0.0, 0.0
-    rho = float(max(n[2], n[3]) / top)
-    delta = float(np.linalg.norm(W[2] - W[3]) / top)
-    if rho < ZERO:
-        return "zero", rho, delta
-    if delta < ZERO:
-        return "merged", rho, delta
-    return "separate", rho, delta
+    return state_of(_W(r))
 
 
 FAMILIES = {0: "single-label", 1: "every pair once", 2: "pair {0,1} R times"}
@@ -218,6 +208,8 @@ def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
         row.update({f"mu_{k}": v for k, v in first.items()})
         for k, v in first.items():  # the threshold lies in (previous grid mu, first grid mu reaching the state]
             lo = None if v is None or mus.index(v) == 0 else mus[mus.index(v) - 1]
+            if lo is not None and v is not None:  # narrowed by certified bisection
+                lo, v, _ = bisect(prob(rs[0]), lo, v, k)
             row[f"br_{k}"] = (lo, v) if v is not None else None
             row[f"in_{k}"] = bracket(lo, v) if v is not None else "—"
         rows.append(row)
@@ -225,8 +217,13 @@ def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
 
 
 def bracket(lo: float | None, hi: float) -> str:
-    """A threshold known to lie in the grid interval (lo, hi]."""
-    return f"({fmt(lo)}, {fmt(hi)}]" if lo is not None else f"<= {fmt(hi)}"
+    """A threshold known to lie in (lo, hi] (5 digits: the bisection's width is 1e-4 relative)."""
+    return f"({lo:.5g}, {hi:.5g}]" if lo is not None else f"<= {hi:.5g}"
+
+
+def candidate(R: int) -> float:
+    """mu = 1/(2(R+1)): a closed form the single-label merging brackets suggest (checked, not derived)."""
+    return 1.0 / (2 * (R + 1))
 
 
 def interval_product(items: list[tuple[float, tuple[float | None, float]]]) -> tuple[float, float] | None:
@@ -240,15 +237,16 @@ def interval_product(items: list[tuple[float, tuple[float | None, float]]]) -> t
 
 
 def _compare(a: dict, b: dict) -> str:
-    """How the first merging mu of family ``a`` compares with ``b`` over the ratios R of both."""
-    inf = float("inf")
-    common = [R for R in a if R in b and (a[R]["mu_merged"] is not None or b[R]["mu_merged"] is not None)]
-    ma = {R: a[R]["mu_merged"] if a[R]["mu_merged"] is not None else inf for R in common}
-    mb = {R: b[R]["mu_merged"] if b[R]["mu_merged"] is not None else inf for R in common}
-    parts = [f"in an earlier grid interval at {sum(ma[R] < mb[R] for R in common)}",
-             f"in the same interval (order undecided) at {sum(ma[R] == mb[R] for R in common)}",
-             f"in a later one at {sum(ma[R] > mb[R] for R in common)}"]
-    return ", ".join(parts) + f" of the {len(common)} ratios where either merges in the grid"
+    """How the merging threshold of family ``a`` compares with ``b`` over the ratios R of both (disjoint
+    brackets decide; overlapping ones leave the order open; never merging in the grid counts as infinite)."""
+    inf = (math.inf, math.inf)
+    common = [R for R in a if R in b and (a[R]["br_merged"] is not None or b[R]["br_merged"] is not None)]
+    ba = {R: (a[R]["br_merged"][0] or 0.0, a[R]["br_merged"][1]) if a[R]["br_merged"] else inf for R in common}
+    bb = {R: (b[R]["br_merged"][0] or 0.0, b[R]["br_merged"][1]) if b[R]["br_merged"] else inf for R in common}
+    earlier = sum(ba[R][1] < bb[R][0] for R in common)
+    later = sum(ba[R][0] > bb[R][1] for R in common)
+    return (f"earlier at {earlier}, later at {later}, undecided (overlapping brackets) at "
+            f"{len(common) - earlier - later} of the {len(common)} ratios where either merges in the grid")
 
 
 def minority(recs: list[Rec]) -> Built:
@@ -258,19 +256,20 @@ def minority(recs: list[Rec]) -> Built:
                + [(f"mu={mu:g}", f"m{i}", "s") for i, mu in enumerate(mus)], rows,
                note=f"A number is ||w_2 - w_3|| / max_k ||w_k|| (rows apart); 'merged x': w_2 = w_3 (to {ZERO:g}) "
                     f"with norm x of the largest; 'zero': minority rows below {ZERO:g} of the largest; 'trivial': W = 0.")
-    t2 = Table("minority_threshold", "Grid intervals (lo, hi] holding the mu at which the minority rows merge, vanish, "
-               "and W = 0", [("design", "pairs", "s"), ("R", "R", "i"), ("mu merge in", "in_merged", "s"),
+    t2 = Table("minority_threshold", "Intervals (lo, hi] holding the mu at which the minority rows merge, vanish, "
+               "and W = 0 (certified bisection between the grid points)", [("design", "pairs", "s"), ("R", "R", "i"), ("mu merge in", "in_merged", "s"),
                              ("mu zero in", "in_zero", "s"), ("mu trivial in", "in_trivial", "s")], rows,
-               note="The state is not reached at lo and reached at hi (both certified optima); the threshold itself is "
-                    "anywhere in between. — : not reached within the grid.")
+               note=f"The state is not reached at lo and reached at hi (both certified optima), hi/lo - 1 <= {REL:g}; "
+                    "'<= x': reached at the first grid point already. — : not reached within the grid.")
     certs = [abs(_cert(r)) for r in recs]
     single = {x["R"]: x for x in rows if x["p"] == 0}
     multi = {x["R"]: x for x in rows if x["p"] == 1}
     heavy = {x["R"]: x for x in rows if x["p"] == 2}
-    both = [R for R in single if R in multi and single[R]["mu_merged"] is not None]
-    # disjoint brackets decide the order; the same grid interval leaves it open
-    later = [R for R in both if multi[R]["mu_merged"] is None or multi[R]["mu_merged"] > single[R]["mu_merged"]]
-    same = [R for R in both if multi[R]["mu_merged"] == single[R]["mu_merged"]]
+    both = [R for R in single if R in multi and single[R]["br_merged"] is not None]
+    # disjoint brackets decide the order; overlapping ones leave it open
+    later = [R for R in both if multi[R]["br_merged"] is None
+             or (multi[R]["br_merged"][0] or 0.0) > single[R]["br_merged"][1]]
+    same = [R for R in both if R not in later and multi[R]["br_merged"][1] >= (single[R]["br_merged"][0] or 0.0)]
     merged_then_zero = sum(1 for x in rows for (_, st, _, _) in x["states"] if st == "merged")
     K = prob(recs[0])["K"]
     etf = math.sqrt(2 + 2 / (K - 1))
@@ -285,11 +284,12 @@ def minority(recs: list[Rec]) -> Built:
     def scaling(d: dict) -> str:
         items = [(R, x["br_merged"]) for R, x in sorted(d.items()) if x["br_merged"] is not None]
         iv = interval_product(items)
+        prods = ", ".join(f"R={R}: ({R * lo:.4g}, {R * hi:.4g}]" for R, (lo, hi) in items if lo is not None)
         if iv is None:
-            return (f"no constant C fits R x threshold = C for all {len(items)} ratios that merge: the threshold "
-                    "does not scale like 1/R")
-        return (f"R x threshold lies in ({fmt(iv[0])}, {fmt(iv[1])}] for all {len(items)} ratios that merge: "
-                "consistent with a threshold C/R, the grid does not pin C down further")
+            return (f"R x threshold = {prods}: no constant C fits all {len(items)} ratios that merge, so the "
+                    "threshold does not scale exactly like 1/R")
+        return (f"R x threshold = {prods}: a constant C in ({iv[0]:.4g}, {iv[1]:.4g}] fits all {len(items)} ratios "
+                "that merge, consistent with a threshold C/R")
 
     factor = [(multi[R]["br_merged"], single[R]["br_merged"]) for R in both if multi[R]["br_merged"] is not None]
     flo = [m[0] / s_[1] for m, s_ in factor if m[0] is not None]
@@ -298,16 +298,16 @@ def minority(recs: list[Rec]) -> Built:
         f"All {len(recs)} optima are certified global (largest certified gap {upto(max(certs))}; d = K, where the "
         "convex relaxation is tight).",
         f"Minority collapse happens at finite imbalance and mu: the minority rows first merge (w_2 = w_3 with "
-        f"positive norm; {merged_then_zero} cells), then vanish, then the whole W. The merging threshold lies in the "
-        f"grid interval (not merged at the left end, merged at the right), single-label: {thr(single, 'merged')}; "
-        f"with every pair once: {thr(multi, 'merged')}.",
+        f"positive norm; {merged_then_zero} cells), then vanish, then the whole W. The merging threshold lies in "
+        f"(lo, hi] (not merged at lo, merged at hi; certified bisection between the grid points to hi/lo - 1 <= "
+        f"{REL:g}), single-label: {thr(single, 'merged')}; with every pair once: {thr(multi, 'merged')}.",
         f"Multi-label samples delay minority collapse: at {len(later)} of the {len(both)} ratios where the "
-        f"single-label design merges inside the grid, the design with pairs merges in a later grid interval or not "
-        f"at all ({len(same)} in the same interval, order undecided). "
+        f"single-label design merges inside the grid, the design with pairs merges at a larger mu (disjoint "
+        f"brackets) or not at all ({len(same)} undecided: overlapping brackets). "
         + (f"The balanced designs (R = 1) never merge: their rows stay apart at distance {span(bal_dist)} "
            f"(the ETF's sqrt(2 + 2/(K-1)) = {etf:.4g} for K = {K})." if balanced_kept and bal_dist else
            "Even a balanced design (R = 1) has merged or vanished minority rows in some cell."),
-        f"The minority rows vanish in the grid interval: single-label {thr(single, 'zero')}; with pairs "
+        f"The minority rows vanish at a mu in: single-label {thr(single, 'zero')}; with pairs "
         f"{thr(multi, 'zero')}.",
         f"Imbalanced pairs (the majority pair {{0,1}} R times, the other pairs once): merging threshold in "
         f"{thr(heavy, 'merged')}; vanishing in {thr(heavy, 'zero')}. Against every pair once, "
@@ -315,10 +315,21 @@ def minority(recs: list[Rec]) -> Built:
         f"{_compare(heavy, single)}.",
         f"Single-label: {scaling(single)}; with every pair once: {scaling(multi)}. Pairs raise the merging "
         "threshold by a factor "
-        + (f"in ({fmt(min(flo))}, {fmt(max(fhi))}) (bounds from the brackets)" if flo and fhi else
-           "the grid cannot bound")
-        + f"; the grid steps by factors {min(steps):.2g} to {max(steps):.2g} in mu, and no grid point is a threshold.",
+        + (f"between {min(flo):.4g} and {max(fhi):.4g} over the ratios (bounds from the brackets: "
+           + ", ".join(f"R={R}: ({m[0] / s_[1]:.4g}, {m[1] / s_[0]:.4g})" for R, (m, s_) in
+                       zip([R for R in both if multi[R]["br_merged"] is not None], factor)
+                       if m[0] is not None and s_[0] is not None) + ")" if flo and fhi else "the grid cannot bound")
+        + f"; the grid itself steps by factors {min(steps):.2g} to {max(steps):.2g} in mu.",
     ]
+    fits = [R for R, x in single.items() if x["br_merged"] and (x["br_merged"][0] or 0.0) < candidate(R)
+            <= x["br_merged"][1]]
+    merging = [R for R, x in single.items() if x["br_merged"]]
+    if merging:
+        findings.append(
+            f"A candidate closed form for the single-label merging threshold, mu = 1/(2(R+1)) (equivalently "
+            f"lam_W lam_H = 1/(4 (R+1)^2); read off, not derived): it lies inside {len(fits)} of the "
+            f"{len(merging)} certified brackets" + (" (every one)." if len(fits) == len(merging) else
+                                                   f" (not in R = {', '.join(str(R) for R in sorted(set(merging) - set(fits)))})."))
     return [t1, t2], findings
 
 
@@ -341,11 +352,12 @@ def fig_minority(recs: list[Rec]) -> dict[str, Any]:
                 sep = ax.scatter(R, mu, c=dl, marker=mk, s=40, cmap="viridis", vmin=0, vmax=1.7, label=st)
             else:
                 ax.scatter(R, mu, color="k", marker=mk, s=40 if st != "trivial" else 20, label=st)
-        for key, col, shift in (("br_merged", "tab:red", 0.9), ("br_zero", "tab:blue", 1.11)):
-            brs = [(x["R"], x[key]) for x in rs if x[key] is not None]
-            for i, (R, (lo, hi)) in enumerate(brs):  # the threshold lies in (lo, hi]: drawn as that interval
-                ax.plot([R * shift] * 2, [lo if lo is not None else mus[0] / 1.5, hi], "-", color=col, lw=3,
-                        alpha=0.75, solid_capstyle="butt", label=f"{key[3:]} threshold in (lo, hi]" if i == 0 else None)
+        for key, col in (("br_merged", "tab:red"), ("br_zero", "tab:blue")):
+            # certified bisection: the threshold is known to 1e-4 relative -- drawn as a line through them
+            brs = [(x["R"], x[key]) for x in rs if x[key] is not None and x[key][0] is not None]
+            if brs:
+                ax.plot([R for R, _ in brs], [hi for _, (_, hi) in brs], "_-", color=col, lw=1.4, ms=14,
+                        label=f"{key[3:]} threshold (certified bisection)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_yticks(mus, [f"{mu:g}" for mu in mus], fontsize=7)
@@ -368,8 +380,8 @@ FIGURES = {"fixed": fig_fixed, "minority": fig_minority, "conjecture": fig_conje
 ORDER = tuple(BUILDERS)
 CAPTIONS = {
     "minority_phase": "State of the minority rows w_2, w_3 at every (R, mu) of the grid (colour: their distance when "
-                      "apart); the red and blue bars are the grid intervals (lo, hi] that hold the merging and the "
-                      "vanishing threshold; the mu axis is labelled at the grid points.",
+                      "apart); the red and blue lines join the merging and vanishing thresholds found by certified "
+                      "bisection between the grid points (to 1e-4 relative); the mu axis is labelled at the grid.",
     "deadclass": "Per d below K-1 and both mu/mu_crit: the dead rows of the best point (integer counts), the "
                  "share of the random starts that reached the best value, and the open certified bracket "
                  "(it closes at d = K-1 in every problem). Colour is K, line and marker the multiplicity mix.",
