@@ -227,7 +227,8 @@ def findings(rows: list[dict], crv: list[dict]) -> list[str]:
     if fixed is not None:
         out.append(
             f"Cell K=8 1:2,2:1 mu/mu_crit=0.1 d=3 ({fixed['word']}): F = {fixed['F']:.5f} from {fixed['hits']} of "
-            f"{fixed['starts']} starts, second-best {fixed['second']:.5f} ({fixed['hits2']} starts); bracket "
+            f"{fixed['starts']} starts, second-best {fixed['second']:.5f} ({fixed['hits2']} start"
+            f"{'s' if fixed['hits2'] != 1 else ''}); bracket "
             f"[{fixed['D']:.5f}, {fixed['F']:.5f}].")
     with_dead = [y for y in below if y["dead"] > 0]
     nonmono = [k for k, rs in group(rows, lambda y: (y["K"], y["profile"], y["x"])).items()
