@@ -3,13 +3,14 @@ version of it), every stated number read back from the records independently."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pytest
 
 from ufm import report, sweep
-from ufm.report.networks import findings, label
+from ufm.report.networks import findings, is_trend, label, trend_section
 from ufm.report.tables import fmt
 
 pytest.importorskip("jax")
@@ -39,9 +40,13 @@ def runs(tmp_path_factory):
 
 def test_the_shipped_spec_expands():
     cells = sweep.load_spec("networks").cells
-    solvers = [c["solver"] for c in cells]
+    solvers = [c["solver"] for c in cells if c["history"] or c["solver"] != "network"]
     assert solvers.count("network") == 2 and {"lbfgs", "sgd", "adam"} <= set(solvers)
     assert {bool(c["options"].get("fixed_classifier")) for c in cells if c["solver"] == "network"} == {False, True}
+    trend = [c for c in cells if c["solver"] == "network" and not c["history"]]
+    lam = sorted({c["problem"]["lam_H"] for c in trend})
+    assert len(lam) >= 4 and lam[-1] / lam[0] >= 100  # >= 4 values over >= 2 decades
+    assert len({c["seed"] for c in trend}) >= 3 and len({c["params"]["design"]["profile"] for c in trend}) >= 2
 
 
 def test_section_tables_and_figures(runs, tmp_path):
@@ -86,7 +91,31 @@ def test_shipped_findings_are_what_the_shipped_spec_gives(tmp_path):
 
     sweep.run("networks", tmp_path / "networks", jobs=2, progress=False)
     readme = (Path(__file__).resolve().parents[1] / "reports" / "README.md").read_text()
-    lines = findings(sweep.read_records(tmp_path))
-    assert len(lines) == 4
+    recs = sweep.read_records(tmp_path)
+    lines = findings([r for r in recs if not is_trend(r)]) + trend_section([r for r in recs if is_trend(r)])[1]
+    assert len(lines) == 6
     for line in lines:
         assert f"- {line}" in readme
+
+
+def _trend_rec(prof, lam_H, seed, c2, pred):
+    return {"cell": {"solver": "network", "history": False, "seed": seed,
+                     "options": {"epochs": 150, "batch_size": 64, "optimizer": "adam", "lr": 3e-3}},
+            "params": {"design": {"profile": prof}},
+            "summary": {"problem": {"lam_H": lam_H, "lam_W": 5e-3}, "metrics": {"tagwise": {"2": {"scale": c2}}},
+                        "theory": {"c": {"2": pred}}, "certificate": {"rel_gap": 0.01}}}
+
+
+def test_trend_direction_is_computed_from_the_seeds():
+    pred = {1e-4: 1.80, 1e-3: 1.75, 1e-2: 1.70}
+    follows = [_trend_rec("1:30,2:6", lh, s, p - 0.05 * math.log10(lh / 1e-4) / 2 - 0.1 + 0.001 * s, p)
+               for lh, p in pred.items() for s in range(3)]
+    against = [_trend_rec("1:10,2:10", lh, s, 1.5 + 0.05 * math.log10(lh / 1e-4) + 0.001 * s, p)
+               for lh, p in pred.items() for s in range(3)]
+    table, lines = trend_section(follows + against)
+    up, down = (next(ln for ln in lines if f"profile {p}" in ln) for p in ("1:10,2:10", "1:30,2:6"))
+    assert "Training follows the predicted direction: the measured mean moves with the prediction in 2 of 2" in down
+    assert "Training does not follow the predicted direction" in up and "in 0 of 2 steps" in up
+    vals = [1.5 + 0.001 * s for s in range(3)]  # lam_H = 1e-4 of the second profile, seeds 0..2
+    assert f"{np.mean(vals):.4f} +- {fmt(np.std(vals, ddof=1), 'r')}" in up
+    assert len(table.rows) == 6

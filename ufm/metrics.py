@@ -20,6 +20,14 @@ from .exceptions import UFMError
 RCOND = 1e-10  # explicit relative cut-off of every pseudo-inverse
 NOISE = 4.0  # NC1: drop directions of Sigma_B within 4x of the noise of the group means
 CENTERS = ("classes", "samples")
+# A classifier row is dead (its class's logit is the bias alone, for every sample) when its norm
+# is at most DEAD_CLASS_TOL x the largest row norm. At a critical point a dead row is exactly 0
+# (the weight decay pulls it there); a solver stopped at gradient norm g leaves it at about
+# g / lam_W. On the deadclass sweep (90 cells, 64 starts each) the dead rows of the best points
+# are <= 2.4e-10 of the largest row and the smallest live row is 8.3e-2 of it: 1e-4 sits in that
+# gap, six decades above the one side and almost three below the other, so no verdict there
+# depends on the choice (the former 1e-6 and 1e-3 give the same counts).
+DEAD_CLASS_TOL = 1e-4
 
 
 def _unit_gram_distance(Gram: np.ndarray) -> float:

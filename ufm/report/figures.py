@@ -493,3 +493,7 @@ FIGURES = {"iterations": fig_iterations, "theorem": fig_cm, "phase": fig_phase, 
 from .beyond import FIGURES as _BEYOND  # noqa: E402  (sections beyond the paper)
 
 FIGURES.update(_BEYOND)
+from .beyond import CAPTIONS as _BEYOND_CAPTIONS  # noqa: E402
+from .captions import CAPTIONS  # noqa: E402  (figure name -> 1-2 sentences under it in reports/README.md)
+
+CAPTIONS.update(_BEYOND_CAPTIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..metrics import DEAD_CLASS_TOL
 from .tables import (
     TRIVIAL_NORM,
     Rec,
@@ -157,11 +158,11 @@ def phase(recs: list[Rec]) -> Built:
     return [t1, t2], findings
 
 
-DEAD = 1e-6  # a classifier row is dead when its norm is at most DEAD x the largest row norm
+DEAD = DEAD_CLASS_TOL  # a classifier row is dead when its norm is at most DEAD x the largest row norm
 
 
 def dead_classes(r: Rec) -> list[int]:
-    """Classes whose classifier row is zero: ``||w_k|| <= 1e-6 max_j ||w_j||``.
+    """Classes whose classifier row is zero: ``||w_k|| <= DEAD_CLASS_TOL max_j ||w_j||``.
 
     Such a class's logit is the bias alone, the same for every sample, and the cosines
     between its row and the others are quotients of rounding errors."""

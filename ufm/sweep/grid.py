@@ -28,7 +28,9 @@ or ``design`` (a ``LABELS=COUNT`` string such as ``"0=12,1=12,2=1,0+1=3"`` as in
 table is an axis too); ``d``; the regularisation as ``lam_W`` and ``lam_H``, or ``mu``
 with ``lam_ratio`` (``lam_W = mu sqrt(ratio)``, ``lam_H = mu / sqrt(ratio)``), or
 ``mu_ratio`` with ``lam_ratio``; ``lam_b`` (1e-2), ``bias`` (true), ``loss`` ("pal"),
-``solver`` ("lbfgs"), ``seed`` or ``seeds``, ``options`` (a table of solver options; in a
+``solver`` ("lbfgs"), ``seed`` or ``seeds``, ``options`` (a table of solver options, plus
+``starts = N``: the best of N random starts with seeds SEED..SEED+N-1, every start's F kept
+in the record, :func:`ufm.solvers.multistart.solve_starts`; in a
 sweep ``lbfgs`` keeps all ``N`` feature columns unless ``group = true`` is given, so the
 records' NC1 is measured rather than imposed by the grouped solver), ``history`` (false: keep the NC metrics against iterations in the record). Cells whose
 ``d`` evaluates below 1 are skipped; duplicate cells are kept once.
@@ -344,8 +346,13 @@ def _make_cell_typed(name: str, point: Mapping[str, Any], table: Mapping[str, An
         from ..fixed import FIXED_OPTIONS
 
         known = dict.fromkeys(FIXED_OPTIONS)
+    starts = options.get("starts", 1)
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1 or (
+            starts > 1 and point["solver"] not in ("gd", "agd", "lbfgs")):
+        raise UFMError(f"Spec {name!r}: option 'starts' must be an int >= 1 (above 1 only for gd, agd, lbfgs); "
+                       f"got {starts!r} for solver {point['solver']!r}.")
     if known is not None:
-        _unknown(f"Spec {name!r} options of solver {point['solver']!r}", options.keys(), known.keys())
+        _unknown(f"Spec {name!r} options of solver {point['solver']!r}", options.keys(), [*known.keys(), "starts"])
     if "K" not in point and kind == "items":  # K = the largest label + 1
         point = {**point, "K": designs.parse_design(str(table["items"])).K}
     if "K" not in point:

@@ -109,7 +109,8 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
 
     The record holds :func:`ufm.summary.summarize` (without wall times), the geometry of
     :func:`ufm.features.geometry`, small arrays (``W``, ``b``, label-set means ``Hg``),
-    the NC history if the cell asks for it, the warnings raised, and -- apart, in
+    the NC history if the cell asks for it, ``starts`` (one entry per random start) for a
+    cell with the option ``starts > 1``, the warnings raised, and -- apart, in
     ``timing`` and ``run`` -- when, where and how long.
     """
     import numpy as np
@@ -130,9 +131,15 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
         options.setdefault("history_metrics", bool(cell["history"]))
     if cell["solver"] == "lbfgs" and "fixed_W" not in options:
         options.setdefault("group", False)  # all N columns unless the spec asks: nc1 measured, not imposed
+    starts = int(options.pop("starts", 1))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = solve(problem, cell["solver"], rng=int(cell["seed"]), **options)
+        if starts > 1:
+            from ..solvers.multistart import solve_starts
+
+            result = solve_starts(problem, cell["solver"], starts, int(cell["seed"]), **options)
+        else:
+            result = solve(problem, cell["solver"], rng=int(cell["seed"]), **options)
         if result.status == Status.INTERRUPTED:  # the solver caught Ctrl-C: do not store it
             raise KeyboardInterrupt
         summary = summarize(problem, result)
@@ -148,6 +155,8 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
         "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
         "ufm_version": __version__,
     }
+    if "starts" in result.extra:  # every start's F, status and gap: hit rates of the best value
+        record["starts"] = jsonable(result.extra["starts"])
     K, d = problem.K, problem.d
     # the theorem's min F at d >= K-1 (None outside it): the reference for a d sweep
     full = predict(replace(problem, d=max(d, K - 1))) if d < K - 1 else None
