@@ -135,8 +135,14 @@ def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     assert c2["predicted"] == pytest.approx(ufm.predict(ufm.UFMProblem(
         ufm.balanced(4, {1: 8, 2: 3}), 4, 5e-3, 5e-4, 1e-2)).c[2], rel=1e-12)
     assert c2["rel_error"] == pytest.approx(abs(c2["measured"] - c2["predicted"]) / c2["predicted"])
-    # a rerun may reuse its own directory; a foreign non-empty one is refused in one line
-    assert main(args) == 0
+    # a rerun into its own directory is refused without --fresh (the earlier run is kept, byte for
+    # byte), replaces it with --fresh; a foreign non-empty one is refused in one line
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".ufm-lock"}
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "earlier ufm train run" in err and "--fresh" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".ufm-lock"} == before
+    assert main([*args, "--fresh"]) == 0
     capsys.readouterr()
     foreign = tmp_path / "foreign"
     foreign.mkdir()

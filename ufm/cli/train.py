@@ -19,6 +19,9 @@ def add(sub: Any) -> None:
         "UFM optimum at the same lambdas and label design. Writes OUT/epoch_NNN.npz (the `ufm metrics` "
         "layout, with the lambdas) and OUT/summary.json. Needs `pip install 'ufm[nn]'`.")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (new, empty or from ufm train)")
+    p.add_argument("--fresh", action="store_true",
+                   help="replace the earlier ufm train run in --out (its listed files only); without it such a "
+                        "folder is refused")
     p.add_argument("--epochs", type=pos_int, default=150, help="epochs (>= 1; default %(default)s)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the initialisation and the batches")
     p.add_argument("--data-seed", type=nonneg_int, default=0, dest="data_seed", help="seed of the split and the images")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from ..solvers import solve
 
     problem = UFMProblem(balanced(args.K, args.profile), args.d, args.lam_W, args.lam_H, args.lam_b)
-    folder = prepare_out(args.out)
+    folder = prepare_out(args.out, fresh=args.fresh)
     out = folder.path
     lam = {"lam_W": problem.lam_W, "lam_H": problem.lam_H, "lam_b": problem.lam_b}
 

@@ -51,7 +51,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     from ..files import DirLock, OutputDir
 
     src, final = Path(src), Path(out)
-    OutputDir(final, "report", legacy=_legacy_report, create=False)  # the output is checked first
+    OutputDir(final, "report", create=False)  # the output is checked first
     if not src.is_dir():
         raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep NAME --out DIR`).")
     if features is None and (src / FEATURES_JSON).exists():
@@ -70,7 +70,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     by_spec: dict[str, list] = defaultdict(list)
     for r in recs:
         by_spec[r["spec"]].append(r)
-    folder = OutputDir(final, "report", legacy=_legacy_report)
+    folder = OutputDir(final, "report")
     with DirLock(final, "ufm report"):
         out = Path(tempfile.mkdtemp(prefix=".ufm-staging-", dir=final))  # rendered here, then moved
         try:
@@ -88,36 +88,20 @@ class Rendered(list):
         self.skipped = skipped
 
 
-def _legacy_report(path: Path) -> str | None:
-    """What a report folder of an earlier version (before manifests) holds: adopt the generated files,
-    keep the benchmark tables (``make bench`` writes them there), refuse anything else."""
-    rel = path.parts[-2:] if path.parent.name in ("tables", "figures") else (path.name,)
-    if rel[0] in ("README.md", "timings.md"):
-        return "adopt"
-    if rel[0] in ("bench.md", "bench.csv", "bench_gpu.md", "bench.partial.md", "bench.partial.csv"):
-        return "keep"
-    if len(rel) == 2 and rel[0] == "tables" and path.suffix in (".md", ".tex", ".csv"):
-        return "adopt"
-    if len(rel) == 2 and rel[0] == "figures" and path.suffix in (".png", ".pdf"):
-        return "adopt"
-    return None
-
-
 def _publish(folder: Any, stage: Path) -> list[Path]:
     """Move every staged file into place (checked first: nothing partial), list it, drop stale ones."""
     new = sorted(str(q.relative_to(stage)) for q in stage.rglob("*") if q.is_file())
     for rel in new:
         folder.check_target(rel)  # a file not ours in the way stops everything before any move
     for rel in new:
-        target = folder.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.makedirs(Path(rel).parent)
+        target = folder.check_target(rel)  # again, just before the move: no link on the way
         folder.adopt(rel)
         os.replace(stage / rel, target)
     folder.save()
     stale = [f for f in folder.files if f not in new and f != ".ufm-lock"]
     for rel in stale:
-        folder.files.discard(rel)
-        (folder.path / rel).unlink(missing_ok=True)
+        folder.remove(rel)  # a listed regular file only; never through a link
     folder.adopt(".ufm-lock")
     folder.save()
     return [folder.path / rel for rel in new]
@@ -241,21 +225,20 @@ def regenerate(out: str | Path, cache: str | Path, *, jobs: int = 1, dask: Any =
     measured first. Both folders are checked before any work.
     """
     from ..files import DirLock, OutputDir, check_output_file
-    from ..sweep.records import legacy_entry
     from ..sweep.runner import run
 
     cache = Path(cache)
-    OutputDir(out, "report", legacy=_legacy_report, create=False)  # checked now, written at the end
+    OutputDir(out, "report", create=False)  # checked now, written at the end
     if example is not None:
         check_output_file(example, "--example")
-    root = OutputDir(cache, "report-cache", what="--cache", legacy=legacy_entry)
+    root = OutputDir(cache, "report-cache", what="--cache")
     if fresh:
         with DirLock(cache, "ufm report --fresh"):
             for name in ORDER:
                 sub = cache / name
                 if sub.is_dir():
                     with DirLock(sub, "ufm report --fresh"):
-                        OutputDir(sub, "sweep", what="--cache", legacy=legacy_entry).remove_listed(
+                        OutputDir(sub, "sweep", what="--cache").remove_listed(
                             keep=(".ufm-lock", ".ufm-manifest.json"))
             root.remove_listed(keep={".ufm-lock"} | {f for f in root.files if f.split("/")[0] in ORDER})
     features = None

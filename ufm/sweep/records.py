@@ -19,7 +19,7 @@ from typing import Any
 from .grid import SCHEMA, canonical, cell_key
 
 __all__ = ["read_record", "read_records", "scan", "Scan", "load", "write_record", "clean_tmp", "checksum",
-           "failed_record", "is_failed", "legacy_entry"]
+           "failed_record", "is_failed"]
 
 
 def checksum(record: Mapping[str, Any]) -> str:
@@ -48,8 +48,10 @@ def read_record(path: Path) -> dict[str, Any] | None:
     Valid means: parses as JSON, has this package's schema, its name is its key, the key
     is the hash of its cell, and its checksum matches its content.
     """
+    from ..files import read_regular
+
     try:
-        rec = json.loads(path.read_text())
+        rec = json.loads(read_regular(path))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or rec.get("key") != path.stem:
@@ -118,15 +120,6 @@ def read_records(path: str | Path, *, recursive: bool = True) -> list[dict[str, 
     Corrupt files and records of failed cells are left out; :func:`scan` lists them.
     """
     return scan(path, recursive=recursive).records
-
-
-def legacy_entry(path: Path) -> str | None:
-    """"adopt" for what sweeps of earlier versions (before manifests) left in a record folder, else None."""
-    name = path.name
-    ours = (name in ("spec.json", "features_example.json", ".ufm-lock", ".ufm-manifest.json")
-            or (name.startswith(".tmp-") and name.endswith(".json"))
-            or (path.suffix == ".json" and len(path.stem) == 64 and read_record(path) is not None))
-    return "adopt" if ours else None
 
 
 def _flat(rec: Mapping[str, Any]) -> dict[str, Any]:

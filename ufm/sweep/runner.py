@@ -208,12 +208,6 @@ def _dask_executor(pending: list[dict[str, Any]], client: Any) -> Iterator[dict[
         client.cancel(futures)
 
 
-def _legacy_ok(path: Path) -> str | None:
-    from .records import legacy_entry
-
-    return legacy_entry(path)
-
-
 def run(
     spec: str | Path | Mapping[str, Any] | Spec, out: str | Path, *, jobs: int = 1, dask: Any = None,
     progress: bool = True, dry_run: bool = False, retry_failed: bool = False,
@@ -254,7 +248,7 @@ def run(
         raise UFMError(f"Spec {sp.name!r} expands to no cell ({sp.skipped} skipped: d below 1); "
                        "check its grid.")
     out = Path(out)
-    folder = OutputDir(out, "sweep", legacy=_legacy_ok, create=not dry_run)
+    folder = OutputDir(out, "sweep", create=not dry_run)
     if dry_run:
         if out.exists():
             DirLock(out).check()
@@ -266,6 +260,11 @@ def run(
         stats, pending = _count(sp, out, retry_failed)
         if not pending:
             return stats
+        for c in pending:  # where a record goes: nothing not ours (a user's file, a link, a folder)
+            rel = f"{c['key']}.json"
+            if c.get("_failed") and not folder.owns(rel):
+                folder.adopt(rel)  # a record of ours (valid checksum) written just before a kill -9
+            folder.check_target(rel)
         from tqdm.auto import tqdm
 
         client = _dask_client(dask) if dask is not None else None  # connect before the bar
@@ -305,7 +304,7 @@ def _count(sp: Spec, out: Path, retry_failed: bool) -> tuple[SweepStats, list[di
     cached = corrupt = failed = 0
     for cell in sp.cells:
         path = out / f"{cell['key']}.json"
-        rec = read_record(path) if path.exists() else None
+        rec = read_record(path) if path.exists() or path.is_symlink() else None
         if rec is not None and not (retry_failed and is_failed(rec)):
             cached += 1
             failed += is_failed(rec)
