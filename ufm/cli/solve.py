@@ -20,7 +20,8 @@ from .common import (
 def add(sub: Any) -> None:
     p = sub.add_parser("solve", help="solve one problem and compare with the theorem")
     add_problem_args(p)
-    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"])
+    p.add_argument("--method", default=None, choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"],
+                   help="solver (default lbfgs; with --fixed-classifier the exact Newton method of ufm.fixed)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random start (>= 0)")
     p.add_argument("--starts", type=pos_int, default=1,
                    help="best of N random starts (seeds SEED..SEED+N-1), each recorded in --json; "
@@ -68,6 +69,11 @@ UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "gro
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.fixed_classifier is not None and args.method is not None:
+        raise UFMError(f"--fixed-classifier runs its own solver (exact Newton on H, b); it conflicts with "
+                       f"--method {args.method}: drop one of them.")
+    if args.method is None:
+        args.method = "lbfgs"
     for name, methods in APPLIES.items():
         if getattr(args, name) != UNSET[name] and args.method not in methods:
             flag = "--no-group" if name == "group" and args.group is False else FLAG.get(name, f"--{name}")

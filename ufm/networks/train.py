@@ -99,6 +99,9 @@ def _check(o: dict[str, Any], problem: UFMProblem) -> None:
         raise param_error("network", "optimizer", f"one of {OPTIMIZERS}", o["optimizer"])
     if o["lr_schedule"] not in SCHEDULES:
         raise param_error("network", "lr_schedule", f"one of {SCHEDULES}", o["lr_schedule"])
+    lr = o["lr"]
+    if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        raise param_error("network", "lr", "a float > 0 (a step <= 0 climbs the loss)", lr)
     hidden = o["hidden"]
     if not (isinstance(hidden, (list, tuple)) and all(isinstance(h, int) and h >= 1 for h in hidden)):
         raise param_error("network", "hidden", "a list of layer widths (ints >= 1)", hidden)

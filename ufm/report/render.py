@@ -54,6 +54,8 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     OutputDir(final, "report", create=False)  # the output is checked first
     if not src.is_dir():
         raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep NAME --out DIR`).")
+    for lock in sorted(src.glob(".ufm-lock")) + sorted(src.glob("*/.ufm-lock")):
+        DirLock(lock.parent).check()  # a sweep still writing there: its records are incomplete
     if features is None and (src / FEATURES_JSON).exists():
         try:
             features = json.loads((src / FEATURES_JSON).read_text())

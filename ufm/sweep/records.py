@@ -19,7 +19,7 @@ from typing import Any
 from .grid import SCHEMA, canonical, cell_key
 
 __all__ = ["read_record", "read_records", "scan", "Scan", "load", "write_record", "clean_tmp", "checksum",
-           "failed_record", "is_failed"]
+           "failed_record", "is_failed", "unconverged"]
 
 
 def checksum(record: Mapping[str, Any]) -> str:
@@ -73,6 +73,22 @@ def clean_tmp(out: Path) -> None:
 def is_failed(rec: Mapping[str, Any]) -> bool:
     """A record of a cell whose computation raised (``rec["failed"]`` holds the error)."""
     return rec.get("failed") is not None
+
+
+SCHEDULED = ("sgd", "adam", "network")  # fixed schedules: stopping at the last epoch is the plan
+CONVERGED = ("CONVERGED_GTOL", "CONVERGED_FTOL", "OPTIMAL")
+
+
+def unconverged(rec: Mapping[str, Any]) -> str | None:
+    """The status of a cell whose solver ran but did not converge (diverged, stopped at
+    ``max_iter``, line search failed, ...), else None. A cell outside the theorem is not
+    one; a fixed-schedule solver (sgd, adam, network) that ran all its epochs is not one."""
+    if is_failed(rec):
+        return None
+    status = str(rec.get("summary", {}).get("status", ""))
+    if status in CONVERGED or (status == "MAX_ITER" and rec.get("cell", {}).get("solver") in SCHEDULED):
+        return None
+    return status or "UNKNOWN"
 
 
 def failed_record(cell: Mapping[str, Any], exc: BaseException, version: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..exceptions import UFMError
 from .grid import SCHEMA, Spec, load_spec
-from .records import clean_tmp, failed_record, is_failed, read_record, write_record
+from .records import clean_tmp, failed_record, is_failed, read_record, unconverged, write_record
 
 __all__ = ["run", "compute_cell", "compute_cell_safe", "SweepStats"]
 
@@ -56,10 +56,13 @@ class SweepStats:
     skipped: int
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    unconverged: int = 0  # cells whose solver ran but did not converge (records.unconverged)
+    stalled: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"{self.name}: {self.cells} cells in {self.out} ({self.cached} cached, "
-                f"{self.computed} computed, {self.corrupt} corrupt records redone, {self.failed} failed)")
+                f"{self.computed} computed, {self.corrupt} corrupt records redone, {self.failed} failed, "
+                f"{self.unconverged} did not converge)")
 
 
 _WATCHING = False
@@ -226,7 +229,7 @@ def run(
         or a ``distributed.Client``
     progress : show a tqdm bar (counts, rate, ETA) on stderr
     dry_run : only count stored, failed and pending cells; writes nothing
-    retry_failed : recompute the cells stored as failed (by default they are kept)
+    retry_failed : recompute the cells stored as failed or not converged (by default they are kept)
 
     Returns
     -------
@@ -262,7 +265,7 @@ def run(
             return stats
         for c in pending:  # where a record goes: nothing not ours (a user's file, a link, a folder)
             rel = f"{c['key']}.json"
-            if c.get("_failed") and not folder.owns(rel):
+            if c.get("_failed") and not folder.owns(rel):  # a valid record (failed or unconverged)
                 folder.adopt(rel)  # a record of ours (valid checksum) written just before a kill -9
             folder.check_target(rel)
         from tqdm.auto import tqdm
@@ -271,13 +274,17 @@ def run(
         run_id = uuid.uuid4().hex
         bar = tqdm(total=len(sp.cells), initial=len(sp.cells) - len(pending), desc=sp.name, unit="cell",
                    disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        stats.failed -= sum(1 for c in pending if c.get("_failed"))  # recomputed now
+        stats.failed -= sum(1 for c in pending if c.get("_failed") == "failed")  # recomputed now
+        stats.unconverged -= sum(1 for c in pending if c.get("_failed") == "unconverged")
         try:
             for record in _executor([{k: v for k, v in c.items() if k != "_failed"} for c in pending],
                                     jobs, client):
                 write_record(out, record, run_id)
                 folder.adopt(f"{record['key']}.json")
                 stats.computed += 1
+                if unconverged(record):
+                    stats.unconverged += 1
+                    stats.stalled.append(f"{record['key'][:12]}: {unconverged(record)}")
                 if is_failed(record):
                     stats.failed += 1
                     stats.errors.append(f"{record['key'][:12]}: {record['failed']['type']}: "
@@ -301,15 +308,19 @@ def run(
 def _count(sp: Spec, out: Path, retry_failed: bool) -> tuple[SweepStats, list[dict[str, Any]]]:
     """Stored, failed, corrupt and pending cells of ``sp`` in ``out`` (reads only)."""
     pending: list[dict[str, Any]] = []
-    cached = corrupt = failed = 0
+    cached = corrupt = failed = stalled = 0
     for cell in sp.cells:
         path = out / f"{cell['key']}.json"
         rec = read_record(path) if path.exists() or path.is_symlink() else None
-        if rec is not None and not (retry_failed and is_failed(rec)):
+        kind = None if rec is None else "failed" if is_failed(rec) else "unconverged" if unconverged(rec) else None
+        if rec is not None and not (retry_failed and kind):
             cached += 1
-            failed += is_failed(rec)
+            failed += kind == "failed"
+            stalled += kind == "unconverged"
             continue
         corrupt += path.exists() and rec is None
-        pending.append({**cell, "_failed": rec is not None})
-        failed += rec is not None
-    return SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped, failed), pending
+        pending.append({**cell, "_failed": kind})
+        failed += kind == "failed"
+        stalled += kind == "unconverged"
+    stats = SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped, failed, unconverged=stalled)
+    return stats, pending
