@@ -65,7 +65,7 @@ def read_regular(path: str | Path, limit: int | None = None) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IsADirectoryError(errno.EINVAL, "not a regular file", str(path))
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read() if limit is None else fh.read(limit)
     finally:
@@ -328,7 +328,9 @@ class OutputDir:
         keep = set(keep)
         rels = sorted(self.files - keep)
         for rel in rels:  # every path is checked before anything is removed
-            inside(self.path, rel, self.what)
+            if _is_regular(inside(self.path, rel, self.what)) is False:
+                raise UFMError(f"{self.what}: {self.path / rel} is listed as ufm's but is not a regular file "
+                               "now (a folder or FIFO put there); ufm never removes it. Move it away.")
         removed = [rel for rel in rels if self.remove(rel)]
         self.save()
         return removed
@@ -366,6 +368,9 @@ class DirLock:
                                "or choose another folder.") from None
             if isinstance(exc, FileNotFoundError):
                 raise
+            if exc.errno == errno.EISDIR:
+                raise UFMError(f"{self.path} is not a regular file (a folder); ufm uses it as its lock. "
+                               "Remove it or choose another folder.") from None
             raise UFMError(f"cannot open the lock file {self.path} ({exc.strerror}); check the folder's "
                            "permissions or choose another folder.") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):

@@ -33,6 +33,14 @@ def real_array(name: str, value: object, owner: str = "ufm") -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def check_problem(problem: object, owner: str) -> None:
+    """A TypeError naming the argument when ``problem`` is not a :class:`UFMProblem`."""
+    if not isinstance(problem, UFMProblem):
+        raise TypeError(f"The 'problem' argument of ufm.{owner} must be a ufm.UFMProblem (e.g. "
+                        "ufm.UFMProblem(ufm.balanced(4, {1: 2}), d=4, lam_W=5e-3, lam_H=5e-3)); got "
+                        f"{type(problem).__name__}.")
+
+
 @dataclass(frozen=True, eq=False)
 class UFMProblem:
     r"""The regularised unconstrained features model with the pick-all-label loss.

@@ -18,7 +18,7 @@ from .certificate import Certificate, certify
 from .exceptions import UFMError
 from .metrics import Groups, tagwise
 from .objective import value_and_grad
-from .problem import UFMProblem, real_array
+from .problem import UFMProblem, check_problem, real_array
 from .theory import (
     COLLAPSE,
     NOT_APPLICABLE,
@@ -177,9 +177,16 @@ def verify(
     >>> v.passed, sorted(v.as_flags())[:3]
     (True, ['bias', 'certificate', 'etf'])
     """
+    from .objective import _check_shapes
+
+    check_problem(problem, "verify")
     W = real_array("W", W, "verify")
     H = real_array("H", H, "verify")
     b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "verify")
+    _check_shapes(problem, W, H, b)
+    if prediction is not None and not isinstance(prediction, Prediction):
+        raise TypeError(f"The 'prediction' argument of ufm.verify must be a ufm.Prediction (ufm.predict(problem)) "
+                        f"or None; got {type(prediction).__name__}.")
     for name, tol in (("tol_value", tol_value), ("tol_structure", tol_structure),
                       ("tol_certificate", tol_certificate)):
         if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 <= tol < math.inf):

@@ -129,6 +129,12 @@ def solve(
     >>> r.W.shape, r.H.shape, r.b.shape
     ((4, 4), (4, 14), (4,))
     """
+    from ..problem import check_problem
+
+    check_problem(problem, "solve")
+    if not isinstance(method, str):
+        raise TypeError(f"The 'method' argument of ufm.solve must be a name such as \"lbfgs\"; got "
+                        f"{type(method).__name__}.")
     if fixed_W is not None:
         from ..fixed import solve_fixed
 

@@ -259,15 +259,15 @@ def run(
     with DirLock(out, f"ufm sweep {sp.name}"):
         folder.adopt(".ufm-lock")
         clean_tmp(out)
-        folder.write("spec.json", json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
         stats, pending = _count(sp, out, retry_failed)
-        if not pending:
-            return stats
         for c in pending:  # where a record goes: nothing not ours (a user's file, a link, a folder)
             rel = f"{c['key']}.json"
             if c.get("_failed") and not folder.owns(rel):  # a valid record (failed or unconverged)
                 folder.adopt(rel)  # a record of ours (valid checksum) written just before a kill -9
             folder.check_target(rel)
+        folder.write("spec.json", json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
+        if not pending:
+            return stats
         from tqdm.auto import tqdm
 
         client = _dask_client(dask) if dask is not None else None  # connect before the bar
