@@ -183,8 +183,8 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
     if th["value"] is not None:
         print(f"  theory   {th['value']:.15g}   (relative gap {_fmt(summary['gap_to_theory'], '.2e')})")
     if "certificate" in summary:
-        print(f"  bound    {summary['certificate']['lower_bound']:.15g}   (dual bound D of this point; "
-              f"certified relative gap (F - D)/|F| = {summary['certificate']['rel_gap']:.2e})")
+        print(f"  bound    {_fmt(summary['certificate']['lower_bound'])}   (dual bound D of this point; "
+              f"certified relative gap (F - D)/|F| = {_fmt(summary['certificate']['rel_gap'], '.2e')})")
     if "convex" in summary:
         cv = summary["convex"]
         print(f"  min C    {_fmt(cv['value'])}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
