@@ -120,3 +120,95 @@ def test_a_sweep_reruns_its_unconverged_cells_with_retry_failed(runs):
     retry = subprocess.run([sys.executable, "-m", "ufm.cli", "sweep", "stall.toml", "--out", "st", "--no-progress",
                             "--retry-failed"], capture_output=True, text=True, cwd=d, timeout=120, env=ENV)
     assert retry.returncode == 1 and "(2 cached, 2 computed" in retry.stdout, retry.stdout
+
+
+def _ufm(*argv: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ufm.cli", *argv], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=ENV)
+
+
+def test_one_truncated_record_skips_only_itself(tmp_path):
+    """Of the 15 records of ``losses`` one is cut short: the report lists that record alone as
+    skipped (exit 1) and still renders the section's table and figure from the 14 others."""
+    assert _ufm("sweep", "losses", "--out", "losses", "--no-progress", "--jobs", "2", cwd=tmp_path).returncode == 0
+    rec = sorted(p for p in (tmp_path / "losses").glob("*.json") if len(p.stem) == 64)[0]
+    rec.write_bytes(rec.read_bytes()[:300])
+    proc = _ufm("report", "--from", "losses", "--out", "rep", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("ufm: warning: skipped")]
+    assert warnings == [f"ufm: warning: skipped losses/{rec.name} (corrupt or partial record)"], proc.stderr
+    for rel in ("tables/losses.md", "tables/losses.csv", "figures/losses.png"):
+        assert (tmp_path / "rep" / rel).is_file(), rel
+    assert "Spec `losses` (14 cells" in (tmp_path / "rep" / "README.md").read_text()
+
+
+def test_jobs_are_capped_at_the_cells_and_the_cores_in_one_line(tmp_path):
+    from ufm.sweep.runner import cores
+
+    proc = _ufm("sweep", "--K", "3", "--profile", "1:1", "1:2", "--lam-W", "1e-2", "--lam-H", "1e-2", "--out", "o",
+                "--jobs", "100000", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cap = min(2, cores())
+    assert proc.stderr.strip() == f"ufm sweep: --jobs 100000 capped at {cap} (the 2 pending cells, {cores()} cores)"
+
+
+def test_dask_not_an_address_is_one_line_at_once(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    proc = _ufm("sweep", "--K", "3", "--profile", "1:1", "--lam-W", "1e-2", "--lam-H", "1e-2", "--out", "o",
+                "--dask", "notanaddress", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("ufm: error: --dask 'notanaddress' is not a scheduler address")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert time.perf_counter() - t0 < 9  # not the 10 s connection timeout (+ 20 s of Client.__del__)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sweep_workers_end_when_the_parent_gets_sigterm(tmp_path):
+    import signal
+    import time
+
+    spec = tmp_path / "slow.toml"
+    spec.write_text('name = "slow"\n[[grid]]\nK = 30\nprofile = "1:5,2:2"\nmu = 1e-4\nsolver = "gd"\n'
+                    'seeds = 4\noptions = {step = 1e-3, max_iter = 100000000}\n')
+    parent = subprocess.Popen([sys.executable, "-m", "ufm.cli", "sweep", str(spec), "--out", str(tmp_path / "o"),
+                               "--jobs", "100000", "--no-progress"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=ENV)
+
+    def children(pid: int) -> list[int]:
+        out = []
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                try:
+                    if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(p.name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return out
+
+    def alive(pid: int) -> bool:
+        try:
+            return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    workers: list[int] = []
+    deadline = time.time() + 120
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        workers = children(parent.pid)
+    time.sleep(3)  # the workers have their cells (and watch their parent)
+    workers = children(parent.pid)
+    assert workers, "no worker started"
+    parent.send_signal(signal.SIGTERM)
+    parent.wait(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.5)
+    left = [w for w in workers if alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers outlived their parent: {left}"

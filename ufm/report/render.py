@@ -119,7 +119,9 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
         lines = [f"## {title}", "", f"Spec `{name}` ({len(rs)} cells; `ufm sweep {name} --out DIR`). {desc}", ""]
         if name in BUILDERS:
             try:
-                lines += _section(name, rs, out, written)
+                lines += _section(name, rs, out, written, skipped)
+            except OSError:  # a full disk, a vanished folder: the environment, not the records (exit 2)
+                raise
             except Exception as exc:  # noqa: BLE001 - an incomplete sweep must not stop the rest
                 skipped.append(f"section {name!r} ({len(rs)} records): {type(exc).__name__}: {exc}")
                 lines += [f"This section could not be rendered from the {len(rs)} records found "
@@ -157,7 +159,7 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
     return written + [index, timings]
 
 
-def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
+def _section(name: str, rs: list, out: Path, written: list[Path], skipped: list[str]) -> list[str]:
     lines: list[str] = []
     tables, findings = BUILDERS[name](rs)
     lines += ["Findings:", ""] + [f"- {f}" for f in findings] + [""]
@@ -167,7 +169,16 @@ def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
                   f"[csv](tables/{t.name}.csv)): {t.title}.", ""]
         if len(t.rows) <= 40:
             lines += [t.markdown()] + ([t.note, ""] if t.note else [])
-    for fname, fig in FIGURES[name](rs).items():
+    try:  # a figure that cannot be drawn from the records found costs the figure, not the tables
+        figures = FIGURES[name](rs)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - listed in the index, the exit status is 1
+        skipped.append(f"the figures of section {name!r} ({len(rs)} records): {type(exc).__name__}: {exc}")
+        figures = {}
+        lines += [f"The figures of this section could not be drawn from the {len(rs)} records found "
+                  f"({type(exc).__name__}); is the sweep complete?", ""]
+    for fname, fig in figures.items():
         written += save(fig, out / "figures", fname)
         lines += [f"![{fname}](figures/{fname}.png)", "",
                   f"Figure `{fname}` ([png](figures/{fname}.png), [pdf](figures/{fname}.pdf)).", ""]

@@ -165,6 +165,24 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _cap_jobs(jobs: int, pending: int) -> int:
+    """``jobs`` capped at the pending cells and the cores: more workers only contend (and a worker
+    without a cell would never start watching its parent). Says so in one line on stderr."""
+    cap = min(jobs, pending, cores())
+    if cap < jobs:
+        print(f"ufm sweep: --jobs {jobs} capped at {cap} (the {pending} pending cells, {cores()} cores)",
+              file=sys.stderr)
+    return cap
+
+
 def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[dict[str, Any]]:
     """Yield records as cells finish, in-process, with joblib or on Dask."""
     if dask is not None:
@@ -183,6 +201,16 @@ def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[d
 DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
 
 
+def _check_address(dask: Any) -> None:
+    """Refuse at once what is not a scheduler address (distributed would try it for 10 s, then
+    print a traceback from its client's ``__del__``)."""
+    import re
+
+    if isinstance(dask, str) and not re.fullmatch(r"((tcp|tls|ws|wss|ucx|inproc)://)?[^\s:/]+:\d{1,5}", dask):
+        raise UFMError(f"--dask {dask!r} is not a scheduler address; give tcp://HOST:PORT (e.g. "
+                       "tcp://127.0.0.1:8786).")
+
+
 def _dask_client(dask: Any) -> Any:
     """A connected ``distributed.Client`` for an address (refused after :data:`DASK_TIMEOUT`)."""
     try:
@@ -191,6 +219,7 @@ def _dask_client(dask: Any) -> Any:
         raise UFMError("--dask needs the 'distributed' package: pip install 'ufm[distributed]'.") from None
     if isinstance(dask, Client):
         return dask
+    _check_address(dask)
     try:
         return Client(dask, set_as_default=False, timeout=DASK_TIMEOUT)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -250,6 +279,7 @@ def run(
     if not sp.cells:
         raise UFMError(f"Spec {sp.name!r} expands to no cell ({sp.skipped} skipped: d below 1); "
                        "check its grid.")
+    _check_address(dask)
     out = Path(out)
     folder = OutputDir(out, "sweep", create=not dry_run)
     if dry_run:
@@ -270,6 +300,8 @@ def run(
             return stats
         from tqdm.auto import tqdm
 
+        if dask is None and jobs > 1:
+            jobs = _cap_jobs(jobs, len(pending))
         client = _dask_client(dask) if dask is not None else None  # connect before the bar
         run_id = uuid.uuid4().hex
         bar = tqdm(total=len(sp.cells), initial=len(sp.cells) - len(pending), desc=sp.name, unit="cell",
