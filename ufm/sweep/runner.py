@@ -206,7 +206,7 @@ def _check_address(dask: Any) -> None:
     print a traceback from its client's ``__del__``)."""
     import re
 
-    if isinstance(dask, str) and not re.fullmatch(r"((tcp|tls|ws|wss|ucx|inproc)://)?[^\s:/]+:\d{1,5}", dask):
+    if isinstance(dask, str) and not re.fullmatch(r"[a-z]+://\S+|[^\s:/]+:\d{1,5}", dask):
         raise UFMError(f"--dask {dask!r} is not a scheduler address; give tcp://HOST:PORT (e.g. "
                        "tcp://127.0.0.1:8786).")
 
