@@ -212,3 +212,25 @@ def test_sweep_workers_end_when_the_parent_gets_sigterm(tmp_path):
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, f"workers outlived their parent: {left}"
+
+
+def test_hints_fit_the_status_the_method_and_the_starts_tried():
+    """The hint after a failed verification points the right way: more starts than were tried,
+    epochs (not max_iter) for a fixed schedule, a nonconvex method for a relaxation of rank > d."""
+    import ufm
+    from ufm.result import Status
+
+    p = ufm.UFMProblem(ufm.balanced(3, {1: 2}), 3, 1e-2, 1e-2)
+    W, H, b = ufm.predicted_minimizer(p)
+    far = ufm.verify(p, 0.3 * W, H, b)  # a certified gap far above 1e-3
+    assert far.certificate.rel_gap > 1e-3
+    assert "try several starts (--starts N)" in far.explain()
+    after4 = far.explain(starts=4)
+    assert "the best of 4 starts" in after4 and "--starts 8" in after4 and "--starts N" not in after4
+    rank = far.explain(False, status=Status.RANK_EXCEEDS_D, method="convex")
+    assert "rank > d" in rank and "--method lbfgs" in rank and "max" not in rank and "epochs" not in rank
+    adam = far.explain(False, status=Status.MAX_ITER, method="adam")
+    assert "--epochs" in adam and "max-iter" not in adam and "max_iter" not in adam
+    gd = far.explain(False, status=Status.MAX_ITER, method="gd")
+    assert "--max-iter" in gd and "epochs" not in gd
+    assert "reduce the step" in far.explain(False, status=Status.NUMERICAL_ERROR, method="gd")

@@ -173,7 +173,8 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         return code
     th = summary["theory"]
     print(problem.describe())
-    print(f"  solver   {result.method}: {result.status.name} after {result.nit} iterations "
+    unit = "epochs" if args.method in MINIBATCH else "iterations"
+    print(f"  solver   {result.method}: {result.status.name} after {result.nit} {unit} "
           f"({result.time:.3f} s), |grad| = {result.grad_norm:.2e}")
     if args.starts > 1:
         fs = [s["fun"] for s in result.extra["starts"]]
@@ -196,7 +197,9 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         if summary["solver_width"] < summary["problem"]["d"]:
             print(f"  note     solved in {summary['solver_width']} of the d = {summary['problem']['d']} feature dimensions "
                   "(more than min(K, G): its local minima are global, see ufm.grouped) and embedded")
-    print(verdict.table(converged=result.success))
+    from ..summary import why_args
+
+    print(verdict.table(converged=result.success, **why_args(result)))
     if not result.success:
         print(f"  solver did not succeed: {result.message}")
     return code

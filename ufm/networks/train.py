@@ -199,7 +199,7 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
     W, H, b, _ = last_layer({**frozen, **trainable})
     x = pack(W, H, b, True)
     return finish(problem, "network", x, status, nit=epoch, nfev=steps, t0=t0, history=rec.hist,
-                  hint="a network runs a fixed schedule of `epochs`; the certified gap in the history "
+                  unit="epochs", hint="a network runs a fixed schedule of `epochs`; the certified gap in the history "
                        "says how far from min F it ended",
                   extra={"steps": steps, "fixed_classifier": bool(o["fixed_classifier"]),
                          "optimizer": o["optimizer"], "hidden": list(o["hidden"])})
