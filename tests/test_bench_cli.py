@@ -25,7 +25,7 @@ def test_an_unwritable_out_is_refused_before_the_work(tmp_path, capsys, monkeypa
 def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "reports"
     out.mkdir()
-    (out / "bench.md").write_text("the last full report")
+    (out / "bench.md").write_text("# Benchmark: time to a certified global optimum -- the last full report")
 
     def interrupted(*a):
         raise KeyboardInterrupt
@@ -36,7 +36,7 @@ def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_pat
     assert bench_main.main(["--sizes", "S", "--out", str(out), "--skip-convex", "--threads", "0"]) == 130
     log = capsys.readouterr().out
     assert "interrupted during S" in log and "nothing measured yet: nothing written" in log
-    assert (out / "bench.md").read_text() == "the last full report"
+    assert (out / "bench.md").read_text() == "# Benchmark: time to a certified global optimum -- the last full report"
     assert sorted(p.name for p in out.iterdir()) == ["bench.md"]  # no partial report, no probe left
 
 

@@ -625,7 +625,10 @@ def probe_runs(base, tmp_path_factory):
 
     def go(name):
         r, argv, before = jobs[name]
-        proc = ufm(*argv, cwd=r, timeout=60)
+        try:
+            proc = ufm(*argv, cwd=r, timeout=60)
+        except subprocess.TimeoutExpired as exc:  # that probe fails (it ran on: not refused), not all of them
+            proc = subprocess.CompletedProcess(argv, -9, exc.stdout or "", f"timed out: {exc}")
         return name, proc, before, tree(r)
 
     with ThreadPoolExecutor(4) as ex:
@@ -821,3 +824,35 @@ def test_a_read_only_mount_is_exit_2_in_one_line(base, ro_disk, argv):
     assert proc.returncode == 2, proc.stderr
     one_line(proc)
     assert list(ro_disk.iterdir()) == []
+
+
+# -- bench --out: bench.md / bench.csv replaced only when the bench wrote them ---------
+SLOW = pytest.mark.slow  # each run imports the benchmark suite (seconds): two cases in the default run
+
+
+@pytest.mark.parametrize("kind,name", [("user file", "bench.md"), ("link", "bench.csv"),
+                                       pytest.param("fifo", "bench.md", marks=SLOW),
+                                       pytest.param("folder", "bench.csv", marks=SLOW),
+                                       pytest.param("user file", "bench.csv", marks=SLOW),
+                                       pytest.param("link", "bench.md", marks=SLOW),
+                                       pytest.param("user file", "bench.partial.md", marks=SLOW)])
+def test_bench_out_never_replaces_what_it_did_not_write(tmp_path, kind, name):
+    user_files(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    if kind == "user file":
+        (out / name).write_text("my own notes\n")
+    elif kind == "link":
+        os.symlink("../user.md", out / name)
+    elif kind == "fifo":
+        os.mkfifo(out / name)
+    else:
+        (out / name).mkdir()
+    before = tree(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--sizes", "S", "--skip-convex", "--out", "out"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={**ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"out/{name}" in proc.stderr.splitlines()[-1]
+    assert tree(tmp_path) == before

@@ -95,6 +95,26 @@ def check_output_file(path: str | Path, what: str = "output") -> Path:
     return p
 
 
+def check_own_text(path: str | Path, prefixes: tuple[str, ...], what: str = "output") -> None:
+    """Refuse to replace ``path`` unless it is absent or a regular file this package wrote: one
+    that begins with one of ``prefixes`` (the first line every version of it has). A link, a
+    folder, a FIFO or a user's file of that name raises :class:`~ufm.exceptions.UFMError`."""
+    p = Path(path)
+    regular = _is_regular(p)
+    if regular is None:
+        return
+    if p.is_symlink():
+        raise UFMError(f"{what}: {p} is a symbolic link; ufm never writes through or replaces a link. "
+                       "Remove it or choose another folder.")
+    if not regular:
+        raise UFMError(f"{what}: {p} is not a regular file; ufm never replaces it. Move it away or choose "
+                       "another folder.")
+    head = read_regular(p, max(len(x) for x in prefixes)).decode(errors="replace")
+    if not any(head.startswith(x) for x in prefixes):
+        raise UFMError(f"{what}: {p} exists and was not written by ufm; it is never overwritten. Move it "
+                       "away or choose another folder.")
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     p = Path(path)
