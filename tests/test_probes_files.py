@@ -856,3 +856,19 @@ def test_bench_out_never_replaces_what_it_did_not_write(tmp_path, kind, name):
     assert "Traceback" not in proc.stderr
     assert f"out/{name}" in proc.stderr.splitlines()[-1]
     assert tree(tmp_path) == before
+
+
+def test_a_disk_filling_up_while_rendering_is_exit_2_not_a_skipped_section(tmp_path):
+    """The manifest fits on a 64 KiB tmpfs, the figures of ``losses`` do not: the report stops
+    with exit 2 in one line (it had skipped the section and exited 1), leaving no staging folder
+    and no half-written index."""
+    disk = tmp_path / "disk"
+    _mount(disk, "size=64k")
+    try:
+        assert ufm("sweep", "losses", "--out", "losses", "--no-progress", "--jobs", "2", cwd=tmp_path).returncode == 0
+        proc = ufm("report", "--from", "losses", "--out", "disk/rep", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "No space left on device" in one_line(proc)
+        assert sorted(p.name for p in (disk / "rep").iterdir()) == [".ufm-lock", ".ufm-manifest.json"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
