@@ -380,10 +380,19 @@ def _ctrl_c_stops_the_bench() -> Iterator[None]:
 def _unwritable(out: Path) -> str | None:
     """Why ``out`` cannot take the report (None when it can): created if missing, probed with
     a temporary file."""
+    from ufm.exceptions import UFMError
+    from ufm.files import check_own_text
+
+    from .output import HEADERS
+
     try:
+        for name, head in HEADERS.items():  # a user's file (or a link) of these names is never replaced
+            check_own_text(out / name, (head,), "--out")
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".bench-probe-"):
             pass
+    except UFMError as exc:
+        return str(exc).removeprefix("--out: ")
     except OSError as exc:
         return f"--out {out}: cannot write the report there ({exc.strerror or exc}); choose another folder"
     return None

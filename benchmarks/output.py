@@ -327,12 +327,20 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+MD_HEAD = "# Benchmark: time to a certified global optimum"
+CSV_HEAD = "# machine-specific wall times"
+HEADERS = {f"{stem}.{ext}": (MD_HEAD if ext == "md" else CSV_HEAD)
+           for stem in ("bench", "bench.partial") for ext in ("md", "csv")}  # how every bench file begins
+
+
 def write(results: dict[str, Any], out: Path, stem: str = "bench") -> list[Path]:
     """``{stem}.md`` and ``{stem}.csv`` in ``out``, each replaced atomically (a stop while
     writing leaves the previous file whole)."""
-    from ufm.files import atomic_write
+    from ufm.files import atomic_write, check_own_text
 
     out.mkdir(parents=True, exist_ok=True)
+    for name in (f"{stem}.md", f"{stem}.csv"):
+        check_own_text(out / name, (HEADERS[name],), "--out")  # again, at the end of a long run
     md = out / f"{stem}.md"
     atomic_write(md, markdown(results))
     rows = _rows(results)

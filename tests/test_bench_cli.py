@@ -25,7 +25,7 @@ def test_an_unwritable_out_is_refused_before_the_work(tmp_path, capsys, monkeypa
 def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_path, capsys, monkeypatch):
     out = tmp_path / "reports"
     out.mkdir()
-    (out / "bench.md").write_text("the last full report")
+    (out / "bench.md").write_text("# Benchmark: time to a certified global optimum -- the last full report")
 
     def interrupted(*a):
         raise KeyboardInterrupt
@@ -36,18 +36,36 @@ def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_pat
     assert bench_main.main(["--sizes", "S", "--out", str(out), "--skip-convex", "--threads", "0"]) == 130
     log = capsys.readouterr().out
     assert "interrupted during S" in log and "nothing measured yet: nothing written" in log
-    assert (out / "bench.md").read_text() == "the last full report"
+    assert (out / "bench.md").read_text() == "# Benchmark: time to a certified global optimum -- the last full report"
     assert sorted(p.name for p in out.iterdir()) == ["bench.md"]  # no partial report, no probe left
 
 
-def test_a_report_folder_of_an_earlier_version_keeps_the_partial_bench(tmp_path):
-    """``ufm report`` adopting a folder without a manifest keeps what ``make bench`` wrote there,
-    the partial report of a stopped run too."""
-    from ufm.report.render import _legacy_report
+def test_a_report_folder_keeps_the_bench_files_beside_it(tmp_path):
+    """``ufm report`` publishing into a folder it made keeps what ``make bench`` wrote there (not
+    listed in its manifest), the partial report of a stopped run too; a folder without a manifest
+    is refused whatever its files are called (no adoption by name)."""
+    from ufm.exceptions import UFMError
+    from ufm.files import OutputDir
+    from ufm.report.render import _publish
 
-    for name in ("bench.md", "bench.csv", "bench.partial.md", "bench.partial.csv"):
-        assert _legacy_report(tmp_path / "reports" / name) == "keep"
-    assert _legacy_report(tmp_path / "reports" / "notes.md") is None  # anything else is refused
+    out = tmp_path / "reports"
+    OutputDir(out, "report")
+    bench = {name: f"the user's {name}\n" for name in ("bench.md", "bench.csv", "bench.partial.md",
+                                                      "bench.partial.csv")}
+    for name, text in bench.items():
+        (out / name).write_text(text)
+    stage = tmp_path / "stage"
+    (stage / "tables").mkdir(parents=True)
+    (stage / "README.md").write_text("index\n")
+    (stage / "tables" / "t.md").write_text("table\n")
+    _publish(OutputDir(out, "report"), stage)
+    assert {name: (out / name).read_text() for name in bench} == bench
+    assert (out / "tables" / "t.md").read_text() == "table\n"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "bench.md").write_text("b")
+    with pytest.raises(UFMError, match="not made by ufm"):
+        OutputDir(plain, "report")
 
 
 @pytest.mark.parametrize("size", ["S", "W"])

@@ -136,8 +136,10 @@ def test_network_refuses_what_it_cannot_train(small):
 def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--epochs", "2", "--out", str(out), "--K", "4", "--profile", "1:8,2:3", "--d", "4"]
-    assert main(args) == 0
-    assert "certified gap" in capsys.readouterr().out
+    # two epochs end far from the optimum (relative certified gap 0.67 > --tol 0.05): exit 1, said on stderr
+    assert main(args) == 1
+    got = capsys.readouterr()
+    assert "certified gap" in got.out and "above --tol 0.05" in got.err
     assert sorted(p.name for p in out.iterdir()) == [".ufm-lock", ".ufm-manifest.json", "epoch_000.npz",
                                                     "epoch_001.npz", "epoch_002.npz", "summary.json"]
     assert main(["metrics", str(out / "epoch_002.npz"), "--json"]) == 0
@@ -146,12 +148,19 @@ def test_cli_train_writes_the_metrics_layout(tmp_path, capsys):
     assert got["certificate"]["gap"] == pytest.approx(summary["optimum"]["gap"], rel=1e-9)
     assert got["objective"]["lam_H"] == 5e-4 and got["N"] == 50
     assert summary["epochs"] == 2 and summary["history"]["iter"] == [0, 1, 2]
+    assert summary["optimum"]["rel_gap"] > 0.05  # hence the exit status 1 above
     c2 = summary["c_m"]["2"]
     assert c2["predicted"] == pytest.approx(ufm.predict(ufm.UFMProblem(
         ufm.balanced(4, {1: 8, 2: 3}), 4, 5e-3, 5e-4, 1e-2)).c[2], rel=1e-12)
     assert c2["rel_error"] == pytest.approx(abs(c2["measured"] - c2["predicted"]) / c2["predicted"])
-    # a rerun may reuse its own directory; a foreign non-empty one is refused in one line
-    assert main(args) == 0
+    # a rerun into its own directory is refused without --fresh (the earlier run is kept, byte for
+    # byte), replaces it with --fresh; a foreign non-empty one is refused in one line
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".ufm-lock"}
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "earlier ufm train run" in err and "--fresh" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".ufm-lock"} == before
+    assert main([*args, "--fresh", "--tol", "0.9"]) == 0  # the same run within a looser tolerance
     capsys.readouterr()
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -44,7 +44,7 @@ def test_lbfgs_global_optimum_matches_theorem(K, profile, lam_W, lam_H, lam_b, b
 @pytest.mark.parametrize("method", ["gd", "agd"])
 def test_first_order_methods_reach_the_optimum(method):
     p = UFMProblem(balanced(3, {1: 2, 2: 1}), 3, 1e-2, 1e-2, 1e-2)
-    opts = {"step": 1.0, "gtol": 1e-8, "max_iter": 20_000} if method == "gd" else {"gtol": 1e-9}
+    opts = {"step": 1.0, "gtol": 1e-8, "max_iter": 20_000} if method == "gd" else {"gtol": 1e-9, "ftol": 0.0}
     r = solve(p, method, rng=0, **opts)
     assert r.status == Status.CONVERGED_GTOL
     assert r.fun == pytest.approx(predict(p).value, rel=1e-10)
@@ -52,6 +52,33 @@ def test_first_order_methods_reach_the_optimum(method):
     assert "nc1" not in r.history  # NC metrics only when asked
     assert r.history["iter"] == list(range(r.nit + 1))  # the cheap trace: every iteration
     assert len(r.history["step"]) == len(r.history["fun"]) == len(r.history["iter"])
+
+
+def test_agd_defaults_converge_on_the_readme_problem():
+    """``ufm solve --method agd`` on the README's problem: its gradient stalls at a rounding floor
+    (2.2e-8) above gtol 1e-10, so it ran 50,000 iterations and exited 1; the default ftol (1e-15,
+    docs/solvers_agd_stop.md) stops it there, certified optimal."""
+    import warnings as w
+
+    p = UFMProblem(balanced(5, {1: 3, 2: 2}), 6, 5e-3, 5e-3, 1e-2)
+    with w.catch_warnings():
+        w.simplefilter("error", ConvergenceWarning)
+        r = solve(p, "agd", rng=0)
+    assert r.status == Status.CONVERGED_FTOL and r.nit < 1000
+    assert r.certificate.rel_gap < 1e-12
+    assert r.fun == pytest.approx(predict(p).value, rel=1e-12)
+
+
+def test_a_stop_warning_names_its_remedy_once_in_the_right_unit():
+    p = UFMProblem(balanced(3, {1: 2}), 2, 1e-2, 1e-2, 1e-2)
+    with pytest.warns(ConvergenceWarning) as got:
+        solve(p, "agd", rng=0, max_iter=5)
+    msg = str(got[0].message)
+    assert msg.count("max_iter") == 1 and "after 5 iterations" in msg, msg
+    with pytest.warns(ConvergenceWarning) as got:
+        solve(p, "adam", rng=0, epochs=2)
+    msg = str(got[0].message)
+    assert "after 2 epochs" in msg and "max_iter" not in msg and "epochs" in msg, msg
 
 
 def test_max_iter_warns_and_names_the_option():

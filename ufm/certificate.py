@@ -243,6 +243,9 @@ def certify(
     >>> round(c.lower_bound, 10), abs(c.rel_gap) < 1e-12    # gap 0 up to float64 rounding
     (0.7558844311, True)
     """
+    from .problem import check_problem
+
+    check_problem(problem, "certify")
     if rigorous:
         from .certificate_rigorous import certify_rigorous
 

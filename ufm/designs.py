@@ -470,11 +470,20 @@ def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
     >>> bool((Y[:, order] == design.Y).all()), design.sets
     (True, ((0,), (1,), (0, 1)))
     """
-    Y = np.asarray(Y)
-    if Y.ndim != 2 or Y.shape[0] < 2 or Y.shape[1] < 1:
-        raise param_error("from_indicator", "Y", "a 2-D array of shape (K >= 2, N >= 1)", Y.shape)
+    from .memory import check as check_memory
+    from .problem import real_array
+
+    if isinstance(Y, (str, bytes, dict)) or Y is None:
+        raise TypeError(f"The 'Y' argument of ufm.from_indicator must be a 0/1 array of shape (K, N); got "
+                        f"{type(Y).__name__}.")
+    shape = np.shape(Y)
+    if len(shape) != 2 or shape[0] < 2 or shape[1] < 1:
+        raise param_error("from_indicator", "Y", "a 2-D array of shape (K >= 2, N >= 1)", shape)
+    check_memory(shape[0], shape[1], 1)  # before any copy: the labels and the work arrays must fit
+    Y = real_array("Y", Y, "from_indicator")
     if not np.all((Y == 0) | (Y == 1)):
         raise param_error("from_indicator", "Y", "a 0/1 indicator matrix", "non-binary entries")
+    Y = Y.astype(np.int8)
     empty = np.flatnonzero(Y.sum(axis=0) == 0)
     if empty.size:
         raise UFMError(
@@ -482,13 +491,19 @@ def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
             "set: the pick-all-label loss needs at least one label per sample. Remove them."
         )
     K = Y.shape[0]
-    keys = [tuple(np.flatnonzero(Y[:, i]).tolist()) for i in range(Y.shape[1])]
-    counts: dict[LabelSet, int] = {}
-    for S in keys:
-        counts[S] = counts.get(S, 0) + 1
-    design = from_counts(K, counts, kind="from-indicator")
+    if K <= 62:  # each column's label set as the bits of one integer: a 1-D unique, fast at any N
+        code = np.zeros(Y.shape[1], dtype=np.int64)
+        for k in range(K):
+            code |= Y[k].astype(np.int64) << k
+        _, first, inverse, n = np.unique(code, return_index=True, return_inverse=True, return_counts=True)
+        cols = Y[:, first].T
+    else:
+        cols, inverse, n = np.unique(Y.T, axis=0, return_inverse=True, return_counts=True)  # one row per set
+    check_memory(K, Y.shape[1], len(cols))
+    keys = [tuple(np.flatnonzero(c).tolist()) for c in cols]
+    design = from_counts(K, dict(zip(keys, n.tolist())), kind="from-indicator")
     rank = {S: g for g, S in enumerate(design.sets)}
-    order = np.argsort(np.asarray([rank[S] for S in keys]), kind="stable")
+    order = np.argsort(np.asarray([rank[S] for S in keys])[inverse.ravel()], kind="stable")
     return design, order
 
 

@@ -17,6 +17,7 @@ are known, ``F``, the certified lower bound and the theorem's prediction.
 from __future__ import annotations
 
 import math
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def load_npz(path: str | Path, *, need_Y: bool = True) -> dict[str, Any]:
         raise UFMError(f"No such file: {path}")
     if path.is_dir():
         raise UFMError(f"{path} is a folder; give an .npz file (layout: `ufm metrics --help`).")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device: reading it could block forever
+        raise UFMError(f"{path} is not a regular file (a FIFO or a device); give an .npz file.")
     if not zipfile.is_zipfile(path):
         kind = "empty" if path.stat().st_size == 0 else "not an .npz archive (np.savez writes one; a single .npy is not enough)"
         raise UFMError(f"{path} is {kind}; the layout is H (d, N), Y (K, N), W (K, d), optional b (K,) "

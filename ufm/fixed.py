@@ -83,6 +83,9 @@ ETF_RTOL = 1e-12  # relative deviation of W W^T from gamma P accepted as a simpl
 
 
 # -- the classifier ------------------------------------------------------------------------
+SCALE_RANGE = (1e-100, 1e100)  # ETF row norms whose products stay far inside float64
+
+
 def etf_classifier(K: int, d: int, scale: float = 1.0) -> np.ndarray:
     """A simplex ETF with rows of norm ``scale`` in R^d (``d >= K-1``).
 
@@ -91,6 +94,9 @@ def etf_classifier(K: int, d: int, scale: float = 1.0) -> np.ndarray:
     """
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise UFMError(f"The ETF row norm must be a float > 0; got {scale!r}.")
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:  # its squares and the logits' must stay in float64
+        raise UFMError(f"The ETF row norm {scale!r} is outside [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]: "
+                       "W W^T and the certificate would overflow or underflow float64.")
     if d < K - 1:
         raise UFMError(f"A simplex ETF of K={K} rows needs d >= K-1={K - 1}; got d={d}. Raise --d.")
     if d == K:

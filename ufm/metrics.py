@@ -578,6 +578,39 @@ def decoding_accuracy(
     return float(np.mean(pred == groups.index))
 
 
+def _checked_inputs(W: object, H: object, b: object, Y: object, predicted_scale: object) -> tuple:
+    """The arrays of :func:`all_metrics` as float64, refused (one sentence naming the argument) when
+    not real, not finite, of shapes that do not fit, or with labels that are not 0/1."""
+    from .problem import real_array
+
+    W = real_array("W", W, "all_metrics")
+    H = real_array("H", H, "all_metrics")
+    Y = real_array("Y", Y, "all_metrics")
+    if W.ndim != 2 or H.ndim != 2 or Y.ndim != 2:
+        bad = next(n for n, a in (("W", W), ("H", H), ("Y", Y)) if a.ndim != 2)
+        raise UFMError(f"'{bad}' given to all_metrics must be a 2-D array; got shape "
+                       f"{ {'W': W, 'H': H, 'Y': Y}[bad].shape}.")
+    K, d = W.shape
+    if H.shape[0] != d or Y.shape != (K, H.shape[1]):
+        raise UFMError(f"all_metrics needs W (K, d), H (d, N), Y (K, N); got W {W.shape}, H {H.shape}, "
+                       f"Y {Y.shape}.")
+    b = np.zeros(K) if b is None else real_array("b", b, "all_metrics")
+    if b.shape != (K,):
+        raise UFMError(f"'b' given to all_metrics must have shape (K,) = ({K},); got {b.shape}.")
+    for name, arr in (("W", W), ("H", H), ("b", b), ("Y", Y)):
+        if not np.all(np.isfinite(arr)):
+            raise UFMError(f"'{name}' given to all_metrics contains NaN or Inf; metrics of it are undefined.")
+    if not np.all((Y == 0) | (Y == 1)):
+        raise UFMError("'Y' given to all_metrics must hold 0/1 label indicators; it has other values.")
+    if predicted_scale is not None and not (
+            isinstance(predicted_scale, dict) and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                                      and isinstance(v, (int, float, np.floating)) and
+                                                      not isinstance(v, bool) for k, v in predicted_scale.items())):
+        raise TypeError("The 'predicted_scale' argument of ufm.all_metrics must be None or a dict {m: c_m} of "
+                        f"ints to floats (ufm.predict(problem).c); got {predicted_scale!r:.80}.")
+    return W, H, b, Y
+
+
 def all_metrics(
     W: np.ndarray, H: np.ndarray, b: np.ndarray | None, Y: np.ndarray,
     predicted_scale: dict[int, float] | None = None, *, center: str = "classes",
@@ -628,9 +661,7 @@ def all_metrics(
     True
     """
     _check_center(center)
-    W = np.asarray(W, dtype=np.float64)
-    H = np.asarray(H, dtype=np.float64)
-    b = np.zeros(W.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
+    W, H, b, Y = _checked_inputs(W, H, b, Y, predicted_scale)
     groups = Groups.from_arrays(H, Y)
     mults = sorted(set(int(v) for v in groups.multiplicity))
     return {

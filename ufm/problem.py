@@ -33,6 +33,17 @@ def real_array(name: str, value: object, owner: str = "ufm") -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+MU_MIN = 1e-150  # smallest sqrt(lam_W lam_H) accepted (1e-150 still solves and certifies, gap 5e-12; at 1e-200 the theory's Newton solve hit a singular Hessian)
+
+
+def check_problem(problem: object, owner: str) -> None:
+    """A TypeError naming the argument when ``problem`` is not a :class:`UFMProblem`."""
+    if not isinstance(problem, UFMProblem):
+        raise TypeError(f"The 'problem' argument of ufm.{owner} must be a ufm.UFMProblem (e.g. "
+                        "ufm.UFMProblem(ufm.balanced(4, {1: 2}), d=4, lam_W=5e-3, lam_H=5e-3)); got "
+                        f"{type(problem).__name__}.")
+
+
 @dataclass(frozen=True, eq=False)
 class UFMProblem:
     r"""The regularised unconstrained features model with the pick-all-label loss.
@@ -98,6 +109,16 @@ class UFMProblem:
         object.__setattr__(self, "lam_W", _positive_float("lam_W", self.lam_W))
         object.__setattr__(self, "lam_H", _positive_float("lam_H", self.lam_H))
         object.__setattr__(self, "lam_b", _positive_float("lam_b", self.lam_b, allow_zero=True))
+        for name in ("lam_W", "lam_H", "lam_b"):
+            v = getattr(self, name)
+            if 0 < v < np.finfo(np.float64).tiny:
+                raise UFMError(f"{name} = {v!r} is subnormal (below 2.2e-308): the model's products of it "
+                               "underflow float64; use a value >= 1e-150 or 0 where allowed.")
+        mu = math.sqrt(self.lam_W) * math.sqrt(self.lam_H)
+        if mu < MU_MIN:
+            raise UFMError(f"mu = sqrt(lam_W lam_H) = {mu:.3g} (lam_W = {self.lam_W!r}, lam_H = {self.lam_H!r}) is "
+                           f"below {MU_MIN:g}: the optimum's curvature underflows float64 and nothing can be "
+                           "solved or certified there; raise the lambdas.")
         if not isinstance(self.bias, (bool, np.bool_)):
             raise param_error("UFMProblem", "bias", "a bool", self.bias)
         object.__setattr__(self, "bias", bool(self.bias))

@@ -92,7 +92,7 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "claims": [c.to_dict() for c in verdict.claims],
         # tri-state: True (claims checked, all hold), False (one fails), None (nothing to claim)
         "verified": verdict.verified,
-        "verified_reason": verdict.explain(converged=result.success),
+        "verified_reason": verdict.explain(converged=result.success, **why_args(result)),
     }
     if result.extra.get("fixed_W"):
         out["fixed_classifier"] = {"row_norms": np.linalg.norm(result.W, axis=1)}
@@ -105,3 +105,8 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
             "value", "lower_bound", "solver_value", "rank", "factored", "note", "formulation", "solver",
             "cvxpy_status", "solve_time", "setup_time", "singular_values", "polish_steps")}
     return jsonable(out)
+
+
+def why_args(result: Any) -> dict[str, Any]:
+    """What :meth:`ufm.verify.Verdict.explain` needs of a result to pick its hint."""
+    return {"status": result.status, "method": result.method, "starts": len(result.extra.get("starts") or [1])}

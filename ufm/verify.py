@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from .certificate import Certificate, certify
 from .exceptions import UFMError
 from .metrics import Groups, tagwise
 from .objective import value_and_grad
-from .problem import UFMProblem, real_array
+from .problem import UFMProblem, check_problem, real_array
 from .theory import (
     COLLAPSE,
     NOT_APPLICABLE,
@@ -79,9 +80,13 @@ class Verdict:
         """One sentence: what was verified, or why not (the failing claims, the certified gap)."""
         return self.explain()
 
-    def explain(self, converged: bool = True) -> str:
+    def explain(self, converged: bool = True, *, status: Any = None, method: str | None = None,
+                starts: int = 1) -> str:
         """:attr:`why`, for a point a solver returned; ``converged=False``: it stopped early,
-        so a gap is first of all an unfinished run (not a local minimum)."""
+        so a gap is first of all an unfinished run (not a local minimum). ``status``,
+        ``method`` and ``starts`` (of the :class:`~ufm.result.Result`) pick the hint that fits:
+        epochs for a fixed schedule, a nonconvex method for a relaxation of too high rank,
+        more starts than were already tried."""
         if not self.claims:
             return (f"nothing to claim: {self.reason}; no certificate exists for this loss"
                     if self.certificate is None else f"nothing to claim: {self.reason}")
@@ -93,12 +98,17 @@ class Verdict:
         names = ", ".join(c.name for c in failed)
         hint = ""
         if not converged:
-            hint = "; the solver stopped before converging: run longer (max_iter, epochs) or change the step"
+            hint = "; " + _rerun_hint(status, method)
         elif self.certificate is not None and self.certificate.rel_gap > 1e-3:
+            more = ("try several starts (--starts N)" if starts <= 1 else
+                    f"the best of {starts} starts did not close it: try more (--starts {2 * starts})")
             hint = ("; possibly a local minimum or a saddle, or (below d = K) a relaxation that is not "
-                    "tight: try several starts (--starts N)")
+                    f"tight: {more}")
         elif any(not math.isfinite(c.measured) for c in failed):
             hint = "; the candidate has non-finite values"
+        elif self.certificate is not None and "certificate" not in names.split(", "):
+            hint = ("; the point is certified optimal, but its structure is resolved only as far as the solver "
+                    "converged: a method that converges further (--method lbfgs) resolves it")
         return f"failed: {names}" + (f" ({gap})" if gap else "") + hint
 
     def as_flags(self) -> dict[str, bool]:
@@ -109,14 +119,33 @@ class Verdict:
                 "passed": self.passed, "verified": self.verified, "why": self.why,
                 "claims": [c.to_dict() for c in self.claims]}
 
-    def table(self, converged: bool = True) -> str:
+    def table(self, converged: bool = True, **why: Any) -> str:
         lines = [f"{self.problem}", f"  regime: {self.regime} -- {self.reason}"]
         for c in self.claims:
             mark = "PASS" if c.passed else "FAIL"
             lines.append(f"  {mark}  {c.name:<16} {c.measured:10.3e} <= {c.tol:.0e}   {c.statement}")
         state = {True: "true", False: "false", None: "null"}[self.verified]
-        lines.append(f"  verified: {state} -- {self.explain(converged)}")
+        lines.append(f"  verified: {state} -- {self.explain(converged, **why)}")
         return "\n".join(lines)
+
+
+SCHEDULED = ("sgd", "adam", "network")  # fixed schedules: they stop after their epochs
+
+
+def _rerun_hint(status: Any, method: str | None) -> str:
+    """What to change when a solver stopped before converging, for its status and method."""
+    name = getattr(status, "name", status)
+    if name == "RANK_EXCEEDS_D":
+        return ("the convex relaxation's minimiser has rank > d, so no point at this d attains it (its "
+                "certified bound still holds): solve with a nonconvex method (--method lbfgs)")
+    if method in SCHEDULED:
+        return ("the fixed schedule ended before converging: raise the epochs (--epochs) or decay the "
+                "learning rate (--lr-schedule cosine)")
+    if name == "NUMERICAL_ERROR":
+        return "the run diverged: reduce the step (--step)"
+    if name == "INTERRUPTED":
+        return "the run was interrupted: run it to the end"
+    return "the solver stopped before converging: raise the iteration limit (--max-iter) or change the step"
 
 
 def _rel(diff: np.ndarray, ref: np.ndarray) -> float:
@@ -177,9 +206,16 @@ def verify(
     >>> v.passed, sorted(v.as_flags())[:3]
     (True, ['bias', 'certificate', 'etf'])
     """
+    from .objective import _check_shapes
+
+    check_problem(problem, "verify")
     W = real_array("W", W, "verify")
     H = real_array("H", H, "verify")
     b = np.zeros(problem.K) if (b is None or not problem.bias) else real_array("b", b, "verify")
+    _check_shapes(problem, W, H, b)
+    if prediction is not None and not isinstance(prediction, Prediction):
+        raise TypeError(f"The 'prediction' argument of ufm.verify must be a ufm.Prediction (ufm.predict(problem)) "
+                        f"or None; got {type(prediction).__name__}.")
     for name, tol in (("tol_value", tol_value), ("tol_structure", tol_structure),
                       ("tol_certificate", tol_certificate)):
         if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 <= tol < math.inf):

@@ -29,6 +29,11 @@ def add(sub: Any) -> None:
     add_memory_arg(p)
 
 
+def _g(v: float | None, spec: str) -> str:
+    """A number as ``spec``; an undefined one (None: nan in the metrics' JSON) as 'nan'."""
+    return "nan" if v is None else format(v, spec)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..features import load_npz, make_example, measure
 
@@ -51,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
         v = m[key]
         print(f"  {key:<18} {'nan' if v is None else f'{v:.6g}'}")
     for mm, tw in m["tagwise"].items():
-        print(f"  tag-wise m={mm:<7} angle {tw['angle_deg']:.4g} deg, scale {tw['scale']:.6g}"
+        print(f"  tag-wise m={mm:<7} angle {_g(tw['angle_deg'], '.4g')} deg, scale {_g(tw['scale'], '.6g')}"
               + (f" (predicted c_{mm} = {tw['predicted_scale']:.6g})" if tw["predicted_scale"] is not None else ""))
     if "certificate" in out:
         c = out["certificate"]
-        print(f"  F                  {out['objective']['F']:.12g}")
-        print(f"  lower bound        {c['lower_bound']:.12g}  (certified gap {c['gap']:.3g}, relative {c['rel_gap']:.3g})")
+        print(f"  F                  {_g(out['objective']['F'], '.12g')}")
+        print(f"  lower bound        {_g(c['lower_bound'], '.12g')}  (certified gap {_g(c['gap'], '.3g')}, "
+              f"relative {_g(c['rel_gap'], '.3g')})")
         print(f"  theorem            {out['theory']['regime']}: {out['theory']['reason']}")
     else:
         print("  (give --lam-W and --lam-H for the objective and the certificate)")

@@ -20,7 +20,8 @@ from .common import (
 def add(sub: Any) -> None:
     p = sub.add_parser("solve", help="solve one problem and compare with the theorem")
     add_problem_args(p)
-    p.add_argument("--method", default="lbfgs", choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"])
+    p.add_argument("--method", default=None, choices=["gd", "agd", "lbfgs", "convex", "sgd", "adam"],
+                   help="solver (default lbfgs; with --fixed-classifier the exact Newton method of ufm.fixed)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the random start (>= 0)")
     p.add_argument("--starts", type=pos_int, default=1,
                    help="best of N random starts (seeds SEED..SEED+N-1), each recorded in --json; "
@@ -68,6 +69,11 @@ UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "gro
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.fixed_classifier is not None and args.method is not None:
+        raise UFMError(f"--fixed-classifier runs its own solver (exact Newton on H, b); it conflicts with "
+                       f"--method {args.method}: drop one of them.")
+    if args.method is None:
+        args.method = "lbfgs"
     for name, methods in APPLIES.items():
         if getattr(args, name) != UNSET[name] and args.method not in methods:
             flag = "--no-group" if name == "group" and args.group is False else FLAG.get(name, f"--{name}")
@@ -167,7 +173,8 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         return code
     th = summary["theory"]
     print(problem.describe())
-    print(f"  solver   {result.method}: {result.status.name} after {result.nit} iterations "
+    unit = "epochs" if args.method in MINIBATCH else "iterations"
+    print(f"  solver   {result.method}: {result.status.name} after {result.nit} {unit} "
           f"({result.time:.3f} s), |grad| = {result.grad_norm:.2e}")
     if args.starts > 1:
         fs = [s["fun"] for s in result.extra["starts"]]
@@ -177,8 +184,8 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
     if th["value"] is not None:
         print(f"  theory   {th['value']:.15g}   (relative gap {_fmt(summary['gap_to_theory'], '.2e')})")
     if "certificate" in summary:
-        print(f"  bound    {summary['certificate']['lower_bound']:.15g}   (dual bound D of this point; "
-              f"certified relative gap (F - D)/|F| = {summary['certificate']['rel_gap']:.2e})")
+        print(f"  bound    {_fmt(summary['certificate']['lower_bound'])}   (dual bound D of this point; "
+              f"certified relative gap (F - D)/|F| = {_fmt(summary['certificate']['rel_gap'], '.2e')})")
     if "convex" in summary:
         cv = summary["convex"]
         print(f"  min C    {_fmt(cv['value'])}   ({cv['solver']}/{cv['formulation']}, {cv['solve_time']:.2f} s, "
@@ -190,7 +197,9 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         if summary["solver_width"] < summary["problem"]["d"]:
             print(f"  note     solved in {summary['solver_width']} of the d = {summary['problem']['d']} feature dimensions "
                   "(more than min(K, G): its local minima are global, see ufm.grouped) and embedded")
-    print(verdict.table(converged=result.success))
+    from ..summary import why_args
+
+    print(verdict.table(converged=result.success, **why_args(result)))
     if not result.success:
         print(f"  solver did not succeed: {result.message}")
     return code

@@ -23,8 +23,8 @@ def add(sub: Any) -> None:
     p.add_argument("--dask", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--dry-run", action="store_true", help="only count stored, failed and pending cells (writes nothing)")
     p.add_argument("--retry-failed", action="store_true", dest="retry_failed",
-                   help="recompute the cells stored as failed (by default a failed cell is kept, counted, "
-                        "and the exit status is 1)")
+                   help="recompute the cells stored as failed or as not converged (by default such a cell is "
+                        "kept, counted, and the exit status is 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("a grid from flags (instead of NAME); several values make an axis")
     g.add_argument("--K", type=pos_int, nargs="+")
@@ -84,14 +84,20 @@ def run(args: argparse.Namespace) -> int:
                       dry_run=args.dry_run, retry_failed=args.retry_failed)
     if args.dry_run:
         pending = stats.cells - stats.cached
-        print(f"{stats.name}: {stats.cells} cells, {stats.cached} stored ({stats.failed} of them failed), "
+        print(f"{stats.name}: {stats.cells} cells, {stats.cached} stored ({stats.failed} of them failed, "
+              f"{stats.unconverged} did not converge), "
               f"{pending} to compute ({stats.corrupt} corrupt); nothing was written")
         return 0
     print(stats.line())
     for err in stats.errors[:10]:
         print(f"  failed cell {err}", file=sys.stderr)
+    for item in stats.stalled[:10]:
+        print(f"  cell did not converge {item}", file=sys.stderr)
     if stats.failed:
         print(f"ufm sweep: {stats.failed} cell(s) failed (stored as failed records); fix the cause and "
               "rerun with --retry-failed", file=sys.stderr)
-        return 1
-    return 0
+    if stats.unconverged:
+        print(f"ufm sweep: {stats.unconverged} cell(s) did not converge (diverged or stopped at max_iter; "
+              "stored, counted here); change the cells' options and rerun, or --retry-failed recomputes them",
+              file=sys.stderr)
+    return 1 if stats.failed or stats.unconverged else 0

@@ -16,26 +16,24 @@ from typing import Any
 
 import numpy as np
 
-LEGACY_MARKER = ".ufm-train"  # what earlier versions left in their folders (before manifests)
 
-
-def _legacy(path: Path) -> str | None:
-    name = path.name
-    if name == LEGACY_MARKER or name == "summary.json" or (name.startswith("epoch_") and name.endswith(".npz")):
-        return "adopt"
-    return None
-
-
-def prepare_out(out: str | Path) -> Any:
+def prepare_out(out: str | Path, *, fresh: bool = False) -> Any:
     """The :class:`~ufm.files.OutputDir` of a training run: new, empty, or one ``ufm train`` made.
 
-    The previous run's files there (only those its manifest lists) are removed first, so the
-    folder holds one run; anything else in it is never touched.
+    A folder holding an earlier run is refused unless ``fresh``: then that run's files (only
+    those its manifest lists) are removed first, so the folder holds one run; anything else
+    in it is never touched.
     """
+    from ..exceptions import UFMError
     from ..files import DirLock, OutputDir
 
-    folder = OutputDir(out, "train", legacy=_legacy)
+    folder = OutputDir(out, "train")
     lock = DirLock(folder.path, "ufm train").__enter__()  # held for the run; the kernel drops it at exit
+    earlier = sorted(f for f in folder.files if f != ".ufm-lock" and (folder.path / f).exists())
+    if earlier and not fresh:
+        lock.__exit__()
+        raise UFMError(f"--out: {folder.path} holds an earlier ufm train run ({len(earlier)} files, e.g. "
+                       f"{earlier[0]}); pass --fresh to replace it, or choose another folder.")
     folder.lock = lock
     folder.adopt(".ufm-lock")
     folder.remove_listed(keep={".ufm-lock"})

@@ -105,6 +105,9 @@ def _check(o: dict[str, Any], problem: UFMProblem) -> None:
         raise param_error("network", "optimizer", f"one of {OPTIMIZERS}", o["optimizer"])
     if o["lr_schedule"] not in SCHEDULES:
         raise param_error("network", "lr_schedule", f"one of {SCHEDULES}", o["lr_schedule"])
+    lr = o["lr"]
+    if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        raise param_error("network", "lr", "a float > 0 (a step <= 0 climbs the loss)", lr)
     hidden = o["hidden"]
     if not (isinstance(hidden, (list, tuple)) and all(isinstance(h, int) and h >= 1 for h in hidden)):
         raise param_error("network", "hidden", "a list of layer widths (ints >= 1)", hidden)
@@ -203,7 +206,7 @@ def network(problem: UFMProblem, x0: Any = None, *, rng: np.random.Generator | i
     W, H, b, _ = last_layer({**frozen, **trainable})
     x = pack(W, H, b, True)
     return finish(problem, "network", x, status, nit=epoch, nfev=steps, t0=t0, history=rec.hist,
-                  hint="a network runs a fixed schedule of `epochs`; the certified gap in the history "
+                  unit="epochs", hint="a network runs a fixed schedule of `epochs`; the certified gap in the history "
                        "says how far from min F it ended",
                   extra={"steps": steps, "fixed_classifier": bool(o["fixed_classifier"]),
                          "optimizer": o["optimizer"], "hidden": list(o["hidden"])})

@@ -465,11 +465,16 @@ def fig_losses(recs: list[Rec]) -> dict[str, Any]:
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
     x = np.arange(len(designs))
     for i, loss in enumerate(losses):
-        rs = [next(r for r in v if prob(r)["loss"] == loss) for v in designs.values()]
+        rs = [next((r for r in v if prob(r)["loss"] == loss), None) for v in designs.values()]  # None: missing
+
+        def bars(value: Any) -> list[float]:
+            return [math.nan if r is None else value(r) for r in rs]  # noqa: B023 - used at once
+
         off = (i - 1) * 0.27
-        axes[0].bar(x + off, [tag(r, 2, "scale") for r in rs], 0.27, color=COLORS[i], label=loss)
-        axes[1].bar(x + off, [_pos(r["summary"]["metrics"]["nc2_w"]) for r in rs], 0.27, color=COLORS[i], label=loss)
-        axes[2].bar(x + off, [_pos(tag(r, 2, "angle_deg_max")) for r in rs], 0.27, color=COLORS[i], label=loss)
+        axes[0].bar(x + off, bars(lambda r: tag(r, 2, "scale")), 0.27, color=COLORS[i], label=loss)
+        axes[1].bar(x + off, bars(lambda r: _pos(r["summary"]["metrics"]["nc2_w"])), 0.27, color=COLORS[i],
+                    label=loss)
+        axes[2].bar(x + off, bars(lambda r: _pos(tag(r, 2, "angle_deg_max"))), 0.27, color=COLORS[i], label=loss)
     labels = [f"K={K}\n{d}" for K, d in designs]
     axes[0].set(ylabel="tag-wise scale, m = 2", title="Scale of pair features")
     axes[1].set(yscale="log", ylabel="NC2_W", title="Classifier ETF (NC2_W)")

@@ -52,9 +52,11 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     from ..files import DirLock, OutputDir
 
     src, final = Path(src), Path(out)
-    OutputDir(final, "report", legacy=_legacy_report, create=False)  # the output is checked first
+    OutputDir(final, "report", create=False)  # the output is checked first
     if not src.is_dir():
         raise UFMError(f"--from: no folder {src}; give a folder of sweep records (`ufm sweep NAME --out DIR`).")
+    for lock in sorted(src.glob(".ufm-lock")) + sorted(src.glob("*/.ufm-lock")):
+        DirLock(lock.parent).check()  # a sweep still writing there: its records are incomplete
     if features is None and (src / FEATURES_JSON).exists():
         try:
             features = json.loads((src / FEATURES_JSON).read_text())
@@ -71,7 +73,7 @@ def render(src: str | Path, out: str | Path, *, features: dict | None = None) ->
     by_spec: dict[str, list] = defaultdict(list)
     for r in recs:
         by_spec[r["spec"]].append(r)
-    folder = OutputDir(final, "report", legacy=_legacy_report)
+    folder = OutputDir(final, "report")
     with DirLock(final, "ufm report"):
         out = Path(tempfile.mkdtemp(prefix=".ufm-staging-", dir=final))  # rendered here, then moved
         try:
@@ -89,36 +91,20 @@ class Rendered(list):
         self.skipped = skipped
 
 
-def _legacy_report(path: Path) -> str | None:
-    """What a report folder of an earlier version (before manifests) holds: adopt the generated files,
-    keep the benchmark tables (``make bench`` writes them there), refuse anything else."""
-    rel = path.parts[-2:] if path.parent.name in ("tables", "figures") else (path.name,)
-    if rel[0] in ("README.md", "timings.md"):
-        return "adopt"
-    if rel[0] in ("bench.md", "bench.csv", "bench_gpu.md", "bench.partial.md", "bench.partial.csv"):
-        return "keep"
-    if len(rel) == 2 and rel[0] == "tables" and path.suffix in (".md", ".tex", ".csv"):
-        return "adopt"
-    if len(rel) == 2 and rel[0] == "figures" and path.suffix in (".png", ".pdf"):
-        return "adopt"
-    return None
-
-
 def _publish(folder: Any, stage: Path) -> list[Path]:
     """Move every staged file into place (checked first: nothing partial), list it, drop stale ones."""
     new = sorted(str(q.relative_to(stage)) for q in stage.rglob("*") if q.is_file())
     for rel in new:
         folder.check_target(rel)  # a file not ours in the way stops everything before any move
     for rel in new:
-        target = folder.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.makedirs(Path(rel).parent)
+        target = folder.check_target(rel)  # again, just before the move: no link on the way
         folder.adopt(rel)
         os.replace(stage / rel, target)
     folder.save()
     stale = [f for f in folder.files if f not in new and f != ".ufm-lock"]
     for rel in stale:
-        folder.files.discard(rel)
-        (folder.path / rel).unlink(missing_ok=True)
+        folder.remove(rel)  # a listed regular file only; never through a link
     folder.adopt(".ufm-lock")
     folder.save()
     return [folder.path / rel for rel in new]
@@ -134,7 +120,9 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
         lines = [f"## {title}", "", f"Spec `{name}` ({len(rs)} cells; `ufm sweep {name} --out DIR`). {desc}", ""]
         if name in BUILDERS:
             try:
-                lines += _section(name, rs, out, written)
+                lines += _section(name, rs, out, written, skipped)
+            except OSError:  # a full disk, a vanished folder: the environment, not the records (exit 2)
+                raise
             except Exception as exc:  # noqa: BLE001 - an incomplete sweep must not stop the rest
                 skipped.append(f"section {name!r} ({len(rs)} records): {type(exc).__name__}: {exc}")
                 lines += [f"This section could not be rendered from the {len(rs)} records found "
@@ -177,7 +165,7 @@ def _render_into(out: Path, src: Path, by_spec: dict[str, list], features: dict 
     return written + [index, timings]
 
 
-def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
+def _section(name: str, rs: list, out: Path, written: list[Path], skipped: list[str]) -> list[str]:
     lines: list[str] = []
     tables, findings = BUILDERS[name](rs)
     lines += ["Findings:", ""] + [f"- {f}" for f in findings] + [""]
@@ -187,7 +175,16 @@ def _section(name: str, rs: list, out: Path, written: list[Path]) -> list[str]:
                   f"[csv](tables/{t.name}.csv)): {t.title}.", ""]
         if len(t.rows) <= 40:
             lines += [t.markdown()] + ([t.note, ""] if t.note else [])
-    for fname, fig in FIGURES[name](rs).items():
+    try:  # a figure that cannot be drawn from the records found costs the figure, not the tables
+        figures = FIGURES[name](rs)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - listed in the index, the exit status is 1
+        skipped.append(f"the figures of section {name!r} ({len(rs)} records): {type(exc).__name__}: {exc}")
+        figures = {}
+        lines += [f"The figures of this section could not be drawn from the {len(rs)} records found "
+                  f"({type(exc).__name__}); is the sweep complete?", ""]
+    for fname, fig in figures.items():
         written += save(fig, out / "figures", fname)
         text = caption(fname)
         lines += [f"![{fname}](figures/{fname}.png)", "",
@@ -249,21 +246,20 @@ def regenerate(out: str | Path, cache: str | Path, *, jobs: int = 1, dask: Any =
     measured first. Both folders are checked before any work.
     """
     from ..files import DirLock, OutputDir, check_output_file
-    from ..sweep.records import legacy_entry
     from ..sweep.runner import run
 
     cache = Path(cache)
-    OutputDir(out, "report", legacy=_legacy_report, create=False)  # checked now, written at the end
+    OutputDir(out, "report", create=False)  # checked now, written at the end
     if example is not None:
         check_output_file(example, "--example")
-    root = OutputDir(cache, "report-cache", what="--cache", legacy=legacy_entry)
+    root = OutputDir(cache, "report-cache", what="--cache")
     if fresh:
         with DirLock(cache, "ufm report --fresh"):
             for name in ORDER:
                 sub = cache / name
                 if sub.is_dir():
                     with DirLock(sub, "ufm report --fresh"):
-                        OutputDir(sub, "sweep", what="--cache", legacy=legacy_entry).remove_listed(
+                        OutputDir(sub, "sweep", what="--cache").remove_listed(
                             keep=(".ufm-lock", ".ufm-manifest.json"))
             root.remove_listed(keep={".ufm-lock"} | {f for f in root.files if f.split("/")[0] in ORDER})
     features = None

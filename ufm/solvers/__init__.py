@@ -54,7 +54,9 @@ def solve(
         - ``step`` (0.1 / 1.0): the fixed step; for AGD the initial ``1/L`` of the backtracking.
         - ``max_iter`` (100000 / 50000): iteration limit (status ``MAX_ITER``).
         - ``gtol`` (1e-9 / 1e-10): stop when the gradient norm is at most this.
-        - ``ftol`` (0, off): stop when the relative change of ``F`` is at most this.
+        - ``ftol`` (0, off / 1e-15): stop when the relative change of ``F`` in one step is at most
+          this (status ``CONVERGED_FTOL``; AGD's gradient norm stalls at a rounding floor above
+          ``gtol``, where ``F`` no longer changes).
         - ``history_every`` (1): record ``fun``, ``grad_norm``, ``step``, ``time`` every this many
           iterations (0: never); these cost nothing.
         - ``history_metrics`` (False): also record NC1, NC2_W, NC2_H, NC3 -- ``True`` at every
@@ -129,6 +131,12 @@ def solve(
     >>> r.W.shape, r.H.shape, r.b.shape
     ((4, 4), (4, 14), (4,))
     """
+    from ..problem import check_problem
+
+    check_problem(problem, "solve")
+    if not isinstance(method, str):
+        raise TypeError(f"The 'method' argument of ufm.solve must be a name such as \"lbfgs\"; got "
+                        f"{type(method).__name__}.")
     if fixed_W is not None:
         from ..fixed import solve_fixed
 

@@ -253,7 +253,7 @@ class _NoBar:
 def finish(
     problem: UFMProblem, method: str, x: np.ndarray, status: Status, *, nit: int, nfev: int,
     t0: float, history: History, f: float | None = None, g: np.ndarray | None = None,
-    hint: str = "increase `max_iter`", extra: dict[str, Any] | None = None,
+    hint: str = "increase `max_iter`", extra: dict[str, Any] | None = None, unit: str = "iterations",
 ) -> Result:
     """Evaluate the final point, record it, warn on non-convergence, build the Result."""
     if f is None or g is None:
@@ -262,10 +262,10 @@ def finish(
     gnorm = float(np.linalg.norm(g))
     history.maybe_record(nit, x, f, gnorm, force=True)
     if status in (Status.MAX_ITER, Status.LINE_SEARCH_FAILED):
-        warnings.warn(
-            f"{method}: {status_message(status)} (gradient norm {gnorm:.3g}); {hint}.",
-            ConvergenceWarning, stacklevel=3,
-        )
+        # the status message's own remedy is replaced by the solver's hint: said once, in its words
+        what = (f"Stopped after {nit} {unit} before the tolerance" if status == Status.MAX_ITER
+                else status_message(status).rstrip("."))
+        warnings.warn(f"{method}: {what} (gradient norm {gnorm:.3g}); {hint}.", ConvergenceWarning, stacklevel=3)
     W, H, b = unpack(x, problem)
     return Result(
         x=x, fun=float(f), W=W.copy(), H=H.copy(), b=b.copy(), status=status, nit=nit, nfev=nfev,

@@ -284,7 +284,7 @@ def _run(method: str, problem: UFMProblem, x0: Any, rng: Any, o: dict[str, Any])
     hint = ("minibatch methods run a fixed schedule: raise `epochs`, decay the learning rate "
             "(`lr_schedule`), or set `gtol`")
     res = finish(problem, method, x, status, nit=epoch, nfev=steps + rec.ev.nfev, t0=t0,
-                 history=rec.hist, hint=hint,
+                 history=rec.hist, hint=hint, unit="epochs",
                  extra={"steps": steps, "batch_size": bs, "lr_schedule": o["lr_schedule"],
                         "decoupled": bool(o.get("decoupled", False))})
     return res

@@ -113,7 +113,13 @@ def read_spec(spec: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise UFMError(f"No spec file or shipped spec named {str(spec)!r}; shipped specs: "
                            f"{', '.join(named) or 'none'} (see `ufm sweep --list`).")
-    text = path.read_text()
+    from ..files import read_regular
+
+    try:
+        text = read_regular(path).decode()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UFMError(f"Cannot read spec {path}: {getattr(exc, 'strerror', None) or 'not text'} (a folder, "
+                       "a FIFO or a binary file); give a .toml or .json file.") from None
     if tomllib is None and path.suffix != ".json":
         raise UFMError("Reading TOML specs needs Python >= 3.11 (or `pip install tomli`); "
                        "give the spec as JSON instead.")

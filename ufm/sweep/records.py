@@ -19,7 +19,7 @@ from typing import Any
 from .grid import SCHEMA, canonical, cell_key
 
 __all__ = ["read_record", "read_records", "scan", "Scan", "load", "write_record", "clean_tmp", "checksum",
-           "failed_record", "is_failed", "legacy_entry"]
+           "failed_record", "is_failed", "unconverged"]
 
 
 def checksum(record: Mapping[str, Any]) -> str:
@@ -48,8 +48,10 @@ def read_record(path: Path) -> dict[str, Any] | None:
     Valid means: parses as JSON, has this package's schema, its name is its key, the key
     is the hash of its cell, and its checksum matches its content.
     """
+    from ..files import read_regular
+
     try:
-        rec = json.loads(path.read_text())
+        rec = json.loads(read_regular(path))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or rec.get("key") != path.stem:
@@ -71,6 +73,22 @@ def clean_tmp(out: Path) -> None:
 def is_failed(rec: Mapping[str, Any]) -> bool:
     """A record of a cell whose computation raised (``rec["failed"]`` holds the error)."""
     return rec.get("failed") is not None
+
+
+SCHEDULED = ("sgd", "adam", "network")  # fixed schedules: stopping at the last epoch is the plan
+CONVERGED = ("CONVERGED_GTOL", "CONVERGED_FTOL", "OPTIMAL")
+
+
+def unconverged(rec: Mapping[str, Any]) -> str | None:
+    """The status of a cell whose solver ran but did not converge (diverged, stopped at
+    ``max_iter``, line search failed, ...), else None. A cell outside the theorem is not
+    one; a fixed-schedule solver (sgd, adam, network) that ran all its epochs is not one."""
+    if is_failed(rec):
+        return None
+    status = str(rec.get("summary", {}).get("status", ""))
+    if status in CONVERGED or (status == "MAX_ITER" and rec.get("cell", {}).get("solver") in SCHEDULED):
+        return None
+    return status or "UNKNOWN"
 
 
 def failed_record(cell: Mapping[str, Any], exc: BaseException, version: str) -> dict[str, Any]:
@@ -118,15 +136,6 @@ def read_records(path: str | Path, *, recursive: bool = True) -> list[dict[str, 
     Corrupt files and records of failed cells are left out; :func:`scan` lists them.
     """
     return scan(path, recursive=recursive).records
-
-
-def legacy_entry(path: Path) -> str | None:
-    """"adopt" for what sweeps of earlier versions (before manifests) left in a record folder, else None."""
-    name = path.name
-    ours = (name in ("spec.json", "features_example.json", ".ufm-lock", ".ufm-manifest.json")
-            or (name.startswith(".tmp-") and name.endswith(".json"))
-            or (path.suffix == ".json" and len(path.stem) == 64 and read_record(path) is not None))
-    return "adopt" if ours else None
 
 
 def _flat(rec: Mapping[str, Any]) -> dict[str, Any]:

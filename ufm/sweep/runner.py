@@ -34,7 +34,7 @@ from typing import Any
 
 from ..exceptions import UFMError
 from .grid import SCHEMA, Spec, load_spec
-from .records import clean_tmp, failed_record, is_failed, read_record, write_record
+from .records import clean_tmp, failed_record, is_failed, read_record, unconverged, write_record
 
 __all__ = ["run", "compute_cell", "compute_cell_safe", "SweepStats"]
 
@@ -56,10 +56,13 @@ class SweepStats:
     skipped: int
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    unconverged: int = 0  # cells whose solver ran but did not converge (records.unconverged)
+    stalled: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"{self.name}: {self.cells} cells in {self.out} ({self.cached} cached, "
-                f"{self.computed} computed, {self.corrupt} corrupt records redone, {self.failed} failed)")
+                f"{self.computed} computed, {self.corrupt} corrupt records redone, {self.failed} failed, "
+                f"{self.unconverged} did not converge)")
 
 
 _WATCHING = False
@@ -171,6 +174,24 @@ def compute_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _cap_jobs(jobs: int, pending: int) -> int:
+    """``jobs`` capped at the pending cells and the cores: more workers only contend (and a worker
+    without a cell would never start watching its parent). Says so in one line on stderr."""
+    cap = min(jobs, pending, cores())
+    if cap < jobs:
+        print(f"ufm sweep: --jobs {jobs} capped at {cap} (the {pending} pending cells, {cores()} cores)",
+              file=sys.stderr)
+    return cap
+
+
 def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[dict[str, Any]]:
     """Yield records as cells finish, in-process, with joblib or on Dask."""
     if dask is not None:
@@ -189,6 +210,16 @@ def _executor(pending: list[dict[str, Any]], jobs: int, dask: Any) -> Iterator[d
 DASK_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
 
 
+def _check_address(dask: Any) -> None:
+    """Refuse at once what is not a scheduler address (distributed would try it for 10 s, then
+    print a traceback from its client's ``__del__``)."""
+    import re
+
+    if isinstance(dask, str) and not re.fullmatch(r"[a-z]+://\S+|[^\s:/]+:\d{1,5}", dask):
+        raise UFMError(f"--dask {dask!r} is not a scheduler address; give tcp://HOST:PORT (e.g. "
+                       "tcp://127.0.0.1:8786).")
+
+
 def _dask_client(dask: Any) -> Any:
     """A connected ``distributed.Client`` for an address (refused after :data:`DASK_TIMEOUT`)."""
     try:
@@ -197,6 +228,7 @@ def _dask_client(dask: Any) -> Any:
         raise UFMError("--dask needs the 'distributed' package: pip install 'ufm[distributed]'.") from None
     if isinstance(dask, Client):
         return dask
+    _check_address(dask)
     try:
         return Client(dask, set_as_default=False, timeout=DASK_TIMEOUT)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -217,12 +249,6 @@ def _dask_executor(pending: list[dict[str, Any]], client: Any) -> Iterator[dict[
         client.cancel(futures)
 
 
-def _legacy_ok(path: Path) -> str | None:
-    from .records import legacy_entry
-
-    return legacy_entry(path)
-
-
 def run(
     spec: str | Path | Mapping[str, Any] | Spec, out: str | Path, *, jobs: int = 1, dask: Any = None,
     progress: bool = True, dry_run: bool = False, retry_failed: bool = False,
@@ -241,7 +267,7 @@ def run(
         or a ``distributed.Client``
     progress : show a tqdm bar (counts, rate, ETA) on stderr
     dry_run : only count stored, failed and pending cells; writes nothing
-    retry_failed : recompute the cells stored as failed (by default they are kept)
+    retry_failed : recompute the cells stored as failed or not converged (by default they are kept)
 
     Returns
     -------
@@ -262,8 +288,9 @@ def run(
     if not sp.cells:
         raise UFMError(f"Spec {sp.name!r} expands to no cell ({sp.skipped} skipped: d below 1); "
                        "check its grid.")
+    _check_address(dask)
     out = Path(out)
-    folder = OutputDir(out, "sweep", legacy=_legacy_ok, create=not dry_run)
+    folder = OutputDir(out, "sweep", create=not dry_run)
     if dry_run:
         if out.exists():
             DirLock(out).check()
@@ -271,23 +298,34 @@ def run(
     with DirLock(out, f"ufm sweep {sp.name}"):
         folder.adopt(".ufm-lock")
         clean_tmp(out)
-        folder.write("spec.json", json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
         stats, pending = _count(sp, out, retry_failed)
+        for c in pending:  # where a record goes: nothing not ours (a user's file, a link, a folder)
+            rel = f"{c['key']}.json"
+            if c.get("_failed") and not folder.owns(rel):  # a valid record (failed or unconverged)
+                folder.adopt(rel)  # a record of ours (valid checksum) written just before a kill -9
+            folder.check_target(rel)
+        folder.write("spec.json", json.dumps(sp.source, indent=1, sort_keys=True, default=str) + "\n")
         if not pending:
             return stats
         from tqdm.auto import tqdm
 
+        if dask is None and jobs > 1:
+            jobs = _cap_jobs(jobs, len(pending))
         client = _dask_client(dask) if dask is not None else None  # connect before the bar
         run_id = uuid.uuid4().hex
         bar = tqdm(total=len(sp.cells), initial=len(sp.cells) - len(pending), desc=sp.name, unit="cell",
                    disable=not progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-        stats.failed -= sum(1 for c in pending if c.get("_failed"))  # recomputed now
+        stats.failed -= sum(1 for c in pending if c.get("_failed") == "failed")  # recomputed now
+        stats.unconverged -= sum(1 for c in pending if c.get("_failed") == "unconverged")
         try:
             for record in _executor([{k: v for k, v in c.items() if k != "_failed"} for c in pending],
                                     jobs, client):
                 write_record(out, record, run_id)
                 folder.adopt(f"{record['key']}.json")
                 stats.computed += 1
+                if unconverged(record):
+                    stats.unconverged += 1
+                    stats.stalled.append(f"{record['key'][:12]}: {unconverged(record)}")
                 if is_failed(record):
                     stats.failed += 1
                     stats.errors.append(f"{record['key'][:12]}: {record['failed']['type']}: "
@@ -311,15 +349,19 @@ def run(
 def _count(sp: Spec, out: Path, retry_failed: bool) -> tuple[SweepStats, list[dict[str, Any]]]:
     """Stored, failed, corrupt and pending cells of ``sp`` in ``out`` (reads only)."""
     pending: list[dict[str, Any]] = []
-    cached = corrupt = failed = 0
+    cached = corrupt = failed = stalled = 0
     for cell in sp.cells:
         path = out / f"{cell['key']}.json"
-        rec = read_record(path) if path.exists() else None
-        if rec is not None and not (retry_failed and is_failed(rec)):
+        rec = read_record(path) if path.exists() or path.is_symlink() else None
+        kind = None if rec is None else "failed" if is_failed(rec) else "unconverged" if unconverged(rec) else None
+        if rec is not None and not (retry_failed and kind):
             cached += 1
-            failed += is_failed(rec)
+            failed += kind == "failed"
+            stalled += kind == "unconverged"
             continue
         corrupt += path.exists() and rec is None
-        pending.append({**cell, "_failed": rec is not None})
-        failed += rec is not None
-    return SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped, failed), pending
+        pending.append({**cell, "_failed": kind})
+        failed += kind == "failed"
+        stalled += kind == "unconverged"
+    stats = SweepStats(sp.name, out, len(sp.cells), cached, 0, corrupt, sp.skipped, failed, unconverged=stalled)
+    return stats, pending
