@@ -22,6 +22,7 @@ from .tables import (  # noqa: E402
     Rec,
     Table,
     best_run,
+    floor_line,
     fmt,
     group,
     nanmax,
@@ -438,9 +439,7 @@ def fig_conjecture(recs: list[Rec]) -> dict[str, Any]:
     b.set_xlabel("n_j / n_k")
     b.set_ylabel("||residual outside span(h_j, h_k)|| / ||h_S||")
     b.set_title("The synthesis is not exact")
-    from .figures import _floor_line  # here: figures imports this module
-
-    _floor_line(b)  # residuals below 1e-8 are drawn at it: their digits are rounding noise
+    floor_line(b)  # residuals below 1e-8 are drawn at it: their digits are rounding noise
     b.legend(fontsize=7)
     return {"conjecture_weights": fig}
 
@@ -540,9 +539,7 @@ def fig_deadclass(recs: list[Rec]) -> dict[str, Any]:
         axes[1, col].set_yscale("log")
         axes[1, col].set_xlabel("d")
         axes[1, col].set_title("certified bracket (F - D)/F")
-        from .figures import _floor_line  # here: figures imports this module
-
-        _floor_line(axes[1, col])
+        floor_line(axes[1, col])
     axes[0, 0].legend(fontsize=7, ncol=2)
     return {"deadclass": fig}
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tables import (
+from .tables import (  # dead_classes: re-exported (a record query the figures share)
+    DEAD,
     TRIVIAL_NORM,
     Rec,
     Table,
     best_run,
+    dead_classes,
     excess,
     fmt,
     group,
@@ -155,19 +157,6 @@ def phase(recs: list[Rec]) -> Built:
         f"{max(x['mu_crit'] for x in rows2):.4f} as the pair fraction goes 0 -> 1.",
     ]
     return [t1, t2], findings
-
-
-DEAD = 1e-6  # a classifier row is dead when its norm is at most DEAD x the largest row norm
-
-
-def dead_classes(r: Rec) -> list[int]:
-    """Classes whose classifier row is zero: ``||w_k|| <= 1e-6 max_j ||w_j||``.
-
-    Such a class's logit is the bias alone, the same for every sample, and the cosines
-    between its row and the others are quotients of rounding errors."""
-    norms = [num(c["norm_w"]) for c in r["geometry"]["classes"]]
-    top = max(norms)
-    return [k for k, v in enumerate(norms) if top > 0 and v <= DEAD * top]
 
 
 def live_cosines(r: Rec) -> tuple[float, float]:
