@@ -41,7 +41,7 @@ from .ladder import (
 from .tracker import RunRecord, _Counter, peak_memory, run
 
 PAIRS = 9  # default call and fastest configuration alternated (S, M; L: 1 pair)
-PEER_PAIRS = 5  # default call and each naive peer alternated (S, M, W; L: 1 pair)
+PEER_PAIRS = 5  # default call and each naive peer alternated (S, M, W; L: 1 pair; fewer past 60 s of peer runs)
 
 FAST_ONLY = ("lbfgs (m=1)", "lbfgs (grouped)")  # what runs at --fast-only sizes (the fastest by far at L)
 GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time

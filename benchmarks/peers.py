@@ -163,8 +163,10 @@ def _default(problem: ufm.UFMProblem) -> tuple[float, ufm.Result]:
         return time.perf_counter() - t, res
 
 
-def paired(problem: ufm.UFMProblem, F_star: float, pairs: int, target: float = TARGET) -> dict[str, Any]:
-    """Each peer alternated with the default call ``pairs`` times: medians and the ratios
+def paired(problem: ufm.UFMProblem, F_star: float, pairs: int, target: float = TARGET,
+           budget: float = 60.0) -> dict[str, Any]:
+    """Each peer alternated with the default call up to ``pairs`` times (fewer once the peer's
+    runs add up to ``budget`` seconds: at W one scipy run takes ~20 s): medians and the ratios
     peer / default (median and range); a peer that cannot run is skipped with the reason."""
     peers: dict[str, Any] = {"naive numpy + scipy L-BFGS-B": scipy_peer}
     why = jax_available()
@@ -181,8 +183,10 @@ def paired(problem: ufm.UFMProblem, F_star: float, pairs: int, target: float = T
             dts.append(td)
             pts.append(last.time)
             ratios.append(last.time / td)
+            if sum(pts) > budget:
+                break
         assert last is not None
-        rows.append({"label": label, "pairs": pairs, "default": statistics.median(dts),
+        rows.append({"label": label, "pairs": len(ratios), "default": statistics.median(dts),
                      "peer": statistics.median(pts), "ratio": statistics.median(ratios),
                      "ratio_min": min(ratios), "ratio_max": max(ratios), "nit": last.nit, "rel": last.rel,
                      "reached": last.reached, "compile": last.compile})
