@@ -15,6 +15,10 @@ def namespace(device: str) -> tuple[Any, Any]:
     """``(xp, device)`` for ``device`` "cpu" or "cuda"; a clear one-line error when there is none."""
     if device not in DEVICES:
         raise UFMError(f"device must be one of {list(DEVICES)}; got {device!r}.")
+    try:
+        import array_api_compat  # noqa: F401
+    except ImportError:
+        raise UFMError("the device path needs array-api-compat: pip install array-api-compat") from None
     if device == "cpu":
         return import_module("array_api_compat.numpy"), None
     tried = []
