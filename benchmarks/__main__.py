@@ -26,7 +26,7 @@ import numpy as np
 
 import ufm
 
-from . import blas, convex_scaling, evaluation, gd_grid, output, user_path
+from . import blas, convex_scaling, evaluation, gd_grid, output, peers, user_path
 from .ladder import (
     CERT_TARGET,
     FAST_SOLVERS,
@@ -41,6 +41,7 @@ from .ladder import (
 from .tracker import RunRecord, _Counter, peak_memory, run
 
 PAIRS = 9  # default call and fastest configuration alternated (S, M; L: 1 pair)
+PEER_PAIRS = 5  # default call and each naive peer alternated (S, M, W; L: 1 pair; fewer past 60 s of peer runs)
 
 FAST_ONLY = ("lbfgs (m=1)", "lbfgs (grouped)")  # what runs at --fast-only sizes (the fastest by far at L)
 GRID_CAP = 100.0  # per-step grid budget: at most this many times the fastest solver's time
@@ -202,6 +203,13 @@ def user_rows(problem: ufm.UFMProblem, name: str, F_star: float, repeats: int, a
         "peak_mem": None, "checks": 0, "default_call": True,
         "note": "every option at its default (seed 0: the same start); whole call timed; certified and "
                 "verified afterwards, outside the timing"})
+    # the naive peers (benchmarks/peers.py), each alternated with the default call
+    out["peers"] = peers.paired(problem, F_star, 1 if name == "L" else PEER_PAIRS)
+    for r in out["peers"]["rows"]:
+        _log(f"  peer {r['label']}: {r['peer']:.3g} s to rel. gap {r['rel']:.1e} ({r['nit']} iterations), paired with "
+             f"the default call: peer / default {r['ratio']:.3g} ({r['ratio_min']:.3g}..{r['ratio_max']:.3g})")
+    for label, why in out["peers"]["skipped"].items():
+        _log(f"  peer {label}: skipped ({why})")
     fast = output._fastest_config(out)
     spec = next((sp for sp in FAST_SOLVERS if fast is not None and sp.label == fast["label"]), None)
     if spec is not None and fast is not None and fast.get("cert"):

@@ -14,6 +14,7 @@ import ufm
 from ufm.certificate import certify
 from ufm.objective import unpack
 
+from . import peers
 from .ladder import (
     CERT_TARGET,
     DEFAULT_CALL_TARGET,
@@ -321,6 +322,7 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{_fmt(p.rel, '.1e')} |")
             L.append("")
     L += user_path_markdown(results)
+    L += peers.markdown(results)
     L += _verdict(results)
     L += [f"Total benchmark time {m.get('total', float('nan')) / 60:.1f} min. Command: "
           f"`python -m benchmarks` with {', '.join(f'{k}={v}' for k, v in a.items())}.", ""]

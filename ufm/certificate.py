@@ -67,99 +67,23 @@ objective-and-gradient evaluation at K = 200, N = 21900, G = 20100 (was 30x with
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from .certificate_dual import (  # noqa: F401  (re-exported for tests and callers)
+    Certificate,
     _best_on_segment,
+    _group_starts,
     _group_weights,
     _project_simplex,
     _snap_spectrum,
     _spectral_norm,
     _tilt,
     dual_bound,
+    loss_and_group_softmax,
 )
 from .exceptions import UFMError
-from .losses import log_softmax_parts
 from .objective import _check_shapes
 from .problem import UFMProblem, real_array
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """A certified bracket ``lower_bound <= min F <= objective``.
-
-    Attributes
-    ----------
-    lower_bound : float
-        ``D(Gamma)``, a lower bound on the global minimum of ``F`` for every ``d`` (and on
-        ``min C``).
-    objective : float
-        ``F`` at the candidate.
-    gap : float
-        ``objective - lower_bound >= 0`` (up to float64 rounding).
-    rel_gap : float
-        ``gap / max(|objective|, 1e-300)``.
-    t : float
-        The scaling of the dual direction used (1 near a minimiser).
-    """
-
-    lower_bound: float
-    objective: float
-    gap: float
-    rel_gap: float
-    t: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# -- group statistics ------------------------------------------------------------------
-def _group_starts(problem: UFMProblem) -> np.ndarray:
-    counts = problem.design.group_counts
-    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.intp)
-
-
-def loss_and_group_softmax(problem: UFMProblem, X: np.ndarray) -> tuple[float, np.ndarray]:
-    """The averaged loss ``L(X)`` and the mean softmax of each label set.
-
-    Parameters
-    ----------
-    X : ndarray, shape (K, N) or (K, G)
-        Logits of every sample (canonical sample order of ``problem.design``), or one
-        logit column per label set (each standing for its ``n_S`` samples). When every
-        ``n_S = 1`` the two coincide.
-
-    Returns
-    -------
-    L : float
-        ``(1/N) sum_i w_i (m_i LSE(x_i) - <y_i, x_i>)``.
-    Pbar : ndarray, shape (K, G)
-        ``mean_{i in S} softmax(x_i)`` for each label set ``S``.
-    """
-    design = problem.design
-    w = _group_weights(problem)  # (G,)
-    m = design.group_multiplicity.astype(np.float64)
-    n = design.group_counts.astype(np.float64)
-    X = np.asarray(X, dtype=np.float64)
-    if X.shape == (problem.K, design.G):
-        lse, P = log_softmax_parts(X)  # (G,), (K, G)
-        xy = np.einsum("kg,kg->g", design.Yg, X)  # <y_S, x_S>
-        L = float((n * w) @ (m * lse - xy)) / problem.N
-        return L, P
-    if X.shape != (problem.K, problem.N):
-        raise UFMError(f"Logits must have shape (K, N) = ({problem.K}, {problem.N}) or (K, G) = "
-                       f"({problem.K}, {design.G}); got {X.shape}.")
-    starts = _group_starts(problem)
-    lse, P = log_softmax_parts(X)  # (N,), (K, N)
-    lse_sum = np.add.reduceat(lse, starts)  # (G,) sum of LSE over each label set
-    x_sum = np.add.reduceat(X, starts, axis=1)  # (K, G) sum of logits over each label set
-    xy = np.einsum("kg,kg->g", design.Yg, x_sum)
-    L = float(w @ (m * lse_sum - xy)) / problem.N
-    Pbar = np.add.reduceat(P, starts, axis=1)
-    Pbar /= n
-    return L, Pbar
 
 
 def lower_bound_from_logits(problem: UFMProblem, X: np.ndarray) -> tuple[float, float]:

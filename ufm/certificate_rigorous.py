@@ -71,8 +71,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .certificate import Certificate, loss_and_group_softmax
-from .certificate_dual import _group_weights, dual_point
+from .certificate_dual import Certificate, _group_weights, dual_point, loss_and_group_softmax
 from .exceptions import UFMError
 from .objective import _check_shapes
 from .problem import UFMProblem

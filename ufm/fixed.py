@@ -219,10 +219,9 @@ def solve_fixed(
     if x0 is None:
         Hg, b = np.zeros((problem.d, design.G)), np.zeros(problem.K)
     else:
-        from .objective import unpack
-        from .solvers._common import starting_point
+        from .objective import given_point, unpack
 
-        _, H0, b0 = unpack(starting_point(problem, x0, 1.0, None), problem)
+        _, H0, b0 = unpack(given_point(problem, x0), problem)
         Hg, b = Groups.from_arrays(H0, design.Y).means, np.array(b0)
     f, gH, gb, P = gr.value_grad(Hg, b)
     gn = math.hypot(float(np.linalg.norm(gH)), float(np.linalg.norm(gb)))

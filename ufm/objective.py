@@ -21,7 +21,7 @@ from scipy.linalg.blas import dgemm
 from .designs import LabelDesign, as_rng
 from .exceptions import UFMError
 from .losses import LOSS_FUNCTIONS, hvp_logits, log_softmax_parts, pal_inplace, softmax_hvp
-from .problem import UFMProblem
+from .problem import UFMProblem, real_array
 
 
 def _check_shapes(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None) -> None:
@@ -398,6 +398,20 @@ def random_point(
     """A packed Gaussian point with entries of standard deviation ``scale / sqrt(d)``."""
     gen = as_rng(rng)
     return gen.standard_normal(problem.n_vars) * (scale / np.sqrt(problem.d))
+
+
+def given_point(problem: UFMProblem, x0: np.ndarray | tuple) -> np.ndarray:
+    """A start given as a packed vector or as ``(W, H, b)`` (``b`` may be None): a fresh
+    packed float64 copy, its length checked (shared by the solvers and :mod:`ufm.fixed`)."""
+    if isinstance(x0, tuple):
+        W, H, b = x0
+        b = np.zeros(problem.K) if b is None else b
+        x = pack(real_array("W", W, "x0"), real_array("H", H, "x0"), real_array("b", b, "x0"), problem.bias)
+    else:
+        x = np.array(real_array("x0", x0, "solve"), dtype=np.float64)
+    if x.shape != (problem.n_vars,):
+        raise UFMError(f"x0 must have {problem.n_vars} entries (packed W, H, b); got shape {x.shape}.")
+    return x.copy()
 
 
 def check_grad(

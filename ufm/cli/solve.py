@@ -44,6 +44,9 @@ def add(sub: Any) -> None:
     p.add_argument("--fixed-classifier", metavar="etf[:SCALE]", default=None, dest="fixed_classifier",
                    help="freeze W to a simplex ETF with rows of norm SCALE (default 1; needs d >= K-1) and "
                         "minimise over (H, b) only (exact Newton; see ufm.fixed)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="lbfgs: cuda runs L-BFGS on the grouped objective in a GPU array library (CuPy, "
+                        "PyTorch or JAX); cpu (the default) the numpy path")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz",
                    help="save W (K x d), H (d x N), b (K), Y (K x N) and the lambdas (checked before solving; "
@@ -60,12 +63,12 @@ MINIBATCH = ("sgd", "adam")
 APPLIES = {"step": ("gd", "agd", *MINIBATCH), "max_iter": ("gd", "agd", "lbfgs"),
            "progress": ("gd", "agd", "lbfgs", *MINIBATCH), "group": ("lbfgs",), "formulation": ("convex",),
            "cvx_solver": ("convex",), "starts": ("gd", "agd", "lbfgs", *MINIBATCH),
-           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH}
+           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH, "device": ("lbfgs",)}
 FLAG = {"max_iter": "--max-iter", "cvx_solver": "--cvx-solver", "batch_size": "--batch-size",
         "lr_schedule": "--lr-schedule"}
 UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "group": None,
                          "formulation": None, "cvx_solver": None, "starts": 1, "epochs": None,
-                         "batch_size": None, "lr_schedule": None}
+                         "batch_size": None, "lr_schedule": None, "device": None}
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +90,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("max_iter", "step", "epochs", "batch_size", "lr_schedule"):
         if getattr(args, name) is not None:
             opts["lr" if (name == "step" and args.method in MINIBATCH) else name] = getattr(args, name)
-    if args.method != "convex":
+    if args.device == "cuda":
+        from ..xp.devices import namespace
+
+        namespace("cuda")  # no GPU library or device: one line, exit 2, before any work
+        if args.progress:
+            raise UFMError("--progress does not apply to --device cuda; drop it.")
+        opts["device"] = "cuda"
+    elif args.method != "convex":
         opts["progress"] = args.progress
     if args.formulation is not None:
         opts["formulation"] = args.formulation

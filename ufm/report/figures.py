@@ -22,10 +22,13 @@ import numpy as np  # noqa: E402
 
 from .tables import (  # noqa: E402
     FLOOR,
+    FLOOR_LABEL,
     TRIVIAL_NORM,
     Rec,
     best_run,
+    dead_classes,
     excess,
+    floor_line,
     group,
     is_trivial,
     margin,
@@ -40,7 +43,6 @@ STYLE = {"figure.dpi": 100, "savefig.dpi": 130, "font.size": 9, "axes.titlesize"
          "axes.labelsize": 9, "legend.fontsize": 7.5, "axes.grid": True, "grid.alpha": 0.3,
          "svg.hashsalt": "ufm-report", "pdf.fonttype": 42, "lines.markersize": 4}
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
-FLOOR_LABEL = "below 1e-8: drawn at 1e-8 (rounding)"
 NC_MARK = 1e-6  # nc_iterations: the threshold of the `iterations` table ("iter. to NC2_W < 1e-6")
 STOP_GAP = 1e-9  # nc_iterations: histories stop here; below it L-BFGS's iterates (and the NC metrics
 # computed from them, which move like sqrt(gap)) differ between BLAS builds by 1e-5 relative
@@ -138,12 +140,6 @@ def _pos(v: Any) -> float:
     return max(abs(x), FLOOR) if x == x else float("nan")
 
 
-def _floor_line(ax: Any, top: float | None = None) -> None:
-    """Log axis from just below the floor; a dotted line marks the floor."""
-    ax.axhline(FLOOR, color="0.5", lw=0.8, ls=":", label=FLOOR_LABEL)
-    ax.set_ylim(FLOOR / 3, top)
-
-
 def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
     panels = [("fun", "(F - min phi) / min phi"), ("grad_norm", "gradient norm"), ("nc1", "NC1 (within-class)"),
               ("nc2_w", "NC2_W (classifier ETF)"), ("nc2_h", "NC2_H (feature-mean ETF)"), ("nc3", "NC3 (self-duality)")]
@@ -173,7 +169,7 @@ def fig_iterations(recs: list[Rec]) -> dict[str, Any]:
             ax.set_title(title)
     for ax in axes.flat:
         ax.set_xlabel("iteration + 1")
-        _floor_line(ax)
+        floor_line(ax)
     for ax in axes.flat[2:]:
         ax.axhline(NC_MARK, color="0.3", lw=0.8, ls="--", label=f"{NC_MARK:g}")
     from matplotlib.lines import Line2D
@@ -211,7 +207,7 @@ def fig_cm(recs: list[Rec]) -> dict[str, Any]:
     a.legend(ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     b.set(yscale="log", xlabel="predicted c_m", ylabel="|measured / predicted - 1|",
           title="Relative error of the measured scale")
-    _floor_line(b, 1e-5)
+    floor_line(b, 1e-5)
     b.legend(loc="upper left")
     return {"cm_predicted_vs_measured": fig}
 
@@ -336,10 +332,8 @@ def fig_dimension(recs: list[Rec]) -> dict[str, Any]:
 
 def _dim_geometry(recs: list[Rec]) -> Any:
     """Top: the classifier rows at d = 2 (a dead row -- zero, see
-    :func:`ufm.report.regimes.dead_classes` -- is a cross at the origin). Bottom: cosines
+    :func:`ufm.report.tables.dead_classes` -- is a cross at the origin). Bottom: cosines
     between live rows at d = K-2; a dead row has no direction, its cells are blank."""
-    from .regimes import dead_classes
-
     Ks = sorted({prob(r)["K"] for r in recs})
     fig, axes = plt.subplots(2, len(Ks), figsize=(3.4 * len(Ks), 6.8), constrained_layout=True)
     im: Any = None
@@ -479,8 +473,8 @@ def fig_losses(recs: list[Rec]) -> dict[str, Any]:
     axes[0].set(ylabel="tag-wise scale, m = 2", title="Scale of pair features")
     axes[1].set(yscale="log", ylabel="NC2_W", title="Classifier ETF (NC2_W)")
     axes[2].set(yscale="log", ylabel="max angle(h_S, h_j + h_k) (deg)", title="Tag-wise angle, m = 2")
-    _floor_line(axes[1], 3)
-    _floor_line(axes[2], 300)
+    floor_line(axes[1], 3)
+    floor_line(axes[2], 300)
     for ax in axes:
         ax.set_xticks(x, labels, fontsize=7)
     for c in axes[2].containers:

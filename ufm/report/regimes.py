@@ -10,6 +10,7 @@ from .tables import (
     Rec,
     Table,
     best_run,
+    dead_classes,
     excess,
     fmt,
     group,
@@ -158,19 +159,6 @@ def phase(recs: list[Rec]) -> Built:
     return [t1, t2], findings
 
 
-DEAD = DEAD_CLASS_TOL  # a classifier row is dead when its norm is at most DEAD x the largest row norm
-
-
-def dead_classes(r: Rec) -> list[int]:
-    """Classes whose classifier row is zero: ``||w_k|| <= DEAD_CLASS_TOL max_j ||w_j||``.
-
-    Such a class's logit is the bias alone, the same for every sample, and the cosines
-    between its row and the others are quotients of rounding errors."""
-    norms = [num(c["norm_w"]) for c in r["geometry"]["classes"]]
-    top = max(norms)
-    return [k for k, v in enumerate(norms) if top > 0 and v <= DEAD * top]
-
-
 def live_cosines(r: Rec) -> tuple[float, float]:
     """Smallest and largest cosine between two live (not dead) classifier rows."""
     dead = set(dead_classes(r))
@@ -246,7 +234,7 @@ def dimension(recs: list[Rec]) -> Built:
         ("certified gap", "cert", "r")], rows,
         note=f"min phi is the theorem's optimum, reached for every d >= K-1; the certified gap is relative "
              f"to the convex bound, which does not depend on d. A class is dead when its classifier row has "
-             f"norm <= {DEAD:g} x the largest row norm; cosines are between live rows only. Decoding: nearest "
+             f"norm <= {DEAD_CLASS_TOL:g} x the largest row norm; cosines are between live rows only. Decoding: nearest "
              "tag-wise prototype, ties (within rounding) count as failures; the last column is over the samples "
              "whose label set contains a dead class.")
     below = [x for x in rows if x["rel"] < 0]
@@ -281,7 +269,7 @@ def dimension(recs: list[Rec]) -> Built:
 def _dead_sentence(x: dict) -> str:
     live = [v for k, v in enumerate(x["norms"]) if k not in x["dead_list"]]
     return (f"Dead classes at (K={x['K']}, d={x['d']}): the best minimum sets the classifier row of class "
-            f"{', '.join(map(str, x['dead_list']))} to zero (norm <= {DEAD:g} x the largest; live rows "
+            f"{', '.join(map(str, x['dead_list']))} to zero (norm <= {DEAD_CLASS_TOL:g} x the largest; live rows "
             f"{min(live):.3f}..{max(live):.3f}), so its logit is the same for every sample; decoding accuracy "
             f"{x['acc']:.3f} overall, {x['dead_acc']:.3f} on the samples whose label set contains a dead class.")
 

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..metrics import DEAD_CLASS_TOL
+
 FLOOR = 1e-8
+FLOOR_LABEL = "below 1e-8: drawn at 1e-8 (rounding)"
 TRIVIAL_NORM = 1e-6  # ||W||_F below this: the trivial solution, NC metrics undefined
 
 Rec = dict[str, Any]
@@ -162,3 +165,22 @@ def best_run(rs: list[Rec]) -> Rec:
     tied = [r for r in rs if r["summary"]["objective"] <= f0 + 1e-9 * abs(f0)]
     return min(tied, key=lambda r: r["cell"]["seed"])
 
+
+def floor_line(ax: Any, top: float | None = None) -> None:
+    """Log axis from just below ``FLOOR``; a dotted line marks it (figures draw residuals
+    below it at it: their digits are rounding noise, as the tables' ``<1e-08``)."""
+    ax.axhline(FLOOR, color="0.5", lw=0.8, ls=":", label=FLOOR_LABEL)
+    ax.set_ylim(FLOOR / 3, top)
+
+
+DEAD = DEAD_CLASS_TOL  # a classifier row is dead when its norm is at most DEAD x the largest row norm
+
+
+def dead_classes(r: Rec) -> list[int]:
+    """Classes whose classifier row is zero: ``||w_k|| <= DEAD_CLASS_TOL max_j ||w_j||``.
+
+    Such a class's logit is the bias alone, the same for every sample, and the cosines
+    between its row and the others are quotients of rounding errors."""
+    norms = [num(c["norm_w"]) for c in r["geometry"]["classes"]]
+    top = max(norms)
+    return [k for k, v in enumerate(norms) if top > 0 and v <= DEAD * top]

@@ -20,7 +20,8 @@ LAZY = {"convex": ("convex", "convex"), "network": ("..networks.train", "network
 
 def solve(
     problem: UFMProblem, method: str = "lbfgs", x0: np.ndarray | tuple | None = None, *,
-    rng: np.random.Generator | int | None = None, fixed_W: Any = None, **options: Any,
+    rng: np.random.Generator | int | None = None, fixed_W: Any = None, device: str | None = None,
+    **options: Any,
 ) -> Result:
     """Minimise ``F(W, H, b)`` of ``problem`` (definitions: ``docs/theory.md``).
 
@@ -46,6 +47,9 @@ def solve(
     fixed_W : ndarray of shape (K, d) or str ``"etf[:SCALE]"``, optional
         Freezes the classifier: ``F`` is minimised over ``(H, b)`` only, a convex problem
         solved exactly by :func:`ufm.fixed.solve_fixed` whatever ``method`` says.
+    device : {"cpu", "cuda"}, optional
+        ``"cuda"``: L-BFGS on the grouped objective in a GPU array library (CuPy, PyTorch or
+        JAX, :mod:`ufm.solvers.device`; method "lbfgs" only); ``"cpu"`` or None: this default path.
     **options
         Keyword options of the method; unknown names raise ``UFMError``.
 
@@ -137,6 +141,12 @@ def solve(
     if not isinstance(method, str):
         raise TypeError(f"The 'method' argument of ufm.solve must be a name such as \"lbfgs\"; got "
                         f"{type(method).__name__}.")
+    if device not in (None, "cpu"):
+        from .device import solve_on_device
+
+        if method != "lbfgs" or fixed_W is not None:
+            raise UFMError(f"device={device!r} runs method 'lbfgs' without fixed_W; got method {method!r}.")
+        return attach_certificate(problem, solve_on_device(problem, device, x0, rng=rng, **options))
     if fixed_W is not None:
         from ..fixed import solve_fixed
 

@@ -13,8 +13,8 @@ import numpy as np
 from ..designs import as_rng
 from ..exceptions import ConvergenceWarning, UFMError, param_error
 from ..metrics import nc1, nc2_h, nc2_w, nc3
-from ..objective import Evaluator, fun_and_grad, pack, random_point, unpack
-from ..problem import UFMProblem, real_array
+from ..objective import Evaluator, fun_and_grad, given_point, random_point, unpack
+from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 
 
@@ -128,15 +128,7 @@ def starting_point(
 
             return random_start(problem, scale=init_scale, rng=as_rng(rng))
         return random_point(problem, scale=init_scale, rng=as_rng(rng))
-    if isinstance(x0, tuple):
-        W, H, b = x0
-        b = np.zeros(problem.K) if b is None else b
-        x = pack(real_array("W", W, "x0"), real_array("H", H, "x0"), real_array("b", b, "x0"), problem.bias)
-    else:
-        x = np.array(real_array("x0", x0, "solve"), dtype=np.float64)
-    if x.shape != (problem.n_vars,):
-        raise UFMError(f"x0 must have {problem.n_vars} entries (packed W, H, b); got shape {x.shape}.")
-    return x.copy()
+    return given_point(problem, x0)
 
 
 METRIC_KEYS = ("nc1", "nc2_w", "nc2_h", "nc3")

@@ -1,0 +1,102 @@
+"""The array-API path (ufm.xp, ufm.solvers.device): the same objective and L-BFGS on numpy,
+array-api-strict and JAX arrays agree with the numpy path; ``device="cuda"`` without a GPU is one error."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import ufm
+from ufm.exceptions import UFMError
+from ufm.objective import fun_and_grad, hessian_operator, pack, random_point, unpack
+from ufm.solvers.device import solve_xp
+from ufm.xp.objective import ArrayObjective
+from ufm.xp.protocol import Objective
+
+NAMESPACES = ["array_api_compat.numpy", "array_api_strict", "jax.numpy"]
+
+
+def _xp(name: str):
+    pytest.importorskip(name.split(".")[0])
+    return importlib.import_module(name)
+
+
+def _tiny(bias: bool = True, loss: str = "pal") -> ufm.UFMProblem:
+    return ufm.UFMProblem(ufm.balanced(4, {1: 3, 2: 1}), d=4, lam_W=5e-3, lam_H=5e-3, lam_b=5e-3, bias=bias, loss=loss)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_the_same_solve_agrees_with_the_numpy_path(name):
+    xp = _xp(name)
+    p = _tiny()
+    ref = ufm.solve(p, rng=0)
+    r = solve_xp(p, xp, rng=0)
+    assert r.success and r.extra["namespace"] == xp.__name__
+    assert abs(r.extra["fun_device"] - ref.fun) <= 1e-12 * abs(ref.fun)  # F as the device computed it
+    assert abs(r.fun - ref.fun) <= 1e-12 * abs(ref.fun)  # the embedded point, evaluated by numpy
+    assert ufm.verify(p, r.W, r.H, r.b).passed
+
+
+@pytest.mark.parametrize("name", NAMESPACES[:2])
+@pytest.mark.parametrize("bias,loss", [(True, "pal"), (False, "pal-normalized")])
+def test_value_gradient_and_hessian_match_the_numpy_objective(name, bias, loss):
+    xp = _xp(name)
+    p = _tiny(bias, loss)
+    x, v = random_point(p, rng=1), random_point(p, rng=2)
+    obj = ArrayObjective(p, xp, grouped=False)
+    assert isinstance(obj, Objective)
+    z = obj.restrict(*unpack(x, p))
+    f, g = obj.value_and_grad(z)
+    f0, g0 = fun_and_grad(x, p)
+    assert abs(f - f0) <= 1e-14 * abs(f0)
+    np.testing.assert_allclose(pack(*obj.embed(g), p.bias), g0, rtol=1e-12, atol=1e-16)
+    hv = obj.hvp(z, obj.restrict(*unpack(v, p)))
+    np.testing.assert_allclose(pack(*obj.embed(hv), p.bias), hessian_operator(x, p)(v), rtol=1e-11, atol=1e-15)
+
+
+def test_the_grouped_objective_is_F_on_points_equal_within_each_label_set():
+    import array_api_strict as xp
+
+    p = _tiny()
+    obj = ArrayObjective(p, xp, grouped=True)
+    z = obj.restrict(*unpack(random_point(p, rng=3), p))
+    W, H, b = obj.embed(z)  # features repeated over each label set's samples
+    assert H.shape == (p.d, p.N)
+    f, g = obj.value_and_grad(z)
+    f0, g0 = fun_and_grad(pack(W, H, b), p)
+    assert abs(f - f0) <= 1e-14
+    # chain rule: the gradient in h_S is the full gradient summed over the set's samples
+    gW0, gH0, gb0 = unpack(g0, p)
+    starts = np.concatenate(([0], np.cumsum(p.design.group_counts)[:-1]))
+    gW, gH, gb = (np.from_dlpack(a) for a in obj.unpack(g))
+    np.testing.assert_allclose(gH, np.add.reduceat(gH0, starts, axis=1), rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(gW, gW0, rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(gb, gb0, rtol=1e-12, atol=1e-16)
+
+
+def test_device_cuda_without_a_gpu_is_one_clear_error(capsys):
+    from ufm.cli import main
+    from ufm.xp.devices import namespace
+
+    try:
+        namespace("cuda")
+    except UFMError as exc:
+        assert "no GPU array library with a CUDA device" in str(exc)
+    else:
+        pytest.skip("a GPU array library with a CUDA device is present")
+    with pytest.raises(UFMError, match="no GPU array library"):
+        ufm.solve(_tiny(), device="cuda")
+    code = main(["solve", "--K", "4", "--d", "4", "--profile", "1:3,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3",
+                 "--device", "cuda"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--device cuda" in err[0]
+
+
+def test_device_names_and_options_are_checked():
+    with pytest.raises(UFMError, match="device must be one of"):
+        ufm.solve(_tiny(), device="tpu")
+    with pytest.raises(UFMError, match="do not apply to the device path"):
+        solve_xp(_tiny(), importlib.import_module("array_api_strict"), polish=True)
+    assert ufm.solve(_tiny(), device="cpu", rng=0).extra.get("engine") != "array-api"  # cpu: the numpy path
