@@ -471,7 +471,7 @@ def from_indicator(Y: np.ndarray) -> tuple[LabelDesign, np.ndarray]:
     (True, ((0,), (1,), (0, 1)))
     """
     from .memory import check as check_memory
-    from .problem import real_array
+    from .validate import real_array
 
     if isinstance(Y, (str, bytes, dict)) or Y is None:
         raise TypeError(f"The 'Y' argument of ufm.from_indicator must be a 0/1 array of shape (K, N); got "

@@ -42,7 +42,7 @@ def _shape_error(name: str, want: str, got: tuple, hint: str = "") -> UFMError:
 
 
 def _real_array(path: Path, name: str, value: Any) -> np.ndarray:
-    from .problem import real_array
+    from .validate import real_array
 
     return real_array(name, value, str(path))
 

@@ -581,7 +581,7 @@ def decoding_accuracy(
 def _checked_inputs(W: object, H: object, b: object, Y: object, predicted_scale: object) -> tuple:
     """The arrays of :func:`all_metrics` as float64, refused (one sentence naming the argument) when
     not real, not finite, of shapes that do not fit, or with labels that are not 0/1."""
-    from .problem import real_array
+    from .validate import real_array
 
     W = real_array("W", W, "all_metrics")
     H = real_array("H", H, "all_metrics")

@@ -9,6 +9,7 @@ import numpy as np
 
 from .designs import LabelDesign
 from .exceptions import UFMError, param_error
+from .validate import real_array  # noqa: F401  (re-exported: verify, certificate, objective use it from here)
 
 LOSSES = ("pal", "pal-normalized", "bce")
 
@@ -20,17 +21,6 @@ def _positive_float(name: str, value: object, *, allow_zero: bool = False) -> fl
         rng = "[0, inf)" if allow_zero else "(0, inf)"
         raise param_error("UFMProblem", name, f"a float in {rng}", value)
     return v
-
-
-def real_array(name: str, value: object, owner: str = "ufm") -> np.ndarray:
-    """``value`` as a float64 array; complex, non-numeric or object input is refused (never truncated)."""
-    arr = np.asarray(value)
-    if arr.dtype.kind == "c":
-        raise UFMError(f"'{name}' given to {owner} is complex ({arr.dtype}); the UFM is real -- pass the "
-                       "real part explicitly if that is what you mean.")
-    if arr.dtype.kind not in "biuf":
-        raise UFMError(f"'{name}' given to {owner} must be numeric; got dtype {arr.dtype}.")
-    return arr.astype(np.float64, copy=False)
 
 
 MU_MIN = 1e-150  # smallest sqrt(lam_W lam_H) accepted (1e-150 still solves and certifies, gap 5e-12; at 1e-200 the theory's Newton solve hit a singular Hessian)
