@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -264,8 +264,15 @@ def scaling_study(problem: ufm.UFMProblem, x0: np.ndarray, F_star: float, name: 
     return rows
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line, as ufm's own commands print them (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+    ap = _Parser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,M,L,W", help="comma-separated subset of S,M,L,W (default all)")
     ap.add_argument("--budget", type=float, default=600.0,

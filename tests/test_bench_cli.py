@@ -20,6 +20,17 @@ def test_an_unwritable_out_is_refused_before_the_work(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert f"--out {afile}: cannot write the report there" in err
     assert afile.read_text() == "mine"
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err, err
+
+
+@pytest.mark.parametrize("argv", [["--sizes", "Q"], ["--no-such-flag"], ["--budget", "x"]])
+def test_bad_arguments_are_one_line_without_the_usage_dump(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_main.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err, err
+    assert err.startswith("python -m benchmarks: error: ")
 
 
 def test_ctrl_c_before_any_size_writes_nothing_and_keeps_the_last_report(tmp_path, capsys, monkeypatch):
