@@ -259,3 +259,22 @@ def test_minority_brackets_are_rounded_outwards():
     assert bracket(0.123456781, 0.123456789, 5) == "(0.12345, 0.12346]"
     assert bracket(0.0076923038, 0.0076923116, 8) == "(0.0076923038, 0.0076923116]"
     assert bracket(0.25, 0.2500001, 5) == "(0.25, 0.25001]"
+
+
+@pytest.mark.slow
+def test_minority_merge_closed_form_inside_the_bisection_bracket_on_every_spec_design(runs):
+    """Both routes of ufm.thresholds on every design of the minority spec: the closed form the
+    report quotes lies in the bracket found by bisection alone (method="bisection")."""
+    from ufm.designs import from_counts
+    from ufm.thresholds import threshold
+
+    seen = {}
+    for r in _recs(runs, "minority"):
+        p = r["summary"]["problem"]
+        seen[str((p["sets"], p["counts"]))] = (_family(r), _ratio(r), p)
+    assert len(seen) == 23  # R = 1: the two pair variants coincide
+    for fam, R, p in seen.values():
+        design = from_counts(4, {tuple(S): c for S, c in zip(p["sets"], p["counts"])})
+        res = threshold("merge", design, classes=(2, 3), lam_b=p["lam_b"], bias=p["bias"], method="bisection")
+        lo, hi = res.bracket
+        assert res.certified and lo < _closed_merge(fam, R) <= hi and (hi - lo) / hi <= 1e-6
