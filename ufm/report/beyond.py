@@ -373,6 +373,7 @@ def fig_minority(recs: list[Rec]) -> dict[str, Any]:
         ax.set_yscale("log", base=2)
         ax.set_xlim(lo_mu / 1.6, hi_mu * 1.3)
         Rs = sorted({x["R"] for x in rs})
+        ax.set_ylim(min(Rs) / 1.6, max(Rs) * 1.6)
         ax.set_yticks(Rs, [str(R) for R in Rs])
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(axis="x", which="both", lw=0.3, alpha=0.5)
