@@ -203,9 +203,9 @@ def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
         row: dict[str, Any] = {"pairs": FAMILIES[fam], "p": fam, "R": R, "N": N, "alone": _alone(p), "th": th,
                                "merge": th["merge"]["mu"], "trivial": th["trivial"]["mu"],
                                "merge_cf": f"{th['merge']['mu']:.10g}", "trivial_cf": f"{th['trivial']['mu']:.10g}",
-                               "in_merge": bracket(*th["merge"]["bracket"], 8),
-                               "in_vanish": bracket(*th["vanish"]["bracket"], 8),
-                               "in_trivial": bracket(*th["trivial"]["bracket"], 8),
+                               "in_merge": bracket(th["merge"]["bracket"][0], th["merge"]["bracket"][1], 8),
+                               "in_vanish": bracket(th["vanish"]["bracket"][0], th["vanish"]["bracket"][1], 8),
+                               "in_trivial": bracket(th["trivial"]["bracket"][0], th["trivial"]["bracket"][1], 8),
                                "Rmerge": R * th["merge"]["mu"], "states": []}
         row.update({f"m{i}": "—" for i in range(len(mus))})
         for r in sorted(rs, key=lambda r: r["params"]["mu"]):
