@@ -91,45 +91,94 @@ def _states(r: dict) -> tuple[float, float]:
     return float(np.linalg.norm(W[2] - W[3]) / max(n.max(), 1e-300)), float(max(n[2], n[3]) / max(n.max(), 1e-300))
 
 
+def _family(r: dict) -> int:
+    des = r["params"]["design"]
+    return 2 if des["kind"] == "counts" else des["pairs"]
+
+
+def _closed_merge(fam: int, R: int) -> float:
+    """mu_23 of the spec's designs, by hand: sqrt((n_{2\\3} + n_{3\\2})/2)/N with N = 2R + 2 (+ 6 pairs,
+    or + R + 5 when the majority pair comes R times)."""
+    return {0: 1 / (2 * R + 2), 1: math.sqrt(3) / (2 * R + 8), 2: math.sqrt(3) / (3 * R + 7)}[fam]
+
+
+def _parse_bracket(text: str) -> tuple[float, float]:
+    lo, hi = re.fullmatch(r"\(([\d.e-]+), ([\d.e-]+)\]", text).groups()
+    return float(lo), float(hi)
+
+
 def test_minority_collapse_from_the_records(runs):
     recs = _recs(runs, "minority")
     assert max(abs(r["summary"]["certificate"]["rel_gap"]) for r in recs) < 1e-9
-    first: dict[tuple[int, int], float] = {}
-    for r in sorted(recs, key=lambda r: r["params"]["mu"]):
-        p = r["summary"]["problem"]
-        n = {tuple(S): c for S, c in zip(p["sets"], p["counts"])}
-        des = r["params"]["design"]
-        key = (2 if des["kind"] == "counts" else des["pairs"], n[(0,)] // n[(3,)])
+    for r in recs:
         delta, _ = _states(r)
-        if delta < 1e-5 and key not in first:
-            first[key] = r["params"]["mu"]
-        if n[(0,)] == n[(3,)] and r["summary"]["metrics"]["norm_W"] > 1e-6:
+        if _ratio(r) == 1 and r["summary"]["metrics"]["norm_W"] > 1e-6:
             assert delta > 1.6  # the balanced designs keep an ETF: |w_j - w_k| = sqrt(8/3) |w|
-    single = {R: mu for (p, R), mu in first.items() if p == 0}
-    multi = {R: mu for (p, R), mu in first.items() if p == 1}
-    assert len(single) >= 4 and all(R >= 8 for R in single)
-    heavy = {R: mu for (p, R), mu in first.items() if p == 2}
-    for R, mu in single.items():  # pairs never merge the minority rows earlier than singles alone
-        assert multi.get(R, math.inf) > mu
-        assert mu <= heavy.get(R, math.inf) < multi.get(R, math.inf)  # imbalanced pairs: in between
-    mus = sorted({r["params"]["mu"] for r in recs})
-    below = {R: mus[mus.index(mu) - 1] for R, mu in single.items()}  # not merged there: the grid bracket's left end
-    text = " ".join(BUILDERS["minority"](recs)[1])
-    line = text[text.index("single-label: R="):text.index("; with every pair once")]
-    got = {int(R): (float(a), float(b)) for R, a, b in re.findall(r"R=(\d+): \(([\d.e-]+), ([\d.e-]+)\]", line)}
-    assert sorted(got) == sorted(single)
-    tmpl = {_ratio(r): r for r in recs if r["params"]["design"].get("pairs") == 0 and "counts" in r["params"]["design"]}
-    for R, (a, b) in got.items():
-        assert below[R] <= a < b <= single[R] and b / a - 1 <= 1.2e-4  # narrowed inside the grid interval
-        p = UFMProblem.from_dict(tmpl[R]["summary"]["problem"])
-        for mu, merged in ((a * (1 - 1e-6), False), (b * (1 + 1e-6), True)):  # re-solved here, independently
+    tables, findings = BUILDERS["minority"](recs)
+    text = " ".join(findings)
+    rows = {(r["design"], int(r["R"])): r for r in _table_rows(tables[1])}
+    fam_name = {0: "single-label", 1: "every pair once", 2: "pair {0,1} R times"}
+    for r in recs:  # every stored optimum (ufm.solve, not ufm.thresholds) lies on the side of each threshold
+        fam, R, mu = _family(r), _ratio(r), r["params"]["mu"]
+        row = rows[(fam_name[fam], R)]
+        mlo, mhi = _parse_bracket(row["merge bracket"])
+        vlo, vhi = _parse_bracket(row["vanish bracket"])
+        assert mlo < _closed_merge(fam, R) <= mhi and mhi / mlo - 1 < 2.1e-6
+        assert float(row["merge mu_23 (closed form)"]) == pytest.approx(_closed_merge(fam, R), rel=1e-9)
+        W = np.asarray(r["arrays"]["W"])
+        top = np.linalg.norm(W, axis=1).max()
+        if top < 1e-6:
+            continue
+        delta, rho = np.linalg.norm(W[2] - W[3]) / top, np.linalg.norm(W[2]) / top
+        if mu < mlo:
+            assert delta > 1e-3, (fam, R, mu)
+        if mu > mhi:
+            assert delta < 1e-5, (fam, R, mu)
+        if mu < vlo:
+            assert rho > 1e-3, (fam, R, mu)
+        if mu > vhi:
+            assert rho < 1e-5, (fam, R, mu)
+    for fam in (0, 1, 2):
+        line = ", ".join(f"R={R}: {_closed_merge(fam, R):.4g}" for R in (1, 2, 4, 8, 16, 32, 64, 128))
+        assert line in text, fam
+    # how much adding pairs raises the merging threshold, per pair design, from the hand-written closed forms
+    for fam, first in ((1, 4), (2, 8)):
+        f1, f128 = (_closed_merge(fam, R) / _closed_merge(0, R) for R in (1, 128))
+        assert f"by {f1:.4g} at R=1 to {f128:.4g} at R=128" in text
+        assert f"factor > 1, from R={first} on" in text
+        assert _closed_merge(fam, first) > _closed_merge(0, first) and _closed_merge(fam, first // 2) < _closed_merge(0, first // 2)
+    assert "adding every pair once multiplies" in text and "adding the majority pair {0,1} R times" in text
+    for lim in (0.5, math.sqrt(3) / 2, 1 / math.sqrt(3)):  # R mu_23 -> sqrt(a/2)/(dN/dR)
+        assert f"towards sqrt(a/2)/(dN/dR) = {lim:.4g}" in text
+    assert "read off" not in text  # no grid read-off is quoted
+
+
+def _table_rows(t) -> list[dict]:
+    head = [h for h, _, _ in t.columns]
+    return [dict(zip(head, c)) for c in t.cells()]
+
+
+@pytest.mark.parametrize("counts,sets", [
+    ([32, 32, 1, 1], None),
+    ([16, 16, 1, 1, 1, 1, 1, 1, 1, 1], [[0], [1], [2], [3], [0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]),
+])
+def test_minority_thresholds_by_an_independent_route(counts, sets):
+    """The report's brackets against the rows of certified unconstrained optima (ufm.solve) just
+    outside them: apart / non-zero below, merged / zero above."""
+    from ufm.designs import from_counts
+    from ufm.report.minority_thresholds import thresholds
+
+    sets = sets or [[k] for k in range(4)]
+    design = from_counts(4, {tuple(S): c for S, c in zip(sets, counts)})
+    p = UFMProblem(design, 4, 1e-3, 1e-3, 1e-2, bias=True)
+    th = thresholds(p.to_dict())
+    for kind, col in (("merge", lambda W: np.linalg.norm(W[2] - W[3])), ("vanish", lambda W: np.linalg.norm(W[2]))):
+        lo, hi = th[kind]["bracket"]
+        for mu, gone in ((lo * (1 - 1e-3), False), (hi * (1 + 1e-3), True)):
             res = solve(replace(p, lam_W=mu, lam_H=mu), "lbfgs", rng=1)
             assert abs(res.rel_gap) < 1e-9
-            W = res.W
-            delta = np.linalg.norm(W[2] - W[3]) / np.linalg.norm(W, axis=1).max()
-            assert (delta < 1e-5) == merged, (R, mu, delta)
-        assert a < 1 / (2 * (R + 1)) <= b  # the candidate closed form the report states
-    assert "it lies inside 5 of the 5 certified brackets (every one)" in text
+            x = col(res.W) / np.linalg.norm(res.W, axis=1).max()
+            assert (x < 1e-5) == gone, (kind, mu, x)
 
 
 def _ratio(r: dict) -> int:
@@ -202,3 +251,30 @@ def test_deadclass_findings_from_fresh_sweeps(tmp_path):
         if r["summary"]["problem"]["d"] == r["summary"]["problem"]["K"] - 1:
             n = np.linalg.norm(np.asarray(r["arrays"]["W"]), axis=1)
             assert n.min() > 1e-3 * n.max()
+
+
+def test_minority_brackets_are_rounded_outwards():
+    from ufm.report.beyond import bracket
+
+    assert bracket(0.123456781, 0.123456789, 5) == "(0.12345, 0.12346]"
+    assert bracket(0.0076923038, 0.0076923116, 8) == "(0.0076923038, 0.0076923116]"
+    assert bracket(0.25, 0.2500001, 5) == "(0.25, 0.25001]"
+
+
+@pytest.mark.slow
+def test_minority_merge_closed_form_inside_the_bisection_bracket_on_every_spec_design(runs):
+    """Both routes of ufm.thresholds on every design of the minority spec: the closed form the
+    report quotes lies in the bracket found by bisection alone (method="bisection")."""
+    from ufm.designs import from_counts
+    from ufm.thresholds import threshold
+
+    seen = {}
+    for r in _recs(runs, "minority"):
+        p = r["summary"]["problem"]
+        seen[str((p["sets"], p["counts"]))] = (_family(r), _ratio(r), p)
+    assert len(seen) == 23  # R = 1: the two pair variants coincide
+    for fam, R, p in seen.values():
+        design = from_counts(4, {tuple(S): c for S, c in zip(p["sets"], p["counts"])})
+        res = threshold("merge", design, classes=(2, 3), lam_b=p["lam_b"], bias=p["bias"], method="bisection")
+        lo, hi = res.bracket
+        assert res.certified and lo < _closed_merge(fam, R) <= hi and (hi - lo) / hi <= 1e-6

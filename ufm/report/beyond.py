@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from .conjecture import conjecture, fig_conjecture  # noqa: E402
 from .deadclass import deadclass, fig_deadclass  # noqa: E402
-from .minority_thresholds import REL, bisect, state_of  # noqa: E402
+from .minority_thresholds import RTOL, ZERO, state_of, thresholds  # noqa: E402
 from .tables import (  # noqa: E402
     Rec,
     Table,
@@ -35,7 +35,6 @@ from .tables import (  # noqa: E402
 
 Built = tuple[list[Table], list[str]]
 COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
-ZERO = 1e-5  # a classifier row (or a row difference) below ZERO x the largest row norm is 0
 
 
 def _claims(recs: list[Rec]) -> tuple[int, int]:
@@ -174,6 +173,7 @@ def _minority_state(r: Rec) -> tuple[str, float, float]:
 
 
 FAMILIES = {0: "single-label", 1: "every pair once", 2: "pair {0,1} R times"}
+PAIR_FAMILIES = {1: "adding every pair once", 2: "adding the majority pair {0,1} R times and every other pair once"}
 
 
 def _family(r: Rec) -> int:
@@ -188,65 +188,69 @@ def _ratio(r: Rec) -> int:
     return int(n[(0,)] // n[(p["K"] - 1,)])
 
 
+def _alone(p: dict) -> int:
+    """``n_{2\\3} + n_{3\\2}``: the samples carrying exactly one of the minority classes."""
+    return sum(int(c) for S, c in zip(p["sets"], p["counts"]) if (2 in S) != (3 in S))
+
+
 def _minority_rows(recs: list[Rec]) -> tuple[list[dict], list[float]]:
     mus = sorted({float(r["params"]["mu"]) for r in recs})
     rows: list[dict] = []
     for (fam, R), rs in sorted(group(recs, lambda r: (_family(r), _ratio(r))).items()):
-        row: dict[str, Any] = {"pairs": FAMILIES[fam], "p": fam, "R": R}
+        p = prob(rs[0])
+        th = thresholds(p)
+        N = int(sum(p["counts"]))
+        row: dict[str, Any] = {"pairs": FAMILIES[fam], "p": fam, "R": R, "N": N, "alone": _alone(p), "th": th,
+                               "merge": th["merge"]["mu"], "trivial": th["trivial"]["mu"],
+                               "merge_cf": f"{th['merge']['mu']:.10g}", "trivial_cf": f"{th['trivial']['mu']:.10g}",
+                               "in_merge": bracket(th["merge"]["bracket"][0], th["merge"]["bracket"][1], 8),
+                               "in_vanish": bracket(th["vanish"]["bracket"][0], th["vanish"]["bracket"][1], 8),
+                               "in_trivial": bracket(th["trivial"]["bracket"][0], th["trivial"]["bracket"][1], 8),
+                               "Rmerge": R * th["merge"]["mu"], "states": []}
         row.update({f"m{i}": "—" for i in range(len(mus))})
-        first: dict[str, float | None] = {"merged": None, "zero": None, "trivial": None}
         for r in sorted(rs, key=lambda r: r["params"]["mu"]):
             st, rho, delta = _minority_state(r)
             mu = float(r["params"]["mu"])
             row[f"m{mus.index(mu)}"] = {"separate": f"{delta:.2f}", "merged": f"merged {rho:.2f}",
                                         "zero": "zero", "trivial": "trivial"}[st]
-            row.setdefault("states", []).append((mu, st, rho, delta))
-            for k in ("merged", "zero", "trivial"):
-                rank = ["separate", "merged", "zero", "trivial"]
-                if first[k] is None and rank.index(st) >= rank.index(k):
-                    first[k] = mu
-        row.update({f"mu_{k}": v for k, v in first.items()})
-        for k, v in first.items():  # the threshold lies in (previous grid mu, first grid mu reaching the state]
-            lo = None if v is None or mus.index(v) == 0 else mus[mus.index(v) - 1]
-            if lo is not None and v is not None:  # narrowed by certified bisection
-                lo, v, _ = bisect(prob(rs[0]), lo, v, k)
-            row[f"br_{k}"] = (lo, v) if v is not None else None
-            row[f"in_{k}"] = bracket(lo, v) if v is not None else "—"
+            row["states"].append((mu, st, rho, delta))
         rows.append(row)
     return rows, mus
 
 
-def bracket(lo: float | None, hi: float) -> str:
-    """A threshold known to lie in (lo, hi] (5 digits: the bisection's width is 1e-4 relative)."""
-    return f"({lo:.5g}, {hi:.5g}]" if lo is not None else f"<= {hi:.5g}"
+def _round(x: float, digits: int, up: bool) -> float:
+    """``x`` rounded to ``digits`` significant digits, outwards (up or down)."""
+    if x == 0:
+        return 0.0
+    e = math.floor(math.log10(abs(x))) - digits + 1
+    q = x / 10.0**e
+    q = math.ceil(q - 1e-9) if up else math.floor(q + 1e-9)
+    return q * 10.0**e
 
 
-def candidate(R: int) -> float:
-    """mu = 1/(2(R+1)): a closed form the single-label merging brackets suggest (checked, not derived)."""
-    return 1.0 / (2 * (R + 1))
+def bracket(lo: float, hi: float, digits: int = 5) -> str:
+    """A certified threshold ``lo < mu* <= hi``, written ``(lo, hi]`` with the ends rounded outwards."""
+    return f"({_round(lo, digits, False):.{digits}g}, {_round(hi, digits, True):.{digits}g}]"
 
 
-def interval_product(items: list[tuple[float, tuple[float | None, float]]]) -> tuple[float, float] | None:
-    """Intersection over R of the intervals R x (lo, hi]: where a constant C = R x threshold can lie
-    (None: empty, no constant fits; lo None counts as 0)."""
-    if not items:
-        return None
-    a = max(R * (lo or 0.0) for R, (lo, _) in items)
-    b = min(R * hi for R, (_, hi) in items)
-    return (a, b) if a < b else None
+def _by_R(rows: list[dict], fam: int) -> dict[int, dict]:
+    return {x["R"]: x for x in rows if x["p"] == fam}
 
 
-def _compare(a: dict, b: dict) -> str:
-    """How the merging threshold of family ``a`` compares with ``b`` over the ratios R of both (disjoint
-    brackets decide; overlapping ones leave the order open; never merging in the grid counts as infinite)."""
-    inf = (math.inf, math.inf)
-    common = [R for R in a if R in b and (a[R]["br_merged"] is not None or b[R]["br_merged"] is not None)]
-    ba = {R: (a[R]["br_merged"][0] or 0.0, a[R]["br_merged"][1]) if a[R]["br_merged"] else inf for R in common}
-    bb = {R: (b[R]["br_merged"][0] or 0.0, b[R]["br_merged"][1]) if b[R]["br_merged"] else inf for R in common}
-    earlier = sum(ba[R][1] < bb[R][0] for R in common)
-    later = sum(ba[R][0] > bb[R][1] for R in common)
-    return (f"earlier at {earlier}, later at {later}, undecided (overlapping brackets) at "
-            f"{len(common) - earlier - later} of the {len(common)} ratios where either merges in the grid")
+def _slope(d: dict[int, dict]) -> float:
+    """dN/dR of a family (N is linear in R in the spec's designs): from its smallest and largest R."""
+    a, b = min(d), max(d)
+    return (d[b]["N"] - d[a]["N"]) / (b - a)
+
+
+def _factors(pair: dict[int, dict], single: dict[int, dict]) -> dict[int, tuple[float, float, float]]:
+    """Per R: ``(merge ratio, vanish ratio lower bound, upper bound)`` of a pair family over single labels
+    (merge: a ratio of closed forms; vanish: bounds from the two certified brackets)."""
+    out = {}
+    for R in sorted(set(pair) & set(single)):
+        (plo, phi), (slo, shi) = pair[R]["th"]["vanish"]["bracket"], single[R]["th"]["vanish"]["bracket"]
+        out[R] = (pair[R]["merge"] / single[R]["merge"], plo / shi, phi / slo)
+    return out
 
 
 def minority(recs: list[Rec]) -> Built:
@@ -255,123 +259,134 @@ def minority(recs: list[Rec]) -> Built:
                "R samples; classes 2, 3: 1)", [("design", "pairs", "s"), ("R", "R", "i")]
                + [(f"mu={mu:g}", f"m{i}", "s") for i, mu in enumerate(mus)], rows,
                note=f"A number is ||w_2 - w_3|| / max_k ||w_k|| (rows apart); 'merged x': w_2 = w_3 (to {ZERO:g}) "
-                    f"with norm x of the largest; 'zero': minority rows below {ZERO:g} of the largest; 'trivial': W = 0.")
-    t2 = Table("minority_threshold", "Intervals (lo, hi] holding the mu at which the minority rows merge, vanish, "
-               "and W = 0 (certified bisection between the grid points)", [("design", "pairs", "s"), ("R", "R", "i"), ("mu merge in", "in_merged", "s"),
-                             ("mu zero in", "in_zero", "s"), ("mu trivial in", "in_trivial", "s")], rows,
-               note=f"The state is not reached at lo and reached at hi (both certified optima), hi/lo - 1 <= {REL:g}; "
-                    "'<= x': reached at the first grid point already. — : not reached within the grid.")
+                    f"with norm x of the largest; 'zero': minority rows below {ZERO:g} of the largest; 'trivial': W = 0. "
+                    "The grid only shows the states; the thresholds are in table minority_threshold.")
+    t2 = Table("minority_threshold", "Thresholds in mu at which the minority rows merge (w_2 = w_3), vanish "
+               "(w_2 = w_3 = 0) and W = 0: closed forms and certified brackets (ufm.thresholds)",
+               [("design", "pairs", "s"), ("R", "R", "i"), ("N", "N", "i"),
+                ("merge mu_23 (closed form)", "merge_cf", "s"), ("merge bracket", "in_merge", "s"),
+                ("R mu_23", "Rmerge", "g"), ("vanish bracket", "in_vanish", "s"),
+                ("trivial mu_0 (closed form)", "trivial_cf", "s"), ("trivial bracket", "in_trivial", "s")], rows,
+               note="Closed forms, proved in docs/thresholds.md: mu_23 = sqrt((n_{2\\3} + n_{3\\2})/2) / N "
+                    "(section 4; classes 2, 3 are exchangeable in every design here) and mu_0 = ||grad L(0)||_2 "
+                    f"(section 2). A bracket (lo, hi]: the property fails at lo and holds at hi, both ends certified "
+                    f"global optima, (hi - lo)/hi <= {RTOL:g}; ends rounded outwards to 8 digits. The vanishing "
+                    "threshold has no closed form (bisection).")
     certs = [abs(_cert(r)) for r in recs]
-    single = {x["R"]: x for x in rows if x["p"] == 0}
-    multi = {x["R"]: x for x in rows if x["p"] == 1}
-    heavy = {x["R"]: x for x in rows if x["p"] == 2}
-    both = [R for R in single if R in multi and single[R]["br_merged"] is not None]
-    # disjoint brackets decide the order; overlapping ones leave it open
-    later = [R for R in both if multi[R]["br_merged"] is None
-             or (multi[R]["br_merged"][0] or 0.0) > single[R]["br_merged"][1]]
-    same = [R for R in both if R not in later and multi[R]["br_merged"][1] >= (single[R]["br_merged"][0] or 0.0)]
+    single, multi, heavy = _by_R(rows, 0), _by_R(rows, 1), _by_R(rows, 2)
     merged_then_zero = sum(1 for x in rows for (_, st, _, _) in x["states"] if st == "merged")
     K = prob(recs[0])["K"]
     etf = math.sqrt(2 + 2 / (K - 1))
-    balanced_kept = all(st in ("separate", "trivial") for x in rows if x["R"] == 1 for (_, st, _, _) in x["states"])
-    bal_dist = [delta for x in rows if x["R"] == 1 for (_, st, _, delta) in x["states"] if st == "separate"]
-    steps = [y / x for x, y in zip(mus, mus[1:])]
+    bal = [x for x in rows if x["R"] == 1]
+    bal_dist = [delta for x in bal for (_, st, _, delta) in x["states"] if st == "separate"]
+    bal_together = all(abs(x["merge"] / x["trivial"] - 1) <= 1e-9
+                       and x["th"]["vanish"]["bracket"][0] < x["trivial"] <= x["th"]["vanish"]["bracket"][1] * (1 + RTOL)
+                       for x in bal)
 
-    def thr(d: dict, key: str) -> str:
-        return ", ".join(f"R={R}: {d[R]['in_' + key]}" for R in sorted(d) if d[R][key.join(('mu_', ''))] is not None) \
-            or "none in the grid"
+    bal_mu = ", ".join(f"{x['pairs']}: {x['trivial']:.4g}" for x in bal)
 
-    def scaling(d: dict) -> str:
-        items = [(R, x["br_merged"]) for R, x in sorted(d.items()) if x["br_merged"] is not None]
-        iv = interval_product(items)
-        prods = ", ".join(f"R={R}: ({R * lo:.4g}, {R * hi:.4g}]" for R, (lo, hi) in items if lo is not None)
-        if iv is None:
-            return (f"R x threshold = {prods}: no constant C fits all {len(items)} ratios that merge, so the "
-                    "threshold does not scale exactly like 1/R")
-        return (f"R x threshold = {prods}: a constant C in ({iv[0]:.4g}, {iv[1]:.4g}] fits all {len(items)} ratios "
-                "that merge, consistent with a threshold C/R")
+    def merges(d: dict) -> str:
+        return ", ".join(f"R={R}: {d[R]['merge']:.4g}" for R in sorted(d))
 
-    factor = [(multi[R]["br_merged"], single[R]["br_merged"]) for R in both if multi[R]["br_merged"] is not None]
-    flo = [m[0] / s_[1] for m, s_ in factor if m[0] is not None]
-    fhi = [m[1] / s_[0] for m, s_ in factor if s_[0] is not None]
+    def vanishes(d: dict) -> str:
+        return ", ".join(f"R={R}: {bracket(*d[R]['th']['vanish']['bracket'])}" for R in sorted(d))
+
+    def alone(d: dict) -> str:
+        a = sorted({x["alone"] for x in d.values()})
+        return ", ".join(str(v) for v in a)
+
+    def rmu(d: dict, name: str) -> str:
+        Rs = sorted(d)
+        lim = math.sqrt(d[Rs[0]]["alone"] / 2) / _slope(d)
+        return (f"{name} {d[Rs[0]]['Rmerge']:.4g} (R={Rs[0]}) to {d[Rs[-1]]['Rmerge']:.4g} (R={Rs[-1]}), "
+                f"towards sqrt(a/2)/(dN/dR) = {lim:.4g}")
+
+    def raise_(fam: int, d: dict) -> str:
+        f = _factors(d, single)
+        Rs = sorted(f)
+        m = [f[R][0] for R in Rs]
+        up = [R for R in Rs if f[R][0] > 1]
+        vlo, vhi = min(f[R][1] for R in Rs), max(f[R][2] for R in Rs)
+        return (f"{PAIR_FAMILIES[fam]} multiplies the merging threshold by {m[0]:.4g} at R={Rs[0]} to "
+                f"{m[-1]:.4g} at R={Rs[-1]} (range {min(m):.4g}..{max(m):.4g} over R = {Rs[0]}..{Rs[-1]}; "
+                + (f"a delay, factor > 1, from R={min(up)} on" if up else "never a delay") +
+                f") and the vanishing threshold by {vlo:.4g}..{vhi:.4g}")
+
     findings = [
         f"All {len(recs)} optima are certified global (largest certified gap {upto(max(certs))}; d = K, where the "
         "convex relaxation is tight).",
-        f"Minority collapse happens at finite imbalance and mu: the minority rows first merge (w_2 = w_3 with "
-        f"positive norm; {merged_then_zero} cells), then vanish, then the whole W. The merging threshold lies in "
-        f"(lo, hi] (not merged at lo, merged at hi; certified bisection between the grid points to hi/lo - 1 <= "
-        f"{REL:g}), single-label: {thr(single, 'merged')}; with every pair once: {thr(multi, 'merged')}.",
-        f"Multi-label samples delay minority collapse: at {len(later)} of the {len(both)} ratios where the "
-        f"single-label design merges inside the grid, the design with pairs merges at a larger mu (disjoint "
-        f"brackets) or not at all ({len(same)} undecided: overlapping brackets). "
-        + (f"The balanced designs (R = 1) never merge: their rows stay apart at distance {span(bal_dist)} "
-           f"(the ETF's sqrt(2 + 2/(K-1)) = {etf:.4g} for K = {K})." if balanced_kept and bal_dist else
-           "Even a balanced design (R = 1) has merged or vanished minority rows in some cell."),
-        f"The minority rows vanish at a mu in: single-label {thr(single, 'zero')}; with pairs "
-        f"{thr(multi, 'zero')}.",
-        f"Imbalanced pairs (the majority pair {{0,1}} R times, the other pairs once): merging threshold in "
-        f"{thr(heavy, 'merged')}; vanishing in {thr(heavy, 'zero')}. Against every pair once, "
-        f"the minority rows merge {_compare(heavy, multi)}; against single labels only, "
-        f"{_compare(heavy, single)}.",
-        f"Single-label: {scaling(single)}; with every pair once: {scaling(multi)}. Pairs raise the merging "
-        "threshold by a factor "
-        + (f"between {min(flo):.4g} and {max(fhi):.4g} over the ratios (bounds from the brackets: "
-           + ", ".join(f"R={R}: ({m[0] / s_[1]:.4g}, {m[1] / s_[0]:.4g})" for R, (m, s_) in
-                       zip([R for R in both if multi[R]["br_merged"] is not None], factor)
-                       if m[0] is not None and s_[0] is not None) + ")" if flo and fhi else "the grid cannot bound")
-        + f"; the grid itself steps by factors {min(steps):.2g} to {max(steps):.2g} in mu.",
+        f"Minority collapse happens at finite imbalance and mu: on the grid the minority rows first merge "
+        f"(w_2 = w_3 with positive norm; {merged_then_zero} cells), then vanish, then the whole W. The merging "
+        "threshold is mu_23 = sqrt(a/2)/N with a = n_{2\\3} + n_{3\\2} (closed form, proved in docs/thresholds.md; "
+        f"each inside its certified bracket of relative width {RTOL:g}): single-label (a = {alone(single)}) "
+        f"{merges(single)}; with every pair once (a = {alone(multi)}) {merges(multi)}; with the majority pair R "
+        f"times (a = {alone(heavy)}) {merges(heavy)}.",
+        f"The minority rows vanish at a mu in (certified brackets, bisection): single-label {vanishes(single)}; "
+        f"with every pair once {vanishes(multi)}; with the majority pair R times {vanishes(heavy)}.",
+        (f"At R = 1 (balanced designs) the minority rows merge and vanish only with the whole W: the merging "
+         f"closed form equals the trivial threshold ({bal_mu}) "
+         "and the vanishing bracket holds it" if bal_together else
+         "At R = 1 (balanced designs) the minority rows merge or vanish before W = 0 in some design")
+        + (f"; on the grid their rows stay apart at distance {span(bal_dist)} (the ETF's sqrt(2 + 2/(K-1)) = "
+           f"{etf:.4g} for K = {K})." if bal_dist else "."),
+        f"Pairs against single labels at the same R: {raise_(1, multi)}; {raise_(2, heavy)} (vanishing: bounds "
+        "from the certified brackets).",
+        f"R x merging threshold is not constant in R: {rmu(single, 'single-label')}; {rmu(multi, 'every pair once')}; "
+        f"{rmu(heavy, 'majority pair R times')} (dN/dR = {_slope(single):g}, {_slope(multi):g}, {_slope(heavy):g}): "
+        "the threshold is not C/R.",
     ]
-    fits = [R for R, x in single.items() if x["br_merged"] and (x["br_merged"][0] or 0.0) < candidate(R)
-            <= x["br_merged"][1]]
-    merging = [R for R, x in single.items() if x["br_merged"]]
-    if merging:
-        findings.append(
-            f"A candidate closed form for the single-label merging threshold, mu = 1/(2(R+1)) (equivalently "
-            f"lam_W lam_H = 1/(4 (R+1)^2); read off, not derived): it lies inside {len(fits)} of the "
-            f"{len(merging)} certified brackets" + (" (every one)." if len(fits) == len(merging) else
-                                                   f" (not in R = {', '.join(str(R) for R in sorted(set(merging) - set(fits)))})."))
     return [t1, t2], findings
 
 
 def fig_minority(recs: list[Rec]) -> dict[str, Any]:
     rows, mus = _minority_rows(recs)
     fams = sorted({x["p"] for x in rows})
-    fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams) + 1, 4.8), constrained_layout=True, sharey=True,
+    fig, axes = plt.subplots(1, len(fams), figsize=(5.6 * len(fams) + 1, 5.0), constrained_layout=True, sharey=True,
                              squeeze=False)
     axes = axes[0]
     marks = {"separate": "o", "merged": "s", "zero": "x", "trivial": "."}
+    lines = (("merge", "tab:red", "-", "merge mu_23 (closed form)"),
+             ("vanish", "tab:blue", "--", "vanish (certified bracket)"),
+             ("trivial", "0.4", ":", "W = 0: mu_0 (closed form)"))
     sep = None
+    lo_mu = min(mus + [x["merge"] for x in rows])
+    hi_mu = max(mus + [x["trivial"] for x in rows])
     for ax, p in zip(axes, fams):
         rs = [x for x in rows if x["p"] == p]
         for st, mk in marks.items():
-            pts = [(x["R"], mu, delta) for x in rs for (mu, s, _, delta) in x["states"] if s == st]
+            pts = [(mu, x["R"], delta) for x in rs for (mu, s, _, delta) in x["states"] if s == st]
             if not pts:
                 continue
-            R, mu, dl = zip(*pts)
+            mu, R, dl = zip(*pts)
             if st == "separate":
-                sep = ax.scatter(R, mu, c=dl, marker=mk, s=40, cmap="viridis", vmin=0, vmax=1.7, label=st)
+                sep = ax.scatter(mu, R, c=dl, marker=mk, s=30, cmap="viridis", vmin=0, vmax=1.7, label=st)
             else:
-                ax.scatter(R, mu, color="k", marker=mk, s=40 if st != "trivial" else 20, label=st)
-        for key, col in (("br_merged", "tab:red"), ("br_zero", "tab:blue")):
-            # certified bisection: the threshold is known to 1e-4 relative -- drawn as a line through them
-            brs = [(x["R"], x[key]) for x in rs if x[key] is not None and x[key][0] is not None]
-            if brs:
-                ax.plot([R for R, _ in brs], [hi for _, (_, hi) in brs], "_-", color=col, lw=1.4, ms=14,
-                        label=f"{key[3:]} threshold (certified bisection)")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_yticks(mus, [f"{mu:g}" for mu in mus], fontsize=7)
+                ax.scatter(mu, R, color="k", marker=mk, s=30 if st != "trivial" else 15, label=st)
+        for x in rs:  # the thresholds: vertical ticks across each R's row, the merge value written beside
+            R = x["R"]
+            for key, col, ls, lab in lines:
+                lo, hi = x["th"][key]["bracket"]
+                ax.vlines(math.sqrt(lo * hi), R / 1.35, R * 1.35, color=col, ls=ls, lw=1.6, label=lab)
+            ax.annotate(f"{x['merge']:.4g}", (x["merge"], R * 1.3), xytext=(-2, 0), textcoords="offset points",
+                        ha="right", va="top", fontsize=6.5, color="tab:red")
+        ax.set_xscale("log")
+        ax.set_yscale("log", base=2)
+        ax.set_xlim(lo_mu / 1.6, hi_mu * 1.3)
+        Rs = sorted({x["R"] for x in rs})
+        ax.set_ylim(min(Rs) / 1.6, max(Rs) * 1.6)
+        ax.set_yticks(Rs, [str(R) for R in Rs])
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.grid(axis="y", lw=0.3, alpha=0.5)
-        ax.set_xlabel("imbalance ratio R (majority / minority samples)")
+        ax.grid(axis="x", which="both", lw=0.3, alpha=0.5)
+        ax.set_xlabel("mu = sqrt(lam_W lam_H)")
         ax.set_title({0: "single-label (profile m = 1 only)", 1: "multi-label: + every pair once",
-                      2: "imbalanced pairs: + pair {0,1} R times, others once"}[p])
-    axes[0].set_ylabel("mu = sqrt(lam_W lam_H)")
+                      2: "imbalanced pairs: + pair {0,1} R times, others once"}[p], fontsize=10)
+    axes[0].set_ylabel("imbalance ratio R (majority / minority samples)")
     handles, labels = axes[-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=6)
+    keep = dict(zip(labels, handles))  # one legend entry per label
+    fig.legend(list(keep.values()), list(keep), loc="outside lower center", ncol=7, fontsize=8)
     if sep is not None:
         fig.colorbar(sep, ax=axes, label="||w_2 - w_3|| / max ||w_k|| (rows apart)", shrink=0.8)
-    fig.suptitle("Minority collapse (K = 4, d = 4): certified global optima")
+    fig.suptitle("Minority collapse (K = 4, d = 4): certified global optima on the grid, exact thresholds as lines")
     return {"minority_phase": fig}
 
 
@@ -379,9 +394,11 @@ BUILDERS = {"fixed": fixed, "minority": minority, "conjecture": conjecture, "dea
 FIGURES = {"fixed": fig_fixed, "minority": fig_minority, "conjecture": fig_conjecture, "deadclass": fig_deadclass}
 ORDER = tuple(BUILDERS)
 CAPTIONS = {
-    "minority_phase": "State of the minority rows w_2, w_3 at every (R, mu) of the grid (colour: their distance when "
-                      "apart); the red and blue lines join the merging and vanishing thresholds found by certified "
-                      "bisection between the grid points (to 1e-4 relative); the mu axis is labelled at the grid.",
+    "minority_phase": "State of the minority rows w_2, w_3 at every (mu, R) of the grid (colour: their distance when "
+                      "apart). Vertical lines across each R's row mark the exact thresholds: red, the merge "
+                      "mu_23 (closed form, value written beside it); blue dashed, the vanishing threshold "
+                      "(certified bracket of relative width 1e-6, drawn at its midpoint); grey dotted, W = 0 at mu_0 "
+                      "(closed form). Numbers in table minority_threshold.",
     "deadclass": "Per d below K-1 and both mu/mu_crit: the dead rows of the best point (integer counts), the "
                  "share of the random starts that reached the best value, and the open certified bracket "
                  "(it closes at d = K-1 in every problem). Colour is K, line and marker the multiplicity mix.",

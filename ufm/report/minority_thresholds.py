@@ -1,19 +1,21 @@
-"""Minority-collapse thresholds by certified bisection between two grid points of the
-``minority`` sweep: the state of the minority rows (apart, merged, vanished, W = 0) is read
-off certified optima at the geometric midpoint until the interval holding the change is
-narrower than :data:`REL` (relative).
+"""Minority-collapse thresholds of the ``minority`` sweep's designs, from :mod:`ufm.thresholds`
+(the package's one implementation; docs/thresholds.md), and the state of the minority rows of a
+stored optimum (apart, merged, vanished, W = 0) for the phase table.
 
-A local stand-in for the package's threshold command (issue 27, items 1-2): once
-``ufm.thresholds`` exists, :func:`bisect` is the one function to replace by a call to it.
-Every solve is certified (relative gap below :data:`CERT`), or the bisection stops with an
-error; results are cached per call, so the table and the figure share them.
+Per design (classes 2, 3 the minority; they are exchangeable in every design of the spec):
+
+- ``merge``: the closed form ``mu_23 = sqrt((n_{2\\3} + n_{3\\2})/2) / N`` (proved in
+  docs/thresholds.md section 4) with its certified bracket ``mu_23 (1 -+ RTOL/2)``;
+- ``vanish``: row 2 (and with it row 3) becomes 0: a certified bracket by bisection;
+- ``trivial``: ``W = 0, H = 0``: the closed form (section 2) with its certified bracket.
+
+The thresholds depend only on the design and the bias setting; they are computed once per
+process (:func:`thresholds` is cached), so the table, the findings and the figure share them.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -21,11 +23,11 @@ import numpy as np
 
 from ..exceptions import UFMError
 
-REL = 1e-4  # the bisection stops when hi / lo - 1 is below this
-CERT = 1e-9  # every midpoint's optimum must be certified to this relative gap
-ZERO = 1e-5  # a row (or a row difference) below ZERO x the largest row norm is 0
-TRIVIAL = 1e-6  # ||W||_F below this: W = 0
+RTOL = 1e-6  # relative width of every certified bracket (ufm.thresholds' default)
+ZERO = 1e-5  # a row (or a row difference) below ZERO x the largest row norm is 0 (phase table only)
+TRIVIAL = 1e-6  # ||W||_F below this: W = 0 (phase table only)
 STATES = ("separate", "merged", "zero", "trivial")
+MINORITY = (2, 3)
 
 
 def state_of(W: np.ndarray) -> tuple[str, float, float]:
@@ -44,32 +46,31 @@ def state_of(W: np.ndarray) -> tuple[str, float, float]:
     return "separate", rho, delta
 
 
-def bisect(problem: dict[str, Any], lo: float, hi: float, state: str, rel: float = REL) -> tuple[float, float, int]:
-    """``(lo, hi, solves)``: the mu = sqrt(lam_W lam_H) at which the minority rows reach ``state``
-    (or a later one) lies in (lo, hi], narrowed from the given grid interval (not reached at
-    ``lo``, reached at ``hi``) to ``hi / lo - 1 <= rel`` by certified solves at lam_W/lam_H
-    of ``problem``."""
-    return _bisect(json.dumps(problem, sort_keys=True), float(lo), float(hi), state, float(rel))
+def thresholds(problem: dict[str, Any]) -> dict[str, Any]:
+    """``{"merge", "vanish", "trivial"}`` of the design of ``problem`` (a record's problem dict):
+    each ``{"mu", "bracket": (lo, hi), "closed_form": bool, "certified": bool}``, from
+    :func:`ufm.thresholds.threshold` at the problem's ``lam_b`` and bias, ``rtol = RTOL``."""
+    key = {k: problem[k] for k in ("K", "sets", "counts", "lam_b", "bias")}
+    return _thresholds(json.dumps(key, sort_keys=True))
 
 
 @cache
-def _bisect(problem_json: str, lo: float, hi: float, state: str, rel: float) -> tuple[float, float, int]:
-    from ..problem import UFMProblem
-    from ..solvers import solve
+def _thresholds(key_json: str) -> dict[str, Any]:
+    from ..designs import from_counts
+    from ..theory import exchangeable
+    from ..thresholds import threshold
 
-    p = UFMProblem.from_dict(json.loads(problem_json))
-    ratio = math.sqrt(p.lam_W / p.lam_H)
-    level = STATES.index(state)
-    n = 0
-    while hi / lo - 1 > rel:
-        mid = math.sqrt(lo * hi)
-        res = solve(replace(p, lam_W=mid * ratio, lam_H=mid / ratio), "lbfgs", rng=0)
-        n += 1
-        if not abs(res.rel_gap) <= CERT:
-            raise UFMError(f"Minority threshold bisection: the optimum at mu = {mid:.6g} is not certified "
-                           f"(relative gap {res.rel_gap:.2g} > {CERT:g}); tighten the solver tolerances.")
-        if STATES.index(state_of(res.W)[0]) >= level:
-            hi = mid
-        else:
-            lo = mid
-    return lo, hi, n
+    p = json.loads(key_json)
+    design = from_counts(p["K"], {tuple(S): int(c) for S, c in zip(p["sets"], p["counts"])})
+    if not exchangeable(design, *MINORITY):
+        raise UFMError("minority report: classes 2 and 3 are not exchangeable in a design of the sweep "
+                       "(the spec must keep the two minority classes symmetric).")
+    out: dict[str, Any] = {}
+    for kind, cls in (("merge", MINORITY), ("vanish", MINORITY[:1]), ("trivial", ())):
+        res = threshold(kind, design, classes=cls, lam_b=float(p["lam_b"]), bias=bool(p["bias"]), rtol=RTOL)
+        if not res.certified:
+            raise UFMError(f"minority report: the {kind} bracket of {res.details['design']} is not certified "
+                           f"({res.details['lo']['reason']}; {res.details['hi']['reason']}).")
+        out[kind] = {"mu": res.mu, "bracket": tuple(res.bracket), "closed_form": res.method == "closed-form",
+                     "certified": res.certified}
+    return out
