@@ -219,6 +219,32 @@ def test_conjecture_from_the_records(runs):
     assert all(_b(r, "w") < 0 for r in low)  # classifier rows as prototypes: inverse to frequency
     assert "inverse to frequency (b < 0 on every optimum)" in text
     assert "2605.01897" in text and "not tested" in text
+    # the trivial threshold: the closed form against the stored optima, counted here by hand
+    from ufm.problem import UFMProblem
+    from ufm.theory import trivial_threshold
+
+    agree = 0
+    for r in recs:
+        p = UFMProblem.from_dict(r["summary"]["problem"])
+        mu0 = trivial_threshold(p.design, lam_b=p.lam_b, bias=p.bias)
+        agree += (r["params"]["mu"] >= mu0) == (r["summary"]["metrics"]["norm_W"] < 1e-6)
+    assert agree == len(recs), (agree, len(recs))
+    assert f"every one of the {len(recs)} cells is trivial exactly where mu >= mu0" in text
+    assert f"all {len(recs)} certified global" in text
+
+
+def test_conjecture_sentences_turn_over_when_the_data_do(runs):
+    """A record made uncertified and one made trivial below mu0: the sentences say so."""
+    import copy
+
+    recs = copy.deepcopy(_recs(runs, "conjecture"))
+    recs[0]["summary"]["certificate"]["rel_gap"] = 0.5
+    low = next(r for r in recs[1:] if r["params"]["mu"] == 1e-4)
+    low["summary"]["metrics"]["norm_W"] = 0.0
+    text = " ".join(BUILDERS["conjecture"](recs)[1])
+    n = len(recs)
+    assert f"{n - 1} of {n} certified global" in text and f"all {n} certified" not in text
+    assert f"only {n - 1} of {n} cells are trivial exactly where mu >= mu0" in text
 
 
 def test_fitted_exponent_recovers_a_known_power_law():

@@ -581,6 +581,7 @@ def _bisect_kkt(ends: _Ends, tied: _Tied, mu0: float, rtol: float, lam_ratio: fl
         else:
             lo, x_lo = mid, x
     info.update(steps=steps, solves=solves)
+    assert x_lo is not None  # set with lo, which the scan above found
     return lo, hi, x_hi, x_lo
 
 
@@ -616,7 +617,7 @@ def _bisect_trivial(ends: _Ends, tied: _Tied, mu0: float, rtol: float, info: dic
         below = Ft - best.fun > 64 * np.finfo(float).eps * max(1.0, abs(Ft)) or size > TRIVIAL_FLOOR
         if below:
             warm = (best.W, best.H, best.b)
-        return below
+        return bool(below)
 
     hi = 1.0  # the scan starts at 1, not at mu0 (the bracket must not lean on the closed form)
     while fails(hi):

@@ -31,6 +31,7 @@ COLORS = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 TRIVIAL = 1e-6  # ||W|| below this: the trivial optimum W = 0, H = 0 (no prototypes to fit)
 APART = 1e-5  # single-label prototypes closer than this (relative) have merged or vanished
 BOOT = 2000  # bootstrap resamples over cells (fixed seed: the report is reproducible)
+CERT_TOL = 1e-6  # a stored optimum counts as certified global at this relative gap (ufm.certify's default)
 PAPER = "Ma, Yang, Li, Hui, arXiv 2605.01897 (2026)"
 
 
@@ -105,6 +106,15 @@ def regular(r: Rec) -> bool:
     return min(np.linalg.norm(W, axis=1).min(), min(dist)) > APART * top
 
 
+def _trivial_threshold(p: dict) -> float:
+    """The closed-form trivial threshold of a stored problem (its design, bias and lam_b)."""
+    from ..problem import UFMProblem
+    from ..theory import trivial_threshold
+
+    problem = UFMProblem.from_dict(p)
+    return trivial_threshold(problem.design, lam_b=problem.lam_b, bias=problem.bias)
+
+
 def rows(recs: list[Rec]) -> list[dict[str, Any]]:
     out = []
     for r in recs:
@@ -112,7 +122,8 @@ def rows(recs: list[Rec]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"K": p["K"], "pattern": pattern(r), "counts": "/".join(map(str, counts(r))),
                                "bias": "on" if p["bias"] else "off", "mu": float(r["params"]["mu"]),
                                "cert": float(r["summary"]["certificate"]["rel_gap"]),
-                               "trivial": r["summary"]["metrics"]["norm_W"] < TRIVIAL, "regular": regular(r)}
+                               "trivial": r["summary"]["metrics"]["norm_W"] < TRIVIAL, "regular": regular(r),
+                               "mu0": _trivial_threshold(p)}
         if not row["trivial"]:
             fh, fw = pair_fits(r, "h"), pair_fits(r, "w")
             row["b"], row["se"], row["pairs"] = fit_exponent(fh)
@@ -138,14 +149,15 @@ def bootstrap(vals: list[float], seed: int = 0) -> tuple[float, float, float]:
     return float(v.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def thresholds(rs: list[dict]) -> dict[tuple, tuple[float | None, float | None]]:
-    """Per design and bias: (largest collapsed mu, smallest trivial mu) of the grid: the trivial
-    threshold lies between them (None: not reached)."""
+def thresholds(rs: list[dict]) -> dict[tuple, dict[str, Any]]:
+    """Per design and bias: the trivial threshold ``mu0`` in closed form
+    (:func:`ufm.theory.trivial_threshold`, proved in docs/thresholds.md), and how many cells
+    of the grid agree with it (trivial exactly where ``mu >= mu0``)."""
     out = {}
     for key, xs in group(rs, lambda x: (x["K"], x["pattern"], x["bias"])).items():
-        coll = [x["mu"] for x in xs if not x["trivial"]]
-        triv = [x["mu"] for x in xs if x["trivial"]]
-        out[key] = (max(coll) if coll else None, min(triv) if triv else None)
+        mu0 = xs[0]["mu0"]
+        agree = sum((x["mu"] >= mu0) == x["trivial"] for x in xs)
+        out[key] = {"mu0": mu0, "agree": agree, "cells": len(xs)}
     return out
 
 
@@ -176,16 +188,21 @@ def findings(rs: list[dict]) -> list[str]:
     odd = [x for x in rs if not x["trivial"] and not x["regular"]]
     thr = thresholds(rs)
     mus = sorted({x["mu"] for x in reg})
+    cert = [x for x in rs if abs(x["cert"]) <= CERT_TOL]
+    agree = sum(t["agree"] for t in thr.values())
+    mu0s = [t["mu0"] for t in thr.values()]
     out = [
         f"{len(rs)} optima (K = {span([x['K'] for x in rs], 'i')}, {len({x['pattern'] for x in rs})} imbalance "
-        f"patterns, bias on and off, mu = {span([x['mu'] for x in rs])}), all certified global (largest certified "
-        f"gap {upto(max(certs))}); {sum(x['trivial'] for x in rs)} are trivial (W = 0) and {len(odd)} near the "
-        "threshold have merged or vanished minority rows. The trivial threshold lies, per design and bias, "
-        + ("between the grid points " + span([lo for lo, hi in thr.values() if hi is not None]) + " and "
-           + span([hi for lo, hi in thr.values() if hi is not None]) if any(hi is not None for _, hi in thr.values())
-           else "above the grid")
-        + (f" ({sum(hi is None for _, hi in thr.values())} designs stay collapsed up to mu = {max(mus):g})"
-           if any(hi is None for _, hi in thr.values()) else "") + ".",
+        f"patterns, bias on and off, mu = {span([x['mu'] for x in rs])}): "
+        + (f"all {len(rs)} certified global" if len(cert) == len(rs) else
+           f"{len(cert)} of {len(rs)} certified global (relative gap <= {CERT_TOL:g}); the others are best found")
+        + f" (largest certified gap {upto(max(certs))}); {sum(x['trivial'] for x in rs)} are trivial (W = 0) and "
+        f"{len(odd)} near the threshold have merged or vanished minority rows. The trivial threshold of each design "
+        f"and bias setting is the closed form mu0 = ||grad L(b0 1^T)||_2 (docs/thresholds.md), "
+        f"mu0 = {span(mu0s)} over the {len(thr)} settings; "
+        + (f"every one of the {agree} cells is trivial exactly where mu >= mu0."
+           if agree == len(rs) else
+           f"only {agree} of {len(rs)} cells are trivial exactly where mu >= mu0 (the others disagree with it)."),
         f"The paper that claims to resolve the imbalance conjecture of Li, Li, Wang, Qu (ICML 2024) ({PAPER}) states a class-frequency-weighted synthesis rule "
         "governed by a label-covariance spectrum kappa_m; only its abstract could be obtained here, not its formula, "
         "so its rule itself is not tested. Tested instead: h_S = a_j p_j + a_k p_k with a_j/a_k = (n_j/n_k)^b, "
