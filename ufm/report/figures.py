@@ -344,6 +344,9 @@ def _dim_geometry(recs: list[Rec]) -> Any:
         dead = dead_classes(best)
         ax = axes[0, j]
         lim = float(f"{1.2 * np.abs(W).max():.2g}")  # rounded: W is a local minimum to ~1e-9 only
+        # the arrows are annotations, which save()'s quantisation does not reach: round them here
+        # (1e-4 of the axis, far below a pixel; their last digits differed between two regenerations)
+        W = np.round(W / lim, 4) * lim
         for k in range(K):
             if k in dead:
                 ax.plot(0, 0, "x", color=COLORS[k % 10], ms=9, mew=2)
