@@ -872,3 +872,23 @@ def test_a_disk_filling_up_while_rendering_is_exit_2_not_a_skipped_section(tmp_p
         assert sorted(p.name for p in (disk / "rep").iterdir()) == [".ufm-lock", ".ufm-manifest.json"]
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_manifest_being_written_by_another_run_is_not_a_foreign_folder(tmp_path):
+    """Two runs into one new folder: while one writes its manifest (a ``.tmp-`` file, then a
+    rename) the other must not call the folder "not made by ufm" (seen once under load); a
+    file of any other name still makes it foreign."""
+    from ufm.exceptions import UFMError
+    from ufm.files import MANIFEST, OutputDir
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / f".tmp-{MANIFEST}-x1y2").write_text("")
+    OutputDir(ours, "report")
+    assert (ours / MANIFEST).is_file()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / ".tmp-notes.txt-x1y2").write_text("mine")
+    with pytest.raises(UFMError, match="not made by ufm"):
+        OutputDir(foreign, "report")
+    assert (foreign / ".tmp-notes.txt-x1y2").read_text() == "mine"

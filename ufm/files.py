@@ -261,7 +261,9 @@ class OutputDir:
                 raise UFMError(f"{what}: {manifest} lists paths outside the folder ({escaping[0]!r}); "
                                "it was edited by hand or is damaged. Choose a new folder.")
         else:
-            if any(q.name != LOCK for q in p.iterdir()):
+            # ufm's own transient files do not make a folder "not made by ufm": the lock, and the
+            # temporary file of a manifest another ufm process is writing into a new folder now
+            if any(q.name != LOCK and not q.name.startswith(f".tmp-{MANIFEST}-") for q in p.iterdir()):
                 raise UFMError(f"{what}: {p} is not empty and was not made by ufm (no {MANIFEST}); "
                                "nothing is written there. Choose a new or empty folder.")
             if create:
