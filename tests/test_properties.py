@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from ufm import designs
 from ufm.certificate import certify
+from ufm.certificate_rigorous import certify_rigorous
 from ufm.exceptions import ConvergenceWarning
 from ufm.objective import fun_and_grad, hvp, pack, unpack, value_and_grad
 from ufm.problem import UFMProblem
@@ -292,6 +293,26 @@ def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
                           problem.lam_b, problem.bias)
         min_C = predict(full).value
         ev.claim("certificate_minus_min_phi", max(cert.lower_bound - min_C, 0.0) / mag, 1e-12, desc)
+
+
+@settings(max_examples=S.n_examples(ci=24, long=1))
+@given(problem=S.free_bias_problems(), data=st.data())
+def test_free_bias_certificate_respects_the_bias_constraint(problem, data):
+    """Free bias, ``lam_b = 0``, both sides of the transition: at points near the origin and
+    at random points, the float and the rigorous certificate stay at most ``F`` there and at
+    most ``inf_b F(0, 0, b)`` computed by Newton's method on ``b`` (:mod:`reference`; an
+    upper bound on ``min F``). The tilted dual point must keep ``Gamma 1 = 0`` for this."""
+    ev.example()
+    near = data.draw(st.booleans(), label="near origin")
+    x = data.draw(S.points_near_origin(problem) if near else S.points(problem), label="x")
+    desc = S.describe(problem) + f", loss={problem.loss!r}"
+    W, H, b = unpack(x, problem)
+    F = ref._F_and_grad(x, problem)[0]
+    inf_b = ref.inf_F_at_origin(problem)[0]
+    for name, cert in (("float", certify(problem, W, H, b)), ("rigorous", certify_rigorous(problem, W, H, b))):
+        ev.check(f"free_bias_{name}_finite", math.isfinite(cert.lower_bound), desc, f"{cert.lower_bound}")
+        ev.claim(f"free_bias_{name}_minus_F", max(cert.lower_bound - F, 0.0) / abs(F), 1e-12, desc)
+        ev.claim(f"free_bias_{name}_minus_inf_b_F", max(cert.lower_bound - inf_b, 0.0) / abs(F), 1e-12, desc)
 
 
 # -- the theory's numbers, without a solver --------------------------------------------
