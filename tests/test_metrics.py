@@ -142,3 +142,54 @@ def test_decoding_ties_count_as_failures():
     pred, groups = M.decode(H, Y)
     assert pred.tolist() == [-1, -1, 2]
     assert M.decoding_accuracy(H, Y) == pytest.approx(1 / 3)
+
+
+def _pair_at_angle(theta: float, d: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Two vectors of different lengths at the exact angle ``theta`` (radians) in a random
+    plane of R^d (a random orthonormal pair, rotated)."""
+    Q, _ = np.linalg.qr(rng.standard_normal((d, 2)))
+    e1, e2 = Q[:, 0], Q[:, 1]
+    return 2.5 * e1, 0.4 * (math.cos(theta) * e1 + math.sin(theta) * e2)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_angles_at_known_values_acute_right_and_obtuse(vectorised, rng):
+    """Angles built at known values from 0 to 180 degrees (obtuse ones included: a
+    174 degree angle must not read as its supplement's 6) and zero columns (nan); the
+    vectorised ``_angles_deg`` (used by ``tagwise``) and the scalar ``_angle_deg`` both."""
+    thetas = np.array([0.0, 1e-7, 0.1, 30.0, 89.0, 90.0, 91.0, 120.0, 174.0, 179.9, 180.0])
+    pairs = [_pair_at_angle(math.radians(t), 6, rng) for t in thetas]
+    U = np.stack([p[0] for p in pairs] + [np.zeros(6), rng.standard_normal(6)], axis=1)
+    V = np.stack([p[1] for p in pairs] + [rng.standard_normal(6), np.zeros(6)], axis=1)
+    if vectorised:
+        got = M._angles_deg(U, V)
+    else:
+        got = np.array([M._angle_deg(U[:, j], V[:, j]) for j in range(U.shape[1])])
+    np.testing.assert_allclose(got[:-2], thetas, rtol=0, atol=1e-6)  # float64 rounding of the construction
+    assert np.isnan(got[-2]) and np.isnan(got[-1])
+
+
+def test_vectorised_angles_equal_the_scalar_angle(rng):
+    """``_angles_deg`` column by column equals ``_angle_deg`` on random pairs, half of them
+    obtuse (``V`` anti-correlated with ``U``)."""
+    U = rng.standard_normal((7, 40))
+    V = rng.standard_normal((7, 40)) * 0.3 + np.where(np.arange(40) % 2, 1.0, -1.0) * U
+    got = M._angles_deg(U, V)
+    want = np.array([M._angle_deg(U[:, j], V[:, j]) for j in range(40)])
+    assert (want > 90).sum() == 20  # the obtuse half is there
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-12)
+
+
+def test_tagwise_reports_an_obtuse_angle(rng):
+    """A pair's mean feature pointing opposite to the sum of its classes' features:
+    ``tagwise`` reports an angle near 180 degrees, not near 0."""
+    design, W, H = _collapsed(rng=rng)
+    g = design.sets.index((0, 1))
+    sl = design.group_slices[g]
+    v = H[:, sl.start].copy()
+    u = rng.standard_normal(5)
+    u -= (u @ v) / (v @ v) * v
+    u *= np.linalg.norm(v) / np.linalg.norm(u)
+    theta = math.radians(174.0)
+    H[:, sl] = (math.cos(theta) * v + math.sin(theta) * u)[:, None]
+    assert M.tagwise(H, design.Y, W)[2]["angle_deg_max"] == pytest.approx(174.0, rel=1e-9)
