@@ -1,8 +1,12 @@
-"""Command line: ``python -m proofs_check [--list] [-k NAME ...]``.
+"""Command line: ``python -m proofs_check [--list] [--mutants] [-k NAME ...]``.
 
 Prints one aligned line per check, ``PASS  name  (0.12 s)  statement`` (a FAIL line
 is followed by the residual), then ``proofs_check: P passed, F failed (T s)``.
 Exit status 0 iff every selected check passed, 1 otherwise, 2 on bad usage.
+
+``--mutants`` runs instead each check's registered wrong variant (``core.MUTANTS``), one
+line ``REJECTS name (s) what`` (or ``BLIND``), then ``N/N checks reject their wrong
+variant``; exit 0 iff every selected check has one and rejects it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .core import CheckResult, run_check, selected
+from .core import CheckResult, run_check, run_mutant, selected
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     p.add_argument("-k", dest="names", action="append", metavar="NAME",
                    help="run only checks whose name equals or contains NAME (repeatable)")
+    p.add_argument("--mutants", action="store_true",
+                   help="run every check's wrong variant instead; each must be rejected")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print each check's assumptions and kind")
     return p
@@ -49,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{c.name:<{width}}  {'[' + c.kind + ']':<10}  {c.statement}")
             print(f"{'':<{width}}    assumes: {c.assumptions}")
         return 0
+    if args.mutants:
+        return _mutants(checks, width)
     t0 = time.perf_counter()
     results = []
     for c in checks:
@@ -63,6 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - t0
     print(f"proofs_check: {len(results) - n_fail} passed, {n_fail} failed ({total:.1f} s)")
     return 1 if n_fail else 0
+
+
+def _mutants(checks: Sequence, width: int) -> int:
+    """Run the wrong variants; 0 iff every check rejects its own."""
+    t0 = time.perf_counter()
+    n_ok = 0
+    for c in checks:
+        r = run_mutant(c)
+        n_ok += r.rejected
+        print(f"{'REJECTS' if r.rejected else 'BLIND  '}  {r.name:<{width}}  ({r.seconds:6.2f} s)  {r.what}",
+              flush=True)
+        if not r.rejected:
+            print(f"      residual: {r.residual}", flush=True)
+    total = time.perf_counter() - t0
+    print(f"proofs_check --mutants: {n_ok}/{len(checks)} checks reject their wrong variant ({total:.1f} s)")
+    return 0 if n_ok == len(checks) else 1
 
 
 if __name__ == "__main__":
