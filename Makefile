@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-installed
 JOBS   ?= 2
 
-.PHONY: verify test test-slow proofs report bench lint typecheck clean venv
+.PHONY: verify test test-slow proofs report bench lint typecheck clean venv mutants
 
 venv: $(STAMP)
 
@@ -42,6 +42,14 @@ report: $(STAMP)
 ## bench: solver timings as ratios against the plain-GD baseline
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+## mutants: mutation testing of the mathematical core with mutmut ([tool.mutmut] in
+## pyproject.toml; slow, outside `make test`): every surviving mutant must be killed by a test
+## or listed with its reason in tests/mutants_equivalent.md. MUTANTS='ufm.verify*' restricts it.
+mutants: $(STAMP)
+	test -x $(VENV)/bin/mutmut || $(PY) -m pip install --quiet -e '.[dev,mutation]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(JOBS) $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ufm tests proofs_check benchmarks
