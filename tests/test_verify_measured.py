@@ -33,26 +33,32 @@ def _perturbed(problem, seed, eps=1e-3):
             b + eps * gen.standard_normal(b.shape))
 
 
-@pytest.mark.parametrize("lam_b", [1e-2, 0.0])
-def test_measured_deviations_equal_the_reference(lam_b):
+@pytest.mark.parametrize("lam_b,lam_W,lam_H", [(1e-2, 2e-3, 1e-3), (0.0, 2e-3, 1e-3), (1e-2, 1e-4, 2e-2)])
+def test_measured_deviations_equal_the_reference(lam_b, lam_W, lam_H):
     """At a perturbed predicted minimiser (singles, pairs and triples), each structural
     claim's measurement equals the reference's deviation, and the value claim's equals
-    ``|F - min F| / |min F|`` with ``F`` from the reference objective."""
-    p = UFMProblem(balanced(4, {1: 2, 2: 1, 3: 1}), 4, 2e-3, 1e-3, lam_b)
+    ``|F - min F| / |min F|`` with ``F`` from the reference objective. The full label set
+    is present (its predicted feature is 0); in the last case every ``||h_S|| < 1``."""
+    p = UFMProblem(balanced(4, {1: 2, 2: 1, 3: 1, 4: 1}), 4, lam_W, lam_H, lam_b)
     pred = predict(p)
     W, H, b = _perturbed(p, 5)
-    got = {c.name: c.measured for c in verify(p, W, H, b).claims}
+    v = verify(p, W, H, b)
+    assert v.problem == p.describe()
+    assert all(isinstance(c.statement, str) and len(c.statement) >= 5 for c in v.claims)
+    got = {c.name: c.measured for c in v.claims}
     assert list(got) == COLLAPSE_NAMES
-    want = ref.structure_deviations(p, W, H, b, pred.s)
+    want = ref.structure_deviations(p, W, H, b, {m: s for m, s in pred.s.items() if m < p.K})
     # verify's tagwise claim spans every label set (the reference's only the multi-label ones)
     Hg, _ = ref.group_means(p, H)
-    sm = np.array([pred.s[len(S)] for S in p.design.sets])
+    sm = np.array([0.0 if len(S) == p.K else pred.s[len(S)] for S in p.design.sets])  # h_[K] = 0
     H_pred = pred.kappa * (W.T @ p.design.Yg) * sm
     want["tagwise"] = np.linalg.norm(Hg - H_pred) / np.linalg.norm(H_pred)
     # and its logits claim always centres b (the reference only for a free bias)
     m = p.design.group_multiplicity
     Zp = (p.design.Yg - m / p.K) * sm
     want["logits"] = np.linalg.norm(W @ Hg + (b - b.mean())[:, None] - Zp) / np.linalg.norm(Zp)
+    if lam_H > 1e-2:
+        assert np.max(np.linalg.norm(Hg, axis=0)) < 1
     for name in ("bias", "nc1", "etf", "self_duality", "tagwise", "logits", "tagwise_scale"):
         assert got[name] == pytest.approx(want[name], rel=1e-9), name
         assert got[name] > 1e-6, name  # the perturbation is visible in every claim
@@ -98,10 +104,20 @@ def test_claims_at_the_predicted_minimiser_pass_with_names_and_statements(profil
     assert v.passed, v.table()
     names = [c.name for c in v.claims]
     assert ("self_duality" in names) == has_single
+    assert "tagwise_angle" in names
     assert {"value", "bias", "nc1", "etf", "tagwise", "logits", "certificate"} <= set(names)
     for c in v.claims:
         assert isinstance(c.name, str) and c.name and isinstance(c.statement, str) and len(c.statement) >= 5
         assert c.tol in (1e-9, 1e-6)
+
+
+@pytest.mark.parametrize("which", ["W", "H", "b"])
+def test_bad_arrays_are_named_in_the_error(which):
+    p = UFMProblem(balanced(3, {1: 1}), 3, 1e-2, 1e-2, 1e-2)
+    arrays = dict(zip("WHb", predicted_minimizer(p, rng=0)))
+    arrays[which] = arrays[which].astype(complex)
+    with pytest.raises(UFMError, match=f"^'{which}' given to verify is complex"):
+        verify(p, arrays["W"], arrays["H"], arrays["b"])
 
 
 def test_tolerances_are_validated():
@@ -161,6 +177,7 @@ def test_certificate_claims_measure_the_certifier_gap():
     v = verify(p, W, H, b, certifier=boom)
     assert v.claims[-1].name == "certificate" and v.claims[-1].measured == math.inf
     assert "F overflows" in v.claims[-1].statement and v.certificate is None
+    assert v.claims[-1].tol == 1e-6
 
 
 def test_explain_every_branch():
