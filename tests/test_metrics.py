@@ -193,3 +193,53 @@ def test_tagwise_reports_an_obtuse_angle(rng):
     theta = math.radians(174.0)
     H[:, sl] = (math.cos(theta) * v + math.sin(theta) * u)[:, None]
     assert M.tagwise(H, design.Y, W)[2]["angle_deg_max"] == pytest.approx(174.0, rel=1e-9)
+
+
+def test_cross_angles_nan_exactly_where_a_column_is_zero(rng):
+    """A zero column of ``U`` gives a nan row, of ``V`` a nan column; unit-norm columns
+    stay finite (a column of norm 1 is not a zero column)."""
+    U = rng.standard_normal((4, 3))
+    V = rng.standard_normal((4, 2))
+    U[:, 0] = 0.0
+    U[:, 1] /= np.linalg.norm(U[:, 1])
+    V[:, 1] /= np.linalg.norm(V[:, 1])
+    A = M._cross_angles_rad(U, V)
+    assert np.all(np.isnan(A[0])) and np.all(np.isfinite(A[1:]))
+    V[:, 0] = 0.0
+    A = M._cross_angles_rad(U, V)
+    assert np.all(np.isnan(A[:, 0])) and np.all(np.isfinite(A[1:, 1]))
+
+
+def test_nc1_on_one_multiplicity_uses_only_those_sets(rng):
+    """``nc1(on=2)`` depends only on the pair-sets' features: noise added to the singles
+    changes ``nc1(on=1)`` and ``nc1(on="all")``, not ``nc1(on=2)``."""
+    design, W, H = _collapsed(rng=rng)
+    H = H + 0.05 * rng.standard_normal(H.shape)
+    H2 = H.copy()
+    singles = design.m[None, :].repeat(H.shape[0], 0) == 1
+    H2[singles] += 0.3 * rng.standard_normal(int(singles.sum()))
+    assert M.nc1(H2, design.Y, on=2) == M.nc1(H, design.Y, on=2)
+    assert M.nc1(H2, design.Y, on=1) != pytest.approx(M.nc1(H, design.Y, on=1), rel=1e-3)
+
+
+def test_nc3_with_sample_centring_under_imbalance(rng):
+    """Imbalanced single labels with an offset: ``center="samples"`` centres at the
+    count-weighted mean, computed here by hand, and differs from ``center="classes"``."""
+    K, d = 3, 4
+    W = rng.standard_normal((K, d))
+    counts = [5, 2, 1]
+    Y = np.concatenate([np.tile(np.eye(K)[:, [k]], c) for k, c in enumerate(counts)], axis=1)
+    Hs = rng.standard_normal((d, K)) + 2.0
+    H = Hs[:, Y.argmax(axis=0)]
+    n = np.array(counts, float)
+    P = np.eye(K) - 1.0 / K
+    for center, c in (("samples", Hs @ n / n.sum()), ("classes", Hs.mean(axis=1))):
+        Hbar = Hs - c[:, None]
+        A = W @ Hbar
+        want = np.linalg.norm(A / np.linalg.norm(A) - P / np.sqrt(K - 1))
+        assert M.nc3(W, H, Y, center=center) == pytest.approx(want, rel=1e-12)
+        want_dual = np.linalg.norm(W / np.linalg.norm(W) - Hbar.T / np.linalg.norm(Hbar))
+        assert M.nc3_dual(W, H, Y, center=center) == pytest.approx(want_dual, rel=1e-12)
+    assert np.isnan(M.nc3_dual(np.zeros((K, d)), H, Y))
+    assert np.isnan(M.nc3_dual(W, np.zeros_like(H), Y))
+    assert M.nc3_dual(W / np.linalg.norm(W), H, Y) == pytest.approx(M.nc3_dual(W, H, Y), rel=1e-12)
