@@ -10,7 +10,7 @@ CORE   := $(VENV)/.stamp-core
 STAMP  := $(VENV)/.stamp-dev
 JOBS   ?= 2
 
-.PHONY: verify test test-slow proofs report bench lint typecheck clean venv venv-core
+.PHONY: verify test test-slow proofs report bench lint typecheck clean venv venv-core mutants
 
 venv: $(STAMP)
 venv-core: $(CORE)
@@ -55,6 +55,14 @@ report: $(STAMP)
 ## bench: solver timings as ratios against the plain-GD baseline
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+## mutants: mutation testing of the mathematical core with mutmut ([tool.mutmut] in
+## pyproject.toml; slow, outside `make test`): every surviving mutant must be killed by a test
+## or listed with its reason in tests/mutants_equivalent.md. MUTANTS='ufm.verify*' restricts it.
+mutants: $(STAMP)
+	test -x $(VENV)/bin/mutmut || $(PY) -m pip install --quiet -e '.[dev,mutation]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(JOBS) $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ufm tests proofs_check benchmarks

@@ -1,10 +1,14 @@
-"""Command line: ``python -m proofs_check [--list] [-k NAME ...]``.
+"""Command line: ``python -m proofs_check [--list] [--mutants] [-k NAME ...]``.
 
 Prints one aligned line per check, ``PASS  name  (0.12 s)  statement`` (a FAIL line
 is followed by the residual), then ``proofs_check: P passed, F failed (T s)``.
 Exit status 0 iff every selected check passed, 1 otherwise, 2 on bad usage.
 The checks are independent: ``-j N`` runs them in N processes (default: one per CPU);
 the lines still come in the registry's order.
+
+``--mutants`` runs instead each check's registered wrong variant (``core.MUTANTS``), one
+line ``REJECTS name (s) what`` (or ``BLIND``), then ``N/N checks reject their wrong
+variant``; exit 0 iff every selected check has one and rejects it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
-from .core import REGISTRY, CheckResult, run_check, selected
+from .core import REGISTRY, CheckResult, run_check, run_mutant, selected
 
 
 def _run_named(name: str) -> CheckResult:
@@ -46,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only checks whose name equals or contains NAME (repeatable)")
     p.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                    help="worker processes (default 0: one per CPU, at most one per check; 1: in this process)")
+    p.add_argument("--mutants", action="store_true",
+                   help="run every check's wrong variant instead; each must be rejected")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also print each check's assumptions and kind")
     return p
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{c.name:<{width}}  {'[' + c.kind + ']':<10}  {c.statement}")
             print(f"{'':<{width}}    assumes: {c.assumptions}")
         return 0
+    if args.mutants:
+        return _mutants(checks, width)
     t0 = time.perf_counter()
     if args.jobs < 0:
         print("proofs_check: -j must be >= 0", file=sys.stderr)
@@ -88,6 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.perf_counter() - t0
     print(f"proofs_check: {len(results) - n_fail} passed, {n_fail} failed ({total:.1f} s)")
     return 1 if n_fail else 0
+
+
+def _mutants(checks: Sequence, width: int) -> int:
+    """Run the wrong variants; 0 iff every check rejects its own."""
+    t0 = time.perf_counter()
+    n_ok = 0
+    for c in checks:
+        r = run_mutant(c)
+        n_ok += r.rejected
+        print(f"{'REJECTS' if r.rejected else 'BLIND  '}  {r.name:<{width}}  ({r.seconds:6.2f} s)  {r.what}",
+              flush=True)
+        if not r.rejected:
+            print(f"      residual: {r.residual}", flush=True)
+    total = time.perf_counter() - t0
+    print(f"proofs_check --mutants: {n_ok}/{len(checks)} checks reject their wrong variant ({total:.1f} s)")
+    return 0 if n_ok == len(checks) else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import itertools
 import sympy as sp
 
 from .algebra import indicator, lse, pal_loss
-from .core import Ledger, register
+from .core import Ledger, register, wrong_variant
 
 
 def _log_cancel(e: sp.Expr) -> sp.Expr:
@@ -24,7 +24,7 @@ def _log_cancel(e: sp.Expr) -> sp.Expr:
     return r if r == 0 else sp.simplify(r)
 
 
-def conjugate_small_k(led: Ledger, ks: tuple[int, ...] = (2, 3)) -> None:
+def conjugate_small_k(led: Ledger, ks: tuple[int, ...] = (2, 3), conj_coef=lambda m: m) -> None:
     """Maximise ``<u, z> - l(z)`` over ``z`` for interior ``q`` and show ``+inf`` outside."""
     for k in ks:
         qs = list(sp.symbols(f"q0:{k - 1}", positive=True))
@@ -39,7 +39,7 @@ def conjugate_small_k(led: Ledger, ks: tuple[int, ...] = (2, 3)) -> None:
                 zstar = {z[j]: sp.log(q[j]) for j in range(k)}
                 grad = [sp.diff(g, zj).subs(zstar) for zj in z]
                 led.zero(f"K={k},S={S}: grad_z g at z = log q", grad, simplifier=_log_cancel)
-                val = g.subs(zstar) - m * sum(qj * sp.log(qj) for qj in q)
+                val = g.subs(zstar) - conj_coef(m) * sum(qj * sp.log(qj) for qj in q)
                 led.zero(f"K={k},S={S}: g(log q) - m sum q log q", val, simplifier=_log_cancel)
         # concavity of g: v^T Hess(LSE) v = sum_{i<j} p_i p_j (v_i - v_j)^2 >= 0
         p = [sp.exp(zj) / sum(sp.exp(zi) for zi in z) for zj in z]
@@ -64,7 +64,7 @@ def conjugate_small_k(led: Ledger, ks: tuple[int, ...] = (2, 3)) -> None:
         led.true(f"sup = +inf when {lab}", lim == sp.oo, f"(limit = {lim})")
 
 
-def fenchel_young_exact(led: Ledger, ks: range = range(2, 11)) -> None:
+def fenchel_young_exact(led: Ledger, ks: range = range(2, 11), conj_coef=lambda m: m) -> None:
     """``l(z) + l*(u) - <u, z> = 0`` at ``u = grad l(z)`` (computed by ``diff``), symbolic ``z``."""
     for k in ks:
         z = sp.Matrix(sp.symbols(f"z0:{k}", real=True))
@@ -77,12 +77,12 @@ def fenchel_young_exact(led: Ledger, ks: range = range(2, 11)) -> None:
             q = (u + y) / m
             led.zero(f"K={k},m={m}: q - softmax(z) (q in the simplex)",
                      [q[j] - p[j] for j in range(k)], simplifier=sp.cancel)
-            conj = m * sum(q[j] * sp.log(q[j]) for j in range(k))
+            conj = conj_coef(m) * sum(q[j] * sp.log(q[j]) for j in range(k))
             led.zero(f"K={k},m={m}: l(z) + l*(u) - <u, z>", loss + conj - (u.T * z)[0],
                      simplifier=_log_cancel)
 
 
-def certificate_conjugate(led: Ledger) -> None:
+def certificate_conjugate(led: Ledger, p_weight: bool = True) -> None:
     """The certificate's ``L*(V) = (1/N) sum_i m_i sum_j q_ij log q_ij``, ``q_i = (N v_i + y_i)/m_i``:
     Fenchel-Young at ``V = grad L(X)``; the certificate's ``q_i`` is feasible for ``t in [0,1]``."""
     k, N = 3, 2
@@ -102,7 +102,8 @@ def certificate_conjugate(led: Ledger) -> None:
     for j in range(N):
         pj = [sp.exp(X[i, j]) / sum(sp.exp(X[r, j]) for r in range(k)) for i in range(k)]
         qj = [(N * t * V[i, j] + Y[i, j]) / ms[j] for i in range(k)]
-        spec_q = [(t * ms[j] * pj[i] + (1 - t) * Y[i, j]) / ms[j] for i in range(k)]
+        w = ms[j] if p_weight else 1  # the stated formula's m_i p_i (p_i alone: wrong variant)
+        spec_q = [(t * w * pj[i] + (1 - t) * Y[i, j]) / ms[j] for i in range(k)]
         led.zero(f"column {j}: q from -Gamma = t grad L - the stated formula",
                  [a - b for a, b in zip(qj, spec_q)], simplifier=sp.cancel)
         led.zero(f"column {j}: sum_i q_ij - 1", sum(qj) - 1, simplifier=sp.cancel)
@@ -130,3 +131,12 @@ register(
     "q_i = (t m_i p_i + (1-t) y_i)/m_i is in the simplex",
     "K = 3, N = 2 samples with label sets {0}, {0,1}; X symbolic; t = 1/(1+tau), tau >= 0",
 )(certificate_conjugate)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("conjugate_pal_small_k", "l*(u) = sum q log q (without the factor m; K = 2)")(
+    lambda led: conjugate_small_k(led, ks=(2,), conj_coef=lambda m: 1))
+wrong_variant("conjugate_fenchel_young_exact", "l*(u) = sum q log q (without the factor m; K = 2..3)")(
+    lambda led: fenchel_young_exact(led, range(2, 4), conj_coef=lambda m: 1))
+wrong_variant("conjugate_certificate", "stated q_i = (t p_i + (1-t) y_i)/m_i (without m_i before p_i)")(
+    lambda led: certificate_conjugate(led, p_weight=False))

@@ -6,20 +6,23 @@ matrices for ``K = 2..10``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import sympy as sp
 
 from .algebra import IJ, centring, helmert_basis, ones
-from .core import Ledger, register
+from .core import Ledger, patched, register, wrong_variant
 
 K = sp.Symbol("K", integer=True, positive=True)
 K_RANGE = range(2, 11)
 
 
-def projector_symbolic(led: Ledger) -> None:
-    """``P = I - J/K``: ``P^2 = P``, ``P 1 = 0``, ``tr P = K - 1`` in the IJ algebra."""
-    P = IJ(sp.Integer(1), -1 / K, K)
+def projector_symbolic(led: Ledger, beta: Callable[[sp.Expr], sp.Expr] = lambda k: -1 / k) -> None:
+    """``P = I - J/K``: ``P^2 = P``, ``P 1 = 0``, ``tr P = K - 1`` in the IJ algebra.
+
+    ``beta`` (the claimed ``J`` coefficient) is a parameter only for the wrong variant."""
+    P = IJ(sp.Integer(1), beta(K), K)
     P2 = P * P
     led.zero("P^2 - P (I coefficient)", P2.alpha - P.alpha)
     led.zero("P^2 - P (J coefficient)", P2.beta - P.beta)
@@ -115,3 +118,19 @@ register(
     "K = 2..10, exact rational matrices",
     kind="exact-K",
 )(projector_exact)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("etf_projector_symbolic", "P = I - J/(K+1)")(
+    lambda led: projector_symbolic(led, beta=lambda k: -1 / (k + 1)))
+wrong_variant("etf_gram_symbolic", "pairwise cosine -1/K")(
+    lambda led: etf_gram_symbolic(led, cosine=lambda k: -1 / k))
+wrong_variant("etf_exact", "pairwise cosine -1/K (K = 2..4)")(
+    lambda led: etf_exact(led, range(2, 5), cosine=lambda k: sp.Rational(-1, k)))
+
+
+@wrong_variant("etf_projector_exact", "centring built as I - 11^T/(K+1) (K = 2..4)")
+def _wrong_projector_exact(led: Ledger) -> None:
+    wrong = lambda k: sp.eye(k) - sp.ones(k, k) / (k + 1)  # noqa: E731
+    with patched(sys.modules[__name__], "centring", wrong):
+        projector_exact(led, range(2, 5))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .core import Ledger, register
+from .core import Ledger, register, wrong_variant
 
 a, c = sp.symbols("a c", positive=True)  # a = lam_W, c = lam_H
 
@@ -41,10 +41,11 @@ def _skew(n: int, seed_vals: list[int]) -> sp.Matrix:
     return A
 
 
-def balance_scalar(led: Ledger) -> None:
-    """Steps 1: optimal rescaling and AM-GM as an explicit square."""
+def balance_scalar(led: Ledger, c_power: int = 1) -> None:
+    """Steps 1: optimal rescaling and AM-GM as an explicit square. ``c_power`` (the power
+    of ``t`` dividing ``c ||H||^2``: 2 for ``H / t``) is halved only by the wrong variant."""
     t, A, B = sp.symbols("t A B", positive=True)  # A = ||W||^2, B = ||H||^2
-    f = (a * t**2 * A + c * B / t**2) / 2
+    f = (a * t**2 * A + c * B / t ** (2 * c_power)) / 2
     crit = [r for r in sp.solve(sp.diff(f, t), t) if r.is_positive]
     led.true("exactly one positive critical scaling", len(crit) == 1, f"{crit}")
     t0 = crit[0]
@@ -60,7 +61,7 @@ def balance_scalar(led: Ledger) -> None:
     led.zero("coeff * base^2 - gap", coeff * base**expo - ((p**2 * x**2 + q**2 * y**2) / 2 - p * q * x * y))
 
 
-def cauchy_schwarz_contraction(led: Ledger, n: int = 6) -> None:
+def cauchy_schwarz_contraction(led: Ledger, n: int = 6, u_scale: sp.Expr = sp.S.One) -> None:
     """Steps 2-3: Lagrange's identity (Cauchy-Schwarz) and ``||U^T W|| <= ||W||``."""
     xs = sp.symbols(f"x0:{n}", real=True)
     ys = sp.symbols(f"y0:{n}", real=True)
@@ -70,14 +71,17 @@ def cauchy_schwarz_contraction(led: Ledger, n: int = 6) -> None:
     # U: 3 x 2 with orthonormal columns (two columns of a rational orthogonal 3 x 3)
     Q = cayley(_skew(3, [1, 2, -1]))
     led.zero("Q^T Q - I (Cayley)", Q.T * Q - sp.eye(3))
-    U = Q[:, :2]
+    U = Q[:, :2] * u_scale  # u_scale != 1 only in the wrong variant
     W = sp.Matrix(3, 2, lambda i, j: sp.Symbol(f"w{i}{j}", real=True))
     fro2 = lambda M: sum(e**2 for e in M)  # noqa: E731
     led.zero("||W||^2 - ||U^T W||^2 - ||(I - UU^T) W||^2",
              fro2(W) - fro2(U.T * W) - fro2((sp.eye(3) - U * U.T) * W))
 
 
-def svd_attains(led: Ledger) -> None:
+QUARTER = sp.Rational(1, 4)
+
+
+def svd_attains(led: Ledger, power: sp.Expr = QUARTER) -> None:
     """Attainment: the balanced factors ``W = (c/a)^{1/4} U S^{1/2} R^T``, ``H = (a/c)^{1/4} R S^{1/2} V^T``."""
     s1, s2, s3 = sig = sp.symbols("sigma1:4", positive=True)
     U = cayley(_skew(3, [1, -2, 1]))             # 3 x 3 orthogonal
@@ -93,14 +97,14 @@ def svd_attains(led: Ledger) -> None:
              sp.expand((x * sp.eye(3) - Z * Z.T).det() - sp.prod([x - v**2 for v in sig])))
     led.zero("tr(U^T Z V) - sum sigma (nuclear norm)", (U.T * Z * V).trace() - (s1 + s2 + s3))
     Sh = sp.diag(*[sp.sqrt(v) for v in sig])
-    W = (c / a) ** sp.Rational(1, 4) * U * Sh * R.T  # K x d
-    H = (a / c) ** sp.Rational(1, 4) * R * Sh * V.T  # d x N
+    W = (c / a) ** power * U * Sh * R.T  # K x d (power = 1/4; another only in the wrong variant)
+    H = (a / c) ** power * R * Sh * V.T  # d x N
     led.zero("W H - Z", W * H - Z)
     val = (a * sum(e**2 for e in W) + c * sum(e**2 for e in H)) / 2
     led.zero("(a||W||^2 + c||H||^2)/2 - sqrt(ac) ||Z||_*", val - sp.sqrt(a * c) * (s1 + s2 + s3))
 
 
-def factorisation_numeric(led: Ledger, trials: int = 200, seed: int = 20240) -> None:
+def factorisation_numeric(led: Ledger, trials: int = 200, seed: int = 20240, bound_factor: float = 1.0) -> None:
     """Numeric evidence: random factorisations never beat ``sqrt(ac)||WH||_*``; SVD attains it."""
     rng = np.random.default_rng(seed)
     worst = np.inf
@@ -111,14 +115,14 @@ def factorisation_numeric(led: Ledger, trials: int = 200, seed: int = 20240) -> 
         Z = W @ H
         nuc = np.linalg.svd(Z, compute_uv=False).sum()
         val = (av * np.sum(W**2) + cv * np.sum(H**2)) / 2
-        worst = min(worst, val - np.sqrt(av * cv) * nuc)
+        worst = min(worst, val - bound_factor * np.sqrt(av * cv) * nuc)
         Uz, sz, Vt = np.linalg.svd(Z, full_matrices=False)
         W2 = (cv / av) ** 0.25 * Uz * np.sqrt(sz)
         H2 = (av / cv) ** 0.25 * (np.sqrt(sz)[:, None] * Vt)
         val2 = (av * np.sum(W2**2) + cv * np.sum(H2**2)) / 2
         led.true("SVD factor reproduces Z", np.allclose(W2 @ H2, Z, rtol=1e-10, atol=1e-10))
         led.true("SVD factor attains sqrt(ac)||Z||_*",
-                 abs(val2 - np.sqrt(av * cv) * nuc) <= 1e-10 * max(1.0, nuc))
+                 abs(val2 - bound_factor * np.sqrt(av * cv) * nuc) <= 1e-10 * max(1.0, nuc))
     led.true("objective >= sqrt(ac)||WH||_* on all trials", worst >= -1e-10, f"worst gap {worst}")
 
 
@@ -147,3 +151,14 @@ register(
     "200 seeded random draws (rng seed 20240), K <= 5, d <= 5, N <= 6, float64 tol 1e-10",
     kind="numeric",
 )(factorisation_numeric)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("factorisation_balance_amgm", "rescaling (tW, H/sqrt(t)): c ||H||^2 / t in place of / t^2")(
+    lambda led: balance_scalar(led, c_power=sp.Rational(1, 2)))
+wrong_variant("factorisation_cauchy_schwarz", "U with columns of norm 2 (not orthonormal)")(
+    lambda led: cauchy_schwarz_contraction(led, n=3, u_scale=sp.Integer(2)))
+wrong_variant("factorisation_svd_attains", "balanced factors with (c/a)^{1/2} in place of (c/a)^{1/4}")(
+    lambda led: svd_attains(led, power=sp.Rational(1, 2)))
+wrong_variant("factorisation_numeric", "the bound 1.5 sqrt(ac) ||WH||_* (20 draws)")(
+    lambda led: factorisation_numeric(led, trials=20, bound_factor=1.5))

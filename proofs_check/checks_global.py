@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .algebra import IJ
-from .checks_label_sets import coef_I, coef_J
-from .core import Ledger, exp_log_simplify, register
+from .checks_label_sets import coef_I, coef_J, count_equations, sigma_coefficients
+from .core import Ledger, exp_log_simplify, patched, register, wrong_variant
 
 K, m = sp.symbols("K m", positive=True)  # 1 <= m <= K-1 unless stated
 s, n, N, R = sp.symbols("s n_m N R", positive=True)  # R: the other multiplicities' part of sigma^2
@@ -117,11 +117,13 @@ def g_claim(ss: sp.Expr = s, mm: sp.Expr = m) -> sp.Expr:
     return K * sp.exp(-ss) / (mm + (K - mm) * sp.exp(-ss))
 
 
-def phi_symbolic(norm_coef: sp.Expr = K - 1) -> tuple[sp.Expr, sp.Expr]:
+def phi_symbolic(norm_coef: sp.Expr = K - 1,
+                 r2: Callable[[sp.Expr, sp.Expr], sp.Expr] = coef_I) -> tuple[sp.Expr, sp.Expr]:
     """``phi`` transcribed (docs/proofs.md) as a function of one ``s_m = s``: the ``m`` loss
     term plus ``mu (K-1) sigma`` with ``sigma^2 = n_m C(K-2,m-1) s^2 + R`` (``R`` collects
-    the other multiplicities). Returns ``(phi, sigma)``."""
-    sigma = sp.sqrt(n * coef_I(K, m) * s**2 + R)
+    the other multiplicities). Returns ``(phi, sigma)``. ``norm_coef`` and ``r2`` (the
+    coefficient ``r_m^2 / n_m = C(K-2, m-1)``) are parameters only for the wrong variants."""
+    sigma = sp.sqrt(n * r2(K, m) * s**2 + R)
     loss = n * sp.binomial(K, m) * m * sp.log(m + (K - m) * sp.exp(-s)) / N
     return loss + mu * norm_coef * sigma, sigma
 
@@ -180,37 +182,56 @@ def pal_gradient_check(led: Ledger, claim: Callable[[sp.Expr, sp.Expr], sp.Expr]
     led.zero("grad l(0; [K]) inside", full.inside, simplifier=_exp)
 
 
+def gram_of_Zstar() -> sp.Expr:
+    """``sigma^2`` of ``Z* Z*^T = sigma^2 P``, *computed*: the size-``m`` columns contribute
+    ``n_m s_m^2 P Sigma_m P`` with ``Sigma_m``'s coefficients from the double counting of
+    :func:`checks_label_sets.sigma_coefficients`; ``R`` the other sizes. Returns the
+    ``I`` coefficient of that sum (its ``J`` part is checked to be ``-1/K`` of it)."""
+    alpha, beta = sigma_coefficients(K, m)
+    term = P() * IJ(alpha, beta, K) * P() * (n * s**2)
+    return term.alpha + R, term
+
+
+def nuclear_from_spectrum(Gram: IJ) -> sp.Expr:
+    """``||Z||_*`` from ``Z Z^T = alpha I + beta J``: its eigenvalue on ``1``-perp (dimension
+    ``K - 1``) is ``alpha``, on ``1`` it is ``alpha + K beta``; the singular values of ``Z``
+    are their square roots, so ``||Z||_* = (K-1) sqrt(alpha) + sqrt(alpha + K beta)``."""
+    return (K - 1) * sp.sqrt(Gram.alpha) + sp.sqrt(sp.simplify(Gram.on_ones()))
+
+
 def kkt_nuclear(led: Ledger, subgradient_scale: sp.Expr | None = None,
-                norm_coef: sp.Expr = K - 1) -> None:
+                norm_coef: sp.Expr = K - 1, r2: Callable[[sp.Expr, sp.Expr], sp.Expr] = coef_I) -> None:
     """``Z* Z*^T = sigma^2 P``; ``Y = Z*/sigma`` is a subgradient of ``||.||_*`` at ``Z*``;
     and ``-grad L(Z*)/mu - Y = -(d phi/d s_m)/(mu (K-1) n_m C(K-2,m-1)) P 1_S``.
 
-    ``subgradient_scale`` (default ``1/sigma``) and ``norm_coef`` (default ``K-1``) are
-    parameters only so that the tests can feed a wrong subgradient or a wrong ``phi``."""
+    ``sigma^2`` is computed from the label sets (:func:`gram_of_Zstar`) and compared with
+    the ``sigma`` of ``phi`` (docs/proofs.md: ``r_m^2 = n_m C(K-2,m-1)``); ``||Z*||_*`` is
+    computed from the spectrum of ``Z* Z*^T``. ``subgradient_scale`` (default ``1/sigma``),
+    ``norm_coef`` (default ``K-1``) and ``r2`` are parameters only for the wrong variants."""
     sig = sp.Symbol("sigma", positive=True)
-    # Gram matrix of Z*: sum over sizes m of n_m s_m^2 P (sum_{|S|=m} 1_S 1_S^T) P
-    Sigma_m = IJ(coef_I(K, m), coef_J(K, m), K)  # label_sets_symbolic
-    term = P() * Sigma_m * P() * (n * s**2)
-    led.zero("P Sigma_m P n s^2 - n C(K-2,m-1) s^2 P (I part)", term.alpha - n * coef_I(K, m) * s**2 * P().alpha,
-             simplifier=_comb)
-    led.zero("... (J part)", term.beta - n * coef_I(K, m) * s**2 * P().beta, simplifier=_comb)
-    # so Z* Z*^T = sigma^2 P with sigma^2 = sum_m n_m C(K-2,m-1) s_m^2; its eigenvalues:
-    # sigma^2 on 1-perp (multiplicity tr P = K-1), 0 on 1; singular values sigma, (K-1) times
+    phi, sigma_s = phi_symbolic(norm_coef, r2)
+    sig2_computed, term = gram_of_Zstar()
+    led.zero("sigma^2 of the label sets' Gram - sigma^2 of phi", sig2_computed - sigma_s**2, simplifier=_comb)
+    led.zero("Gram: J part = -(I part)/K (so Z* Z*^T = sigma^2 P)", term.beta + term.alpha / K, simplifier=_comb)
     Gram = P() * sig**2
-    nuc = sp.sqrt(sig**2) * P().trace()  # ||Z*||_* = sum of sqrt(eigenvalues of Z Z^T)
-    led.zero("tr P - (K - 1)", P().trace() - (K - 1))
+    # ||Z*||_* from the spectrum, against the norm term of phi: norm_coef sigma
+    led.zero("||Z*||_* (spectrum of Z* Z*^T) - (norm coefficient of phi) sigma",
+             nuclear_from_spectrum(Gram) - norm_coef * sig)
+    v = Block(sp.Integer(1), -m / (K - m))  # a vector of 1-perp (total 0)
+    led.zero("1^T v", v.total())
+    led.zero("Z* Z*^T v - sigma^2 v (eigenvalue on 1-perp)", [v.apply(Gram).inside - sig**2 * v.inside,
+                                                              v.apply(Gram).outside - sig**2 * v.outside])
     led.zero("P^2 - P", (P() * P() - P()).alpha + (P() * P() - P()).beta)
     scale = 1 / sig if subgradient_scale is None else subgradient_scale
     YYt = Gram * scale**2  # Y = scale Z*
     # Y Y^T = P, an orthogonal projector != 0, so ||Y||_2 = 1 (eigenvalues of P: 0 and 1)
     led.zero("Y Y^T - P", [YYt.alpha - P().alpha, YYt.beta - P().beta])
-    led.zero("<Y, Z*> - ||Z*||_*", (Gram * scale).trace() - nuc)
+    led.zero("<Y, Z*> - ||Z*||_*", (Gram * scale).trace() - nuclear_from_spectrum(Gram))
     # the KKT residual column by column: -grad L(Z*)_S / mu - Y_S, with grad L = grad l / N
     z = tagwise_logits()
     G_S = pal_gradient(z).scaled(1 / N)
     Y_S = z.scaled(scale)
     res = G_S.scaled(-1 / mu).minus(Y_S)
-    phi, sigma_s = phi_symbolic(norm_coef)
     dphi = sp.diff(phi, s)
     coef = -dphi / (mu * (K - 1) * n * coef_I(K, m))
     claim = one_S().apply(P()).scaled(coef)
@@ -234,7 +255,8 @@ def bias_condition(led: Ledger,
     # each class lies in the same number of sets of size m (permutation invariance); the
     # total number of (class, set) incidences is m C(K,m)
     per_class = count(K, m)
-    led.zero("#{S : |S| = m, j in S} - m C(K,m)/K", per_class - m * sp.binomial(K, m) / K, simplifier=_comb)
+    led.zero("K #{S : |S| = m, j in S} - m C(K,m) (double counting)",
+             count_equations(K, m, per_class, sp.Integer(0))[0], simplifier=_comb)
     grad = pal_gradient(tagwise_logits())  # = -g P 1_S
     # sum_{|S|=m} grad l(z_S), entry j: (#sets containing j) grad_in + (#sets not containing j) grad_out
     c = per_class * grad.inside + (sp.binomial(K, m) - per_class) * grad.outside
@@ -242,19 +264,25 @@ def bias_condition(led: Ledger,
     led.zero("P 1 = 0", P().on_ones())
 
 
-def min_value(led: Ledger, norm_coef: sp.Expr = K - 1) -> None:
+def min_value(led: Ledger, norm_coef: sp.Expr = K - 1,
+              r2: Callable[[sp.Expr, sp.Expr], sp.Expr] = coef_I) -> None:
     """``C(Z*, 0) = L(Z*) + mu ||Z*||_* = phi(s) + n_K K log K / N``: the loss of one sample
-    of size ``m`` at ``z_S`` from the definition of ``l``, and at the full set ``log K`` each."""
+    of size ``m`` at ``z_S`` from the definition of ``l``, and at the full set ``log K`` each;
+    ``||Z*||_*`` from the spectrum of the Gram computed over the label sets (not from
+    ``phi``'s own ``sigma``). ``norm_coef``, ``r2``: parameters only for the wrong variants."""
     val = pal_value(tagwise_logits())
     led.zero("l(z_S) - m log(m + (K-m) e^{-s})", val - m * sp.log(m + (K - m) * sp.exp(-s)),
              simplifier=exp_log_simplify)
     full = pal_value(Block(sp.Integer(0), sp.Integer(0), K))
     led.zero("l(0; [K]) - K log K", full - K * sp.log(K), simplifier=sp.expand_log)
-    # the norm term of C at Z*: mu (K-1) sigma, which is the norm term of phi
-    phi, sigma_s = phi_symbolic(norm_coef)
+    # C at Z*: its loss term plus mu ||Z*||_*, with Z* Z*^T = sigma_G^2 P computed over the
+    # label sets and the nuclear norm from that spectrum; phi is the transcription under test
+    phi, _ = phi_symbolic(norm_coef, r2)
+    sig2_G, _ = gram_of_Zstar()
+    nuc = nuclear_from_spectrum(P() * sig2_G)
     loss_part = n * sp.binomial(K, m) * val / N
-    led.zero("phi - (L-term of C at Z* + mu (K-1) sigma)",
-             phi - loss_part - mu * (K - 1) * sigma_s, simplifier=exp_log_simplify)
+    led.zero("phi - (L-term of C at Z* + mu ||Z*||_*)", phi - loss_part - mu * nuc,
+             simplifier=lambda e: exp_log_simplify(_comb(e)))
 
 
 # ---------------------------------------------------------------- (c) the phase transition
@@ -345,3 +373,32 @@ register(
     "l(z + c1) = l(z); v^T Hess LSE v = sum_j p_j (v_j - p.v)^2, so l is strictly convex across 1-perp",
     "K symbolic (two-valued z for the shift); moments S0 = 1, S1, S2 for the Hessian form",
 )(uniqueness_ingredients)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+_THIS = __import__("sys").modules[__name__]
+_sig = sp.Symbol("sigma", positive=True)
+wrong_variant("global_factorisation_at_prediction", "kappa = 1/sigma (without sqrt(lam_W/lam_H))")(
+    lambda led: factorisation_at_prediction(led, kappa=1 / _sig))
+wrong_variant("global_pal_gradient", "g_m without the factor K")(
+    lambda led: pal_gradient_check(led, claim=lambda s_, m_: sp.exp(-s_) / (m_ + (K - m_) * sp.exp(-s_))))
+wrong_variant("global_kkt_nuclear", "phi's sigma^2 with C(K-1, m-1) in place of C(K-2, m-1)")(
+    lambda led: kkt_nuclear(led, r2=lambda k, mm: sp.binomial(k - 1, mm - 1)))
+wrong_variant("global_min_value", "phi with mu K sigma in place of mu (K-1) sigma")(
+    lambda led: min_value(led, norm_coef=K))
+wrong_variant("global_phase_kkt_zero", "a_m without the factor 1/K")(
+    lambda led: phase_kkt_zero(led, a_scale=K))
+wrong_variant("global_uniqueness_ingredients", "LSE without the multiplicity m")(
+    lambda led: uniqueness_ingredients(led, lse_coef=sp.Integer(1)))
+
+
+@wrong_variant("global_bias_condition", "the gradient of LSE - sum_{k in S} z_k (no multiplicity)")
+def _wrong_bias(led: Ledger) -> None:
+    def wrong_gradient(z: Block) -> Block:
+        g = pal_gradient_orig(z)
+        # l' = LSE - sum_S z_k: (1/m) of the m LSE part, same linear part
+        return Block((g.inside + 1) / z.size - 1, g.outside / z.size, z.size)
+
+    pal_gradient_orig = pal_gradient
+    with patched(_THIS, "pal_gradient", wrong_gradient):
+        bias_condition(led)

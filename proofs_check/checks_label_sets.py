@@ -11,7 +11,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from .algebra import IJ, centring, label_sets
-from .core import Ledger, register
+from .core import Ledger, register, wrong_variant
 
 K, m = sp.symbols("K m", integer=True, positive=True)
 K_RANGE = range(2, 11)
@@ -52,30 +52,55 @@ def label_sets_exact(
             led.zero(f"K={k},m={mm}: P Sigma P - a P", P * Sig * P - a * P)
 
 
-def label_sets_symbolic(led: Ledger, cI: Coef = coef_I, cJ: Coef = coef_J) -> None:
-    """Symbolic ``K, m`` (``2 <= m <= K-1``).
+def count_equations(K_: sp.Expr, m_: sp.Expr, per_class: sp.Expr, per_pair: sp.Expr) -> list[sp.Expr]:
+    """The two double-counting identities over the ``C(K, m)`` sets of size ``m``.
 
-    ``Sigma_m`` commutes with every permutation matrix, hence lies in the
-    ``alpha I + beta J`` algebra; its trace (``sum_S |S| = m C(K,m)``) and its total
-    ``1^T Sigma 1`` (``sum_S |S|^2 = m^2 C(K,m)``) determine ``(alpha, beta)``
-    (the 2x2 system has determinant ``K^2 (K-1) != 0``). The check solves that
-    system and compares with the claimed binomials, then projects with ``P``.
+    ``per_class``: sets containing a given class (the same for every class: a permutation
+    of the classes maps the sets containing ``i`` one-to-one onto those containing ``j``);
+    ``per_pair``: sets containing two given distinct classes (likewise). Counting the pairs
+    ``(class, set)`` with the class in the set: ``K per_class = m C(K, m)``; counting the
+    triples ``(i, j, S)`` with ``i != j`` both in ``S``: ``K (K-1) per_pair = m (m-1) C(K, m)``.
+    Returns the two residuals."""
+    total = sp.binomial(K_, m_)
+    return [K_ * per_class - m_ * total, K_ * (K_ - 1) * per_pair - m_ * (m_ - 1) * total]
+
+
+def sigma_coefficients(K_: sp.Expr = K, m_: sp.Expr = m) -> tuple[sp.Expr, sp.Expr]:
+    """``(alpha, beta)`` of ``Sigma_m = sum_{|S|=m} 1_S 1_S^T = alpha I + beta J``, *computed*:
+    the entries of ``Sigma_m`` are the counts (diagonal: ``per_class``; off-diagonal:
+    ``per_pair``), solved from :func:`count_equations`; ``alpha = per_class - per_pair``,
+    ``beta = per_pair``. Used by the global chain instead of typed-in binomials."""
+    pc, pp = sp.symbols("per_class per_pair")
+    sol = sp.solve(count_equations(K_, m_, pc, pp), [pc, pp], dict=True)[0]
+    return sp.simplify(sp.combsimp(sol[pc] - sol[pp])), sp.simplify(sp.combsimp(sol[pp]))
+
+
+def label_sets_symbolic(led: Ledger, cI: Coef = coef_I, cJ: Coef = coef_J,
+                        per_class: Coef = lambda k, mm: sp.binomial(k - 1, mm - 1),
+                        per_pair: Coef = lambda k, mm: sp.binomial(k - 2, mm - 2)) -> None:
+    """Symbolic ``K, m`` (``2 <= m <= K-1``): the coefficients by double counting.
+
+    The entries of ``Sigma_m`` count sets: ``(Sigma_m)_ii`` the sets containing ``i``,
+    ``(Sigma_m)_ij`` (``i != j``) those containing both. The claimed counts
+    ``C(K-1, m-1)`` and ``C(K-2, m-2)`` must satisfy the two double-counting identities of
+    :func:`count_equations` (which also determine them: the system is triangular with
+    nonzero diagonal); then ``alpha = per_class - per_pair`` and ``beta = per_pair`` must be
+    the claimed ``C(K-2, m-1)``, ``C(K-2, m-2)``, and ``P Sigma_m P = alpha P``.
+    ``cI``, ``cJ``, ``per_class``, ``per_pair`` are parameters only for the wrong variants.
     """
-    alpha, beta = sp.symbols("alpha beta")
-    Sig = IJ(alpha, beta, K)
-    eqs = [Sig.trace() - m * sp.binomial(K, m), Sig.total() - m**2 * sp.binomial(K, m)]
-    sol = sp.solve(eqs, [alpha, beta], dict=True)
-    led.true("trace/total determine (alpha, beta)", len(sol) == 1)
-    comb = lambda e: sp.simplify(sp.combsimp(e))  # noqa: E731
-    led.zero("alpha - claimed I coefficient", sol[0][alpha] - cI(K, m), simplifier=comb)
-    led.zero("beta - claimed J coefficient", sol[0][beta] - cJ(K, m), simplifier=comb)
-    # diagonal entry = #{S containing i} = C(K-1, m-1): Pascal's rule links it to alpha + beta
-    led.zero("C(K-1,m-1) - (alpha + beta)", sp.binomial(K - 1, m - 1) - cI(K, m) - cJ(K, m), simplifier=comb)
+    comb = lambda e: sp.simplify(sp.combsimp(sp.expand_func(e)))  # noqa: E731
+    pc, pp = per_class(K, m), per_pair(K, m)
+    r1, r2 = count_equations(K, m, pc, pp)
+    led.zero("K #{S: i in S} - m C(K,m) (incidences counted twice)", r1, simplifier=comb)
+    led.zero("K(K-1) #{S: i, j in S} - m(m-1) C(K,m) (ordered pairs counted twice)", r2, simplifier=comb)
+    alpha, beta = sigma_coefficients()
+    led.zero("computed alpha - claimed I coefficient C(K-2,m-1)", alpha - cI(K, m), simplifier=comb)
+    led.zero("computed beta - claimed J coefficient C(K-2,m-2)", beta - cJ(K, m), simplifier=comb)
+    led.zero("per_class - per_pair - computed alpha", pc - pp - alpha, simplifier=comb)
     P = IJ(sp.Integer(1), -1 / K, K)
-    S_claim = IJ(cI(K, m), cJ(K, m), K)
-    PSP = P * S_claim * P
-    led.zero("P Sigma P - C(K-2,m-1) P (I part)", PSP.alpha - cI(K, m) * P.alpha)
-    led.zero("P Sigma P - C(K-2,m-1) P (J part)", PSP.beta - cI(K, m) * P.beta)
+    PSP = P * IJ(alpha, beta, K) * P
+    led.zero("P Sigma P - C(K-2,m-1) P (I part)", PSP.alpha - cI(K, m) * P.alpha, simplifier=comb)
+    led.zero("P Sigma P - C(K-2,m-1) P (J part)", PSP.beta - cI(K, m) * P.beta, simplifier=comb)
 
 
 register(
@@ -87,7 +112,15 @@ register(
 
 register(
     "label_sets_symbolic",
-    "trace and total of sum_{|S|=m} 1_S 1_S^T force the coefficients C(K-2,m-1), C(K-2,m-2); "
-    "P(...)P = C(K-2,m-1) P",
-    "K, m symbolic integers, 2 <= m <= K-1; permutation invariance puts the sum in the IJ algebra",
+    "double counting (incidences, ordered pairs) computes the counts of sum_{|S|=m} 1_S 1_S^T, "
+    "hence its coefficients C(K-2,m-1) I + C(K-2,m-2) 11^T; P(...)P = C(K-2,m-1) P",
+    "K, m symbolic integers, 2 <= m <= K-1; every class (pair) lies in equally many sets "
+    "(a permutation of the classes maps them one-to-one)",
 )(label_sets_symbolic)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("label_sets_exact", "I coefficient C(K-2, m) (K = 2..5)")(
+    lambda led: label_sets_exact(led, range(2, 6), cI=lambda k, mm: sp.binomial(k - 2, mm)))
+wrong_variant("label_sets_symbolic", "I coefficient C(K-1, m-1) (the count of sets containing a class)")(
+    lambda led: label_sets_symbolic(led, cI=lambda k, mm: sp.binomial(k - 1, mm - 1)))

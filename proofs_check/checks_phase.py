@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Ledger, register
+from .core import Ledger, patched, register, wrong_variant
 
 mu = sp.Symbol("mu", positive=True)
 t = sp.Symbol("t", positive=True)
@@ -98,3 +98,27 @@ register(
     "K = 2..10, all multiplicities 1..K-1 with n_m = m+1 (imbalanced across m), mu > 0 symbolic",
     kind="exact-K",
 )(threshold_exact)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+_THIS = __import__("sys").modules[__name__]
+
+
+def _a_times_K(k: sp.Expr, m: sp.Expr, n_m: sp.Expr, N: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    a_m, r_m = _spec_a_r_orig(k, m, n_m, N)
+    return a_m * k, r_m
+
+
+_spec_a_r_orig = spec_a_r
+
+
+@wrong_variant("phase_threshold_symbolic", "a_m without the factor 1/K")
+def _wrong_threshold_symbolic(led: Ledger) -> None:
+    with patched(_THIS, "spec_a_r", _a_times_K):
+        threshold_single_symbolic(led)
+
+
+@wrong_variant("phase_threshold_exact", "a_m without the factor 1/K (K = 3..4)")
+def _wrong_threshold_exact(led: Ledger) -> None:
+    with patched(_THIS, "spec_a_r", _a_times_K):
+        threshold_exact(led, range(3, 5))

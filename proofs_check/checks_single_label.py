@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .algebra import IJ, centring, helmert_basis, indicator, pal_loss
-from .core import Ledger, exp_log_simplify, register
+from .core import Ledger, exp_log_simplify, patched, register, wrong_variant
 
 K = sp.Symbol("K", positive=True)
 n, lam_W, lam_H, s, rho = sp.symbols("n lam_W lam_H s rho", positive=True)
@@ -89,3 +89,20 @@ register(
     "K = 2..10; n, lam_W, lam_H, s > 0 symbolic",
     kind="exact-K",
 )(single_label_exact)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+_THIS = __import__("sys").modules[__name__]
+_C_WRONG = sp.sqrt(lam_W / lam_H)  # Zhu's ratio without the 1/n
+
+
+@wrong_variant("single_label_zhu", "Zhu's h_k = sqrt(lam_W/lam_H) w_k (without 1/n)")
+def _wrong_zhu(led: Ledger) -> None:
+    with patched(_THIS, "c_zhu", _C_WRONG):
+        single_label_zhu(led)
+
+
+@wrong_variant("single_label_exact", "Zhu's h_k = sqrt(lam_W/lam_H) w_k (without 1/n; K = 2..3)")
+def _wrong_single_exact(led: Ledger) -> None:
+    with patched(_THIS, "c_zhu", _C_WRONG):
+        single_label_exact(led, range(2, 4))

@@ -22,7 +22,7 @@ from typing import Any
 import sympy as sp
 
 from .algebra import exp_to_powers, helmert_basis, indicator, label_sets, log_normal, pal_loss
-from .core import Ledger, register
+from .core import Ledger, register, wrong_variant
 
 lam_W, lam_H, w = sp.symbols("lam_W lam_H w", positive=True)
 mu = sp.sqrt(lam_W * lam_H)
@@ -128,10 +128,12 @@ def stationarity(led: Ledger, cases: tuple[tuple[int, tuple[int, ...]], ...] = C
                  simplifier=_logs)
 
 
-def phi_convex(led: Ledger) -> None:
-    """Loss terms of ``phi`` strictly convex (symbolic K, m); norm term convex (|M| = 3)."""
+def phi_convex(led: Ledger, loss_sign: int = 1) -> None:
+    """Loss terms of ``phi`` strictly convex (symbolic K, m); norm term convex (|M| = 3; for
+    every ``|M|`` the norm term ``mu (K-1) ||r o s||_2`` is a norm of ``s``, hence convex:
+    docs/proofs.md). ``loss_sign = -1`` (a concave loss term) only in the wrong variant."""
     m, r, s = sp.symbols("m r s", positive=True)  # r = K - m > 0
-    f = m * sp.log(m + r * sp.exp(-s))
+    f = loss_sign * m * sp.log(m + r * sp.exp(-s))
     led.positive("d^2/ds^2 m log(m + (K-m) e^{-s})", sp.diff(f, s, 2))
     # norm term: sigma(s) = sqrt(sum c_i s_i^2); v^T Hess v * sigma^3 = Lagrange sum of squares
     cs = sp.symbols("c1:4", positive=True)
@@ -143,6 +145,34 @@ def phi_convex(led: Ledger) -> None:
     sos = sum(cs[i] * cs[j] * (ss[i] * vs[j] - ss[j] * vs[i]) ** 2
               for i in range(3) for j in range(i + 1, 3))
     led.zero("sigma^3 v^T Hess(sigma) v - sum_{i<j} c_i c_j (s_i v_j - s_j v_i)^2", quad - sos)
+
+
+def phi_coercive(led: Ledger, loss_floor: Callable[[sp.Expr], sp.Expr] = lambda m: sp.log(m)) -> None:
+    """``phi`` is coercive, so it attains its minimum: every loss term is at least
+    ``m log m >= 0`` (``m + (K-m) e^{-s} >= m >= 1``), and ``sigma = ||r o s||_2 >=
+    r_min ||s||_2`` with ``r_min = min_m r_m > 0`` (``r_m^2 = n_m C(K-2, m-1) > 0`` for
+    ``1 <= m <= K-1``); hence ``phi(s) >= mu (K-1) r_min ||s||_2 -> inf``. ``loss_floor`` (the claimed lower bound of
+    ``log(m + (K-m) e^{-s})``) is a parameter only for the wrong variant."""
+    m0, r, s, e = sp.symbols("m0 r s e", nonnegative=True)  # m = 1 + m0, K - m = r, e = e^{-s}
+    m = 1 + m0
+    # log is increasing: log(m + r e) - floor >= 0 iff (m + r e) / exp(floor) >= 1
+    gap = sp.simplify((m + r * e) / sp.exp(loss_floor(m)) - 1)
+    led.true("(m + (K-m) e^{-s}) / exp(floor) - 1 >= 0 (m >= 1, K-m, e^{-s} >= 0)",
+             gap.is_nonnegative is True, sp.sstr(gap))
+    led.true("floor(m) = log m >= 0 for m >= 1", sp.log(m).is_nonnegative is True)
+    # r_m^2 = n_m C(K-2, m-1) > 0 for n_m >= 1 and 0 <= m-1 <= K-2 (Gamma form, symbolic sizes)
+    j, k2 = sp.symbols("j k2", integer=True, nonnegative=True)  # m - 1 = j, K - 2 = j + k2
+    gam = sp.binomial(j + k2, j).rewrite(sp.gamma)
+    led.zero("C(K-2, m-1) - Gamma(K-1) / (Gamma(m) Gamma(K-m))", sp.binomial(j + k2, j) - gam,
+             simplifier=lambda e: sp.simplify(sp.combsimp(e)))
+    led.true("Gamma(K-1) / (Gamma(m) Gamma(K-m)) > 0 (Gamma > 0 on positive arguments)",
+             gam.is_positive is True, sp.sstr(gam))
+    ss = sp.symbols("s1:4", real=True)
+    es = sp.symbols("e1:4", nonnegative=True)  # r_m^2 - r_min^2 >= 0
+    rmin = sp.Symbol("r_min", positive=True)
+    excess = sum((rmin**2 + ei) * si**2 for ei, si in zip(es, ss)) - rmin**2 * sum(si**2 for si in ss)
+    led.true("sigma^2 - r_min^2 ||s||^2 = sum (r_m^2 - r_min^2) s_m^2 >= 0 (|M| = 3; termwise for any |M|)",
+             sp.expand(excess).is_nonnegative is True, sp.sstr(sp.expand(excess)))
 
 
 register(
@@ -160,7 +190,7 @@ register(
 )(phi_convex)
 
 
-def gradient_formula(led: Ledger) -> None:
+def gradient_formula(led: Ledger, with_multiplicity: bool = True) -> None:
     """The closed-form gradients against ``sympy.diff`` of ``F`` (with bias)."""
     k, d = 3, 2
     sets = [(0,), (1, 2), (0, 1, 2), (2,)]
@@ -176,7 +206,7 @@ def gradient_formula(led: Ledger) -> None:
     F += lam_b / 2 * sum(e**2 for e in b)
     # the closed form: P = softmax(Z) column-wise, G = (P * m - Y) / N
     Pm = sp.Matrix(k, N, lambda i, j: sp.exp(Z[i, j]) / sum(sp.exp(Z[r, j]) for r in range(k)))
-    mult = [len(S) for S in sets]
+    mult = [len(S) if with_multiplicity else 1 for S in sets]  # 1: only in the wrong variant
     G = sp.Matrix(k, N, lambda i, j: (Pm[i, j] * mult[j] - Y[i, j]) / N)
     canc = lambda e: sp.cancel(sp.together(e))  # noqa: E731
     led.zero("dF/dW - (G H^T + lam_W W)",
@@ -189,8 +219,26 @@ def gradient_formula(led: Ledger) -> None:
 
 
 register(
+    "phi_coercive",
+    "phi(s) >= mu (K-1) min_m r_m ||s||_2 (loss terms >= m log m >= 0, r_m > 0): phi is coercive "
+    "and attains its minimum",
+    "K, m symbolic with 1 <= m <= K-1, n_m >= 1; the norm comparison termwise (shown for |M| = 3)",
+)(phi_coercive)
+
+register(
     "objective_gradient_formula",
     "closed-form gradients: dF/dW = G H^T + lam_W W, dF/dH = W^T G + lam_H H, "
     "dF/db = G 1 + lam_b b, 1^T G = 0",
     "K = 3, d = 2, N = 4 samples with sets {0},{1,2},{0,1,2},{2}; W, H, b symbolic; lam_b >= 0",
 )(gradient_formula)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("stationarity_structure", "phi with mu K sigma in place of mu (K-1) sigma (K = 3, M = {1,2})")(
+    lambda led: stationarity(led, ((3, (1, 2)),), norm_coef=3))
+wrong_variant("phi_convex", "a concave loss term -m log(m + (K-m) e^{-s})")(
+    lambda led: phi_convex(led, loss_sign=-1))
+wrong_variant("phi_coercive", "loss terms bounded below by log(m + 1) (false at large s)")(
+    lambda led: phi_coercive(led, loss_floor=lambda m: sp.log(m + 1)))
+wrong_variant("objective_gradient_formula", "G = (P - Y)/N (without the multiplicity m_i)")(
+    lambda led: gradient_formula(led, with_multiplicity=False))

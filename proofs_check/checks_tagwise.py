@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import sympy as sp
 
 from .algebra import IJ, centring, helmert_basis, indicator, label_sets, ones, pal_loss
-from .core import Ledger, exp_log_simplify, register
+from .core import Ledger, exp_log_simplify, patched, register, wrong_variant
 
 s = sp.Symbol("s", positive=True)
 K_RANGE = range(2, 11)
@@ -36,16 +38,17 @@ def pal_tagwise_exact(led: Ledger, ks: range = K_RANGE) -> None:
                          simplifier=exp_log_simplify)
 
 
-def pal_tagwise_symbolic(led: Ledger) -> None:
+def pal_tagwise_symbolic(led: Ledger, claim=None) -> None:
     """Symbolic ``K, m``: the logits take the value ``s(1 - m/K)`` m times, ``-s m/K`` K-m times."""
     K, m = sp.symbols("K m", positive=True)
     z_in, z_out = s * (1 - m / K), -s * m / K
     lse = sp.log(m * sp.exp(z_in) + (K - m) * sp.exp(z_out))
     loss = m * lse - m * z_in  # sum over k in S of (LSE - z_k)
-    led.zero("l(z) - m log(m + (K-m) e^{-s})", loss - pal_claim(K, m, s), simplifier=exp_log_simplify)
+    claim = pal_claim if claim is None else claim  # a parameter only for the wrong variant
+    led.zero("l(z) - m log(m + (K-m) e^{-s})", loss - claim(K, m, s), simplifier=exp_log_simplify)
     # the gradient of the loss in s: used by phi (dl/ds = -m (K-m) e^{-s} / (m + (K-m) e^{-s}))
     grad = sp.diff(loss, s)
-    led.zero("d l/ds - d claim/ds", grad - sp.diff(pal_claim(K, m, s), s))
+    led.zero("d l/ds - d claim/ds", grad - sp.diff(claim(K, m, s), s))
 
 
 def row_sums(led: Ledger, ks: range = K_RANGE, d: int = 2) -> None:
@@ -77,15 +80,16 @@ def tagwise_logits_exact(led: Ledger, ks: range = K_RANGE) -> None:
                 led.zero(f"K={k},S={S}", logits - s_m * (y - sp.Rational(mm, k) * ones(k)))
 
 
-def tagwise_scale(led: Ledger, ks: range = range(2, 7), d: int = 3) -> None:
+def tagwise_scale(led: Ledger, ks: range = range(2, 7), d: int = 3, cm_claim=None) -> None:
     """``h_S = c_m mean_{k in S} h_{k}`` with ``c_m = m s_m / s_1`` (generic ``W``), and the
     norm ratio ``||h_S|| / ||mean h_k|| = c_m`` at the ETF (symbolic ``K, m`` via IJ)."""
     kappa, s_1, s_m = sp.symbols("kappa s_1 s_m", positive=True)
+    cm_claim = (lambda mm, sm, s1: mm * sm / s1) if cm_claim is None else cm_claim  # wrong variant only
     for k in ks:
         W = sp.Matrix(k, d, lambda i, j: sp.Symbol(f"w_{i}_{j}"))
         h_single = [kappa * s_1 * W[i, :].T for i in range(k)]  # h_{k} = kappa s_1 w_k
         for mm in range(1, k + 1):
-            c_m = mm * s_m / s_1
+            c_m = cm_claim(mm, s_m, s_1)
             for S in label_sets(k, mm):
                 h_S = kappa * s_m * W.T * indicator(k, S)
                 mean = sum((h_single[i] for i in S), sp.zeros(d, 1)) / mm
@@ -96,7 +100,7 @@ def tagwise_scale(led: Ledger, ks: range = range(2, 7), d: int = 3) -> None:
     PS = IJ(sp.Integer(1), -1 / K, K)
     led.zero("1_S^T P 1_S from the IJ action", (PS.alpha * m + PS.beta * m**2) - (m - m**2 / K))
     ratio = sp.sqrt((kappa * s_m) ** 2 * quad) / sp.sqrt((kappa * s_1 / m) ** 2 * quad)
-    led.zero("||h_S|| / ||mean h_k|| - m s_m / s_1", ratio - m * s_m / s_1)
+    led.zero("||h_S|| / ||mean h_k|| - m s_m / s_1", ratio - cm_claim(m, s_m, s_1))
 
 
 register(
@@ -132,3 +136,37 @@ register(
     "h_S = c_m mean_{k in S} h_k with c_m = m s_m/s_1, and ||h_S||/||mean h_k|| = c_m at the ETF",
     "generic symbolic W for K = 2..6 (all S); norm ratio for symbolic K, m, s_1, s_m > 0",
 )(tagwise_scale)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+_THIS = sys.modules[__name__]
+
+
+@wrong_variant("tagwise_pal_loss_exact", "claimed value m log(m + (K-m) e^{-2s}) (K = 2)")
+def _wrong_pal_exact(led: Ledger) -> None:
+    with patched(_THIS, "pal_claim", lambda k, mm, ss: mm * sp.log(mm + (k - mm) * sp.exp(-2 * ss))):
+        pal_tagwise_exact(led, range(2, 3))
+
+
+wrong_variant("tagwise_pal_loss_symbolic", "claimed value log(m + (K-m) e^{-s}) (no factor m)")(
+    lambda led: pal_tagwise_symbolic(led, claim=lambda k, mm, ss: sp.log(mm + (k - mm) * sp.exp(-ss))))
+
+
+@wrong_variant("tagwise_row_sums", "1_S with the first class always included (K = 2..3)")
+def _wrong_row_sums(led: Ledger) -> None:
+    def wrong(k: int, S: tuple[int, ...]) -> sp.Matrix:
+        return sp.Matrix([1 if (j in S or j == 0) else 0 for j in range(k)])
+
+    with patched(_THIS, "indicator", wrong):
+        row_sums(led, range(2, 4))
+
+
+@wrong_variant("tagwise_logits_exact", "an unnormalised Helmert basis (columns scaled by 2; K = 2..3)")
+def _wrong_logits(led: Ledger) -> None:
+    orig = helmert_basis
+    with patched(_THIS, "helmert_basis", lambda k: 2 * orig(k)):
+        tagwise_logits_exact(led, range(2, 4))
+
+
+wrong_variant("tagwise_scale_cm", "c_m = s_m / s_1 (without the factor m; K = 2..3)")(
+    lambda led: tagwise_scale(led, range(2, 4), cm_claim=lambda mm, sm, s1: sm / s1))

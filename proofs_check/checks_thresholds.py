@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .core import Ledger, register
+from .core import Ledger, register, wrong_variant
 
 
 def _design(K: int, max_m: int) -> tuple[list[tuple[int, ...]], dict]:
@@ -80,10 +80,14 @@ def trivial_point_exact(led: Ledger, cases: tuple = ((3, 3), (4, 2)),
         led.zero(f"K={K}: Gamma0 1 = 0 at the free-bias b0", rows, simplifier=_rational)
 
 
-def rank_one_penalty(led: Ledger) -> None:
-    """``W = sqrt(t) c u e^T, H = -sqrt(t)/c e v^T`` gives ``W H = -t u v^T`` and penalty ``mu t``."""
+QUARTER = sp.Rational(1, 4)
+
+
+def rank_one_penalty(led: Ledger, power: sp.Expr = QUARTER) -> None:
+    """``W = sqrt(t) c u e^T, H = -sqrt(t)/c e v^T`` gives ``W H = -t u v^T`` and penalty ``mu t``
+    with the balancing scale ``c = (lam_H/lam_W)^power``, ``power = 1/4``."""
     t, lw, lh = sp.symbols("t lam_W lam_H", positive=True)
-    c = (lh / lw) ** sp.Rational(1, 4)
+    c = (lh / lw) ** power
     pen = lw / 2 * t * c**2 + lh / 2 * t / c**2  # |u| = |v| = |e| = 1
     led.zero("penalty of the balanced rank-one factorisation - sqrt(lam_W lam_H) t",
              pen - sp.sqrt(lw * lh) * t)
@@ -103,3 +107,10 @@ register(
     "direction, for every d >= 1)",
     "lam_W, lam_H, t > 0 symbolic; unit u, v, e",
 )(rank_one_penalty)
+
+
+# ---------------------------------------------------------------- wrong variants (--mutants)
+wrong_variant("threshold_trivial_point_exact", "the uniform bias b0 = 0 (right only for balanced frequencies)")(
+    lambda led: trivial_point_exact(led, cases=((3, 3),), bias=lambda f, M, K: [sp.Integer(0)] * K))
+wrong_variant("threshold_rank_one_penalty", "balancing scale (lam_H/lam_W)^(1/2) instead of ^(1/4)")(
+    lambda led: rank_one_penalty(led, power=sp.Rational(1, 2)))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,12 @@ __all__ = [
     "run_check",
     "run_all",
     "selected",
+    "MUTANTS",
+    "MutantResult",
+    "patched",
+    "run_mutant",
+    "run_mutants",
+    "wrong_variant",
     "exp_log_simplify",
 ]
 
@@ -282,3 +289,62 @@ def selected(names: Iterable[str] | None = None) -> list[Check]:
 def run_all(names: Iterable[str] | None = None) -> list[CheckResult]:
     """Run all registered checks (or those matching ``names``) and return their results."""
     return [run_check(c) for c in selected(names)]
+
+
+# ------------------------------------------------------------------ wrong variants
+#: For every check name, ``(what, func)``: a deliberately wrong variant of the identity the
+#: check names (one coefficient, formula or object changed), built with the check's own
+#: machinery. ``python -m proofs_check --mutants`` runs each and requires it to FAIL: a check
+#: that also accepts its wrong variant is blind to what it claims to check.
+MUTANTS: dict[str, tuple[str, Callable[[Ledger], None]]] = {}
+
+
+def wrong_variant(name: str, what: str) -> Callable[[Callable[[Ledger], None]], Callable[[Ledger], None]]:
+    """Decorator: register ``func(ledger)`` as the wrong variant of check ``name``;
+    ``what`` says in one line what was changed."""
+
+    def deco(func: Callable[[Ledger], None]) -> Callable[[Ledger], None]:
+        if name in MUTANTS:
+            raise ValueError(f"duplicate wrong variant for {name!r}")
+        MUTANTS[name] = (what, func)
+        return func
+
+    return deco
+
+
+@contextmanager
+def patched(obj: Any, attr: str, value: Any) -> Iterator[None]:
+    """Temporarily replace ``obj.attr`` (a helper of a check module) by ``value``."""
+    old = getattr(obj, attr)
+    setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        setattr(obj, attr, old)
+
+
+@dataclass(frozen=True)
+class MutantResult:
+    """Outcome of one check's wrong variant: ``rejected`` iff the variant failed through a
+    residual (a crash or a missing variant does not count as a rejection)."""
+
+    name: str
+    what: str
+    rejected: bool
+    residual: str | None
+    seconds: float
+
+
+def run_mutant(check: Check) -> MutantResult:
+    """Run the wrong variant of ``check`` and judge whether the check rejects it."""
+    if check.name not in MUTANTS:
+        return MutantResult(check.name, "(none)", False, "no wrong variant registered", 0.0)
+    what, func = MUTANTS[check.name]
+    r = run_check(Check(f"{check.name}~wrong", what, "wrong variant", func, check.kind))
+    rejected = (not r.passed) and r.residual is not None and not r.residual.startswith(("error", "no residual"))
+    return MutantResult(check.name, what, rejected, r.residual, r.seconds)
+
+
+def run_mutants(names: Iterable[str] | None = None) -> list[MutantResult]:
+    """The wrong variant of every selected check, in the registry's order."""
+    return [run_mutant(c) for c in selected(names)]

@@ -253,3 +253,111 @@ def inf_F_without_features(problem):
         q = q[q > 0]
         return float(-m_bar * np.sum(q * np.log(q)))
     return trivial_value(problem.design)
+
+
+# -- the bias-only problem and an independent solve (issue 28) -------------------------------
+
+
+def _sample_weights(problem):
+    """``(Y, m, w)`` per sample: ``w = 1`` (PAL) or ``1/m`` (normalised PAL), from ``Y``."""
+    Y = problem.design.Y
+    m = Y.sum(axis=0)
+    w = np.ones_like(m) if problem.loss == "pal" else 1.0 / m
+    return Y, m, w
+
+
+def inf_F_at_origin(problem):
+    """``(inf_b F(0, 0, b), b*)`` by a damped Newton method on the smooth convex function
+    ``b -> a LSE(b) - <v, b> + lam_b/2 ||b||^2`` (``a = mean(w m)``, ``v = mean(w y)``:
+    the loss at ``W = 0, H = 0``), written from the definition of ``F`` (no closed form).
+
+    With a free bias and ``lam_b = 0`` a class that no sample carries (``v_j = 0``) sends
+    ``b_j`` to ``-inf`` in the infimum: it is dropped (``b*_j = -inf``). Without a bias,
+    ``F(0, 0, 0) = a log K``.
+    """
+    Y, m, w = _sample_weights(problem)
+    K, N = problem.K, problem.N
+    a = float((w * m).sum() / N)
+    v = (Y * w).sum(axis=1) / N
+    if not problem.bias:
+        return a * math.log(K), np.zeros(K)
+    lam = float(problem.lam_b)
+    keep = v > 0 if lam == 0 else np.ones(K, dtype=bool)
+    vk = v[keep]
+
+    def f(b):
+        s = b.max()
+        lse = s + math.log(float(np.exp(b - s).sum()))
+        return a * lse - float(vk @ b) + 0.5 * lam * float(b @ b)
+
+    b = np.zeros(vk.size)
+    for _ in range(200):
+        p = np.exp(b - b.max())
+        p /= p.sum()
+        g = a * p - vk + lam * b
+        if np.abs(g).max() <= 1e-16 * max(a, 1.0):
+            break
+        Hm = a * (np.diag(p) - np.outer(p, p)) + lam * np.eye(vk.size)
+        step = -np.linalg.lstsq(Hm, g, rcond=None)[0]  # lam = 0: H 1 = 0 and g sums to 0
+        t, f0 = 1.0, f(b)
+        while f(b + t * step) > f0 + 0.25 * t * float(g @ step) and t > 1e-12:
+            t *= 0.5
+        b = b + t * step
+    out = np.full(K, -np.inf)
+    out[keep] = b
+    return f(b), out
+
+
+def mu_at_origin(problem):
+    """``||grad L(b* 1^T)||_2``: the origin ``W = H = 0`` (with the best bias ``b*``) is a
+    minimiser of the convex relaxation ``C`` iff ``mu`` is at least this (the spectral ball
+    is the nuclear norm's subdifferential at 0). For balanced designs without a bias it is
+    :func:`mu_crit_by_svd`; for imbalanced designs with a free bias it is the transition."""
+    Y, m, w = _sample_weights(problem)
+    _, b = inf_F_at_origin(problem)
+    with np.errstate(invalid="ignore"):
+        p = np.exp(b - b.max())
+    p = np.where(np.isfinite(b), p, 0.0)
+    p /= p.sum()
+    G = (np.outer(p, m) - Y) * (w / problem.N)
+    return float(np.linalg.norm(G, 2))
+
+
+def _F_and_grad(x, problem):
+    """``F`` and its gradient on the packed ``(W, H, b)``, written from the definition."""
+    K, d, N = problem.K, problem.d, problem.N
+    Y, m, w = _sample_weights(problem)
+    W = x[: K * d].reshape(K, d)
+    H = x[K * d: K * d + d * N].reshape(d, N)
+    b = x[K * d + d * N:] if problem.bias else np.zeros(K)
+    Z = W @ H + b[:, None]
+    s = Z.max(axis=0)
+    E = np.exp(Z - s)
+    lse = s + np.log(E.sum(axis=0))
+    P = E / E.sum(axis=0)
+    lam_b = problem.lam_b if problem.bias else 0.0
+    val = float((w * (m * lse - (Y * Z).sum(axis=0))).sum() / N
+                + 0.5 * (problem.lam_W * (W * W).sum() + problem.lam_H * (H * H).sum() + lam_b * b @ b))
+    G = (P * m - Y) * (w / N)
+    parts = [(G @ H.T + problem.lam_W * W).ravel(), (W.T @ G + problem.lam_H * H).ravel()]
+    if problem.bias:
+        parts.append(G.sum(axis=1) + lam_b * b)
+    return val, np.concatenate(parts)
+
+
+def min_F_upper(problem, seed=0, starts=3):
+    """An upper bound on ``min F`` from an independent high-accuracy solve: scipy's L-BFGS-B
+    on :func:`_F_and_grad` from ``starts`` random points (tolerances at float64 level),
+    and ``inf_b F(0, 0, b)``; the smallest value found. Every value is some ``F``, so it
+    bounds ``min F`` from above however accurate the solve."""
+    from scipy.optimize import minimize
+
+    gen = np.random.default_rng(seed)
+    n = problem.K * problem.d + problem.d * problem.N + (problem.K if problem.bias else 0)
+    best = inf_F_at_origin(problem)[0]
+    for _ in range(starts):
+        x0 = gen.standard_normal(n)
+        res = minimize(_F_and_grad, x0, args=(problem,), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 20000, "maxcor": 30, "ftol": 0.0, "gtol": 1e-13})
+        best = min(best, float(res.fun))
+    return best

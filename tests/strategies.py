@@ -30,6 +30,10 @@ The ranges, in one place:
   (:func:`reference.mu_crit_by_svd`), not by the package's formula.
 - Points (:func:`points`): Gaussian entries of standard deviation ``scale / sqrt(d)``
   with ``scale`` log-uniform in ``[1e-3, 10]``.
+- Free-bias problems (:func:`free_bias_problems`): ``lam_b = 0``, bias on, ``mu / mu_0``
+  log-uniform in ``[0.2, 5]`` around the origin's threshold ``mu_0``
+  (:func:`reference.mu_at_origin`), PAL or normalised PAL; points near the origin
+  (:func:`points_near_origin`).
 - Seeds: ints in ``0..2**32 - 1``.
 """
 
@@ -212,6 +216,36 @@ def problems_at_ratio(draw, design_strategy=None, d: str = "theorem", rho=(1e-3,
         design, draw(st.integers(lo, hi)), mu * math.sqrt(ratio), mu / math.sqrt(ratio), draw(LAM_B),
         bias=draw(st.booleans()),
     )
+
+
+@st.composite
+def free_bias_problems(draw, rho=(0.2, 5.0)) -> UFMProblem:
+    """A free-bias, ``lam_b = 0`` problem (balanced or not, PAL or normalised PAL) with
+    ``mu / mu_0`` log-uniform in ``rho``: ``mu_0 = ||grad L(b* 1^T)||_2`` is where the origin
+    (with its best bias) stops being optimal (:func:`reference.mu_at_origin`), so both sides
+    of the transition are drawn about equally. ``lam_W / lam_H`` log-uniform in ``[1e-2, 1e2]``;
+    ``d`` any. When ``mu_0 = 0`` (only the full label set) ``mu`` is drawn from :data:`LAMBDAS`.
+    """
+    design = draw(st.one_of(balanced_designs(), unbalanced_designs()))
+    loss = draw(st.sampled_from(["pal", "pal-normalized"]))
+    lo, hi = _d_range(design.K, "any")
+    mu0 = reference.mu_at_origin(UFMProblem(design, design.K, 1.0, 1.0, 0.0, loss=loss))
+    mu = draw(log_uniform(*rho)) * mu0 if mu0 > 0 else draw(LAMBDAS)
+    ratio = draw(log_uniform(1e-2, 1e2))
+    return UFMProblem(design, draw(st.integers(lo, hi)), mu * math.sqrt(ratio), mu / math.sqrt(ratio),
+                      0.0, bias=True, loss=loss)
+
+
+@st.composite
+def points_near_origin(draw, problem: UFMProblem) -> np.ndarray:
+    """A packed point with ``W, H`` of scale ``1e-8..1`` (log-uniform; exactly 0 with
+    probability 1/4) and a bias of scale ``0..5``: the region where the free-bias dual point
+    must respect ``Gamma 1 = 0`` to stay below ``inf_b F(0, 0, b)``."""
+    gen = np.random.default_rng(draw(SEEDS))
+    scale = draw(st.one_of(st.just(0.0), log_uniform(1e-8, 1.0), log_uniform(1e-8, 1.0), log_uniform(1e-8, 1.0)))
+    bscale = draw(st.sampled_from([0.0, 0.1, 1.0, 5.0]))
+    K, d, N = problem.K, problem.d, problem.N
+    return np.concatenate([gen.standard_normal(K * d + d * N) * scale, gen.standard_normal(K) * bscale])
 
 
 @st.composite

@@ -66,6 +66,11 @@ def test_from_indicator_roundtrip(rng):
         (lambda: D.from_counts(3, {(): 2}), "empty label set"),
         (lambda: D.from_counts(3, {(0, 5): 1}), "0..2"),
         (lambda: D.from_indicator(np.array([[1, 0], [0, 0]])), "empty label set"),
+        (lambda: D.from_indicator(np.array([[1, 0], [2, 1]])), "0/1 indicator"),
+        (lambda: D.from_indicator(np.array([[1.0, 0.0], [0.5, 1.0]])), "0/1 indicator"),
+        (lambda: D.from_indicator(np.array([[1, -1], [0, 1]])), "0/1 indicator"),
+        (lambda: D.from_indicator(np.array([[1.0, np.nan], [0.0, 1.0]])), "0/1 indicator"),
+        (lambda: D.from_indicator(np.array([[True, False], [True, True]]) * 3), "0/1 indicator"),
     ],
 )
 def test_bad_input_has_clear_errors(call, match):

@@ -184,8 +184,8 @@ def test_lower_dimensional_minimisers_are_strict_saddles(problem, data):
     H[e] = 0`` since both are 0), and ``F`` along ``(a u e^T, c e v^T)`` is, to second
     order, ``lam_W a^2 + lam_H c^2 - 2 sigma |a c|`` there: the curvature, Lanczos and
     descent claims hold at any point with ``sigma > mu``. So the small problem is solved
-    with ``must_converge=False``: when neither L-BFGS engine converges (recorded as
-    ``unconverged_runs``; found by the long profile: ``balanced(K=10, {1: 4, 2: 5, 3: 2,
+    with ``must_converge=False``: when neither L-BFGS engine converges (``res.extra["portfolio_converged"]``
+    is False; found by the long profile: ``balanced(K=10, {1: 4, 2: 5, 3: 2,
     4: 3, 5: 6, 6: 2, 7: 2, 9: 2, 10: 1})``, ``r = 4``, ``lam_W = lam_H = 8.8e-6``,
     ``lam_b = 2.1e-4``, seed 18865921: numpy at 50k iterations ``|g| = 1.6e-10``, scipy's
     line search failed at ``|g| = 4.7e-9``), the criticality claim is not made and the

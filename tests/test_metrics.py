@@ -142,3 +142,104 @@ def test_decoding_ties_count_as_failures():
     pred, groups = M.decode(H, Y)
     assert pred.tolist() == [-1, -1, 2]
     assert M.decoding_accuracy(H, Y) == pytest.approx(1 / 3)
+
+
+def _pair_at_angle(theta: float, d: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Two vectors of different lengths at the exact angle ``theta`` (radians) in a random
+    plane of R^d (a random orthonormal pair, rotated)."""
+    Q, _ = np.linalg.qr(rng.standard_normal((d, 2)))
+    e1, e2 = Q[:, 0], Q[:, 1]
+    return 2.5 * e1, 0.4 * (math.cos(theta) * e1 + math.sin(theta) * e2)
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_angles_at_known_values_acute_right_and_obtuse(vectorised, rng):
+    """Angles built at known values from 0 to 180 degrees (obtuse ones included: a
+    174 degree angle must not read as its supplement's 6) and zero columns (nan); the
+    vectorised ``_angles_deg`` (used by ``tagwise``) and the scalar ``_angle_deg`` both."""
+    thetas = np.array([0.0, 1e-7, 0.1, 30.0, 89.0, 90.0, 91.0, 120.0, 174.0, 179.9, 180.0])
+    pairs = [_pair_at_angle(math.radians(t), 6, rng) for t in thetas]
+    U = np.stack([p[0] for p in pairs] + [np.zeros(6), rng.standard_normal(6)], axis=1)
+    V = np.stack([p[1] for p in pairs] + [rng.standard_normal(6), np.zeros(6)], axis=1)
+    if vectorised:
+        got = M._angles_deg(U, V)
+    else:
+        got = np.array([M._angle_deg(U[:, j], V[:, j]) for j in range(U.shape[1])])
+    np.testing.assert_allclose(got[:-2], thetas, rtol=0, atol=1e-6)  # float64 rounding of the construction
+    assert np.isnan(got[-2]) and np.isnan(got[-1])
+
+
+def test_vectorised_angles_equal_the_scalar_angle(rng):
+    """``_angles_deg`` column by column equals ``_angle_deg`` on random pairs, half of them
+    obtuse (``V`` anti-correlated with ``U``)."""
+    U = rng.standard_normal((7, 40))
+    V = rng.standard_normal((7, 40)) * 0.3 + np.where(np.arange(40) % 2, 1.0, -1.0) * U
+    got = M._angles_deg(U, V)
+    want = np.array([M._angle_deg(U[:, j], V[:, j]) for j in range(40)])
+    assert (want > 90).sum() == 20  # the obtuse half is there
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-12)
+
+
+def test_tagwise_reports_an_obtuse_angle(rng):
+    """A pair's mean feature pointing opposite to the sum of its classes' features:
+    ``tagwise`` reports an angle near 180 degrees, not near 0."""
+    design, W, H = _collapsed(rng=rng)
+    g = design.sets.index((0, 1))
+    sl = design.group_slices[g]
+    v = H[:, sl.start].copy()
+    u = rng.standard_normal(5)
+    u -= (u @ v) / (v @ v) * v
+    u *= np.linalg.norm(v) / np.linalg.norm(u)
+    theta = math.radians(174.0)
+    H[:, sl] = (math.cos(theta) * v + math.sin(theta) * u)[:, None]
+    assert M.tagwise(H, design.Y, W)[2]["angle_deg_max"] == pytest.approx(174.0, rel=1e-9)
+
+
+def test_cross_angles_nan_exactly_where_a_column_is_zero(rng):
+    """A zero column of ``U`` gives a nan row, of ``V`` a nan column; unit-norm columns
+    stay finite (a column of norm 1 is not a zero column)."""
+    U = rng.standard_normal((4, 3))
+    V = rng.standard_normal((4, 2))
+    U[:, 0] = 0.0
+    U[:, 1] /= np.linalg.norm(U[:, 1])
+    V[:, 1] /= np.linalg.norm(V[:, 1])
+    A = M._cross_angles_rad(U, V)
+    assert np.all(np.isnan(A[0])) and np.all(np.isfinite(A[1:]))
+    V[:, 0] = 0.0
+    A = M._cross_angles_rad(U, V)
+    assert np.all(np.isnan(A[:, 0])) and np.all(np.isfinite(A[1:, 1]))
+
+
+def test_nc1_on_one_multiplicity_uses_only_those_sets(rng):
+    """``nc1(on=2)`` depends only on the pair-sets' features: noise added to the singles
+    changes ``nc1(on=1)`` and ``nc1(on="all")``, not ``nc1(on=2)``."""
+    design, W, H = _collapsed(rng=rng)
+    H = H + 0.05 * rng.standard_normal(H.shape)
+    H2 = H.copy()
+    singles = design.m[None, :].repeat(H.shape[0], 0) == 1
+    H2[singles] += 0.3 * rng.standard_normal(int(singles.sum()))
+    assert M.nc1(H2, design.Y, on=2) == M.nc1(H, design.Y, on=2)
+    assert M.nc1(H2, design.Y, on=1) != pytest.approx(M.nc1(H, design.Y, on=1), rel=1e-3)
+
+
+def test_nc3_with_sample_centring_under_imbalance(rng):
+    """Imbalanced single labels with an offset: ``center="samples"`` centres at the
+    count-weighted mean, computed here by hand, and differs from ``center="classes"``."""
+    K, d = 3, 4
+    W = rng.standard_normal((K, d))
+    counts = [5, 2, 1]
+    Y = np.concatenate([np.tile(np.eye(K)[:, [k]], c) for k, c in enumerate(counts)], axis=1)
+    Hs = rng.standard_normal((d, K)) + 2.0
+    H = Hs[:, Y.argmax(axis=0)]
+    n = np.array(counts, float)
+    P = np.eye(K) - 1.0 / K
+    for center, c in (("samples", Hs @ n / n.sum()), ("classes", Hs.mean(axis=1))):
+        Hbar = Hs - c[:, None]
+        A = W @ Hbar
+        want = np.linalg.norm(A / np.linalg.norm(A) - P / np.sqrt(K - 1))
+        assert M.nc3(W, H, Y, center=center) == pytest.approx(want, rel=1e-12)
+        want_dual = np.linalg.norm(W / np.linalg.norm(W) - Hbar.T / np.linalg.norm(Hbar))
+        assert M.nc3_dual(W, H, Y, center=center) == pytest.approx(want_dual, rel=1e-12)
+    assert np.isnan(M.nc3_dual(np.zeros((K, d)), H, Y))
+    assert np.isnan(M.nc3_dual(W, np.zeros_like(H), Y))
+    assert M.nc3_dual(W / np.linalg.norm(W), H, Y) == pytest.approx(M.nc3_dual(W, H, Y), rel=1e-12)

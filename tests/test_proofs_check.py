@@ -230,3 +230,38 @@ def test_wrong_trivial_bias_fails() -> None:
         led, cases=((3, 3),), bias=lambda f, M, K: [sp.Integer(0)] * K)))
     _assert_fails(_wrong(lambda led: checks_thresholds.trivial_point_exact(
         led, cases=((3, 3),), bias=lambda f, M, K: [sp.log(fk) for fk in f][:-1] + [sp.log(f[-1] / M)])))
+
+
+# ------------------------------------------------ every check rejects its wrong variant
+def test_every_check_rejects_its_wrong_variant() -> None:
+    """``python -m proofs_check --mutants``: every registered check has a wrong variant
+    (``core.MUTANTS``) and fails on it through a residual (not a crash); the summary line
+    says ``N/N``. About 40 s: the wrong variants run at reduced sizes."""
+    from proofs_check.core import MUTANTS
+
+    names = [c.name for c in selected()]
+    assert sorted(MUTANTS) == sorted(names), set(names) ^ set(MUTANTS)
+    run = subprocess.run([sys.executable, "-m", "proofs_check", "--mutants"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    out = run.stdout
+    assert run.returncode == 0, out + run.stderr
+    got = [ln.split()[1] for ln in out.splitlines() if ln.startswith("REJECTS")]
+    assert got == names, out
+    assert f"proofs_check --mutants: {len(names)}/{len(names)} checks reject their wrong variant" in out, out
+
+
+def test_mutants_option_reports_a_blind_check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A check whose wrong variant passes (or that has none) is reported BLIND and the
+    exit status is 1: the --mutants run can fail."""
+    from proofs_check import __main__ as cli
+    from proofs_check import core
+
+    blind = Check("zz_blind", "P^2 = P", "test only", checks_etf.projector_symbolic)
+    monkeypatch.setitem(core.REGISTRY, blind.name, blind)
+    monkeypatch.setitem(core.MUTANTS, blind.name, ("the same identity", checks_etf.projector_symbolic))
+    assert cli.main(["--mutants", "-k", "zz_blind"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^BLIND\s+zz_blind", out, re.M) and "0/1 checks reject" in out, out
+    monkeypatch.delitem(core.MUTANTS, blind.name)
+    assert cli.main(["--mutants", "-k", "zz_blind"]) == 1
+    assert "no wrong variant registered" in capsys.readouterr().out

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from ufm import designs
 from ufm.certificate import certify
+from ufm.certificate_rigorous import certify_rigorous
 from ufm.exceptions import ConvergenceWarning
 from ufm.objective import fun_and_grad, hvp, pack, unpack, value_and_grad
 from ufm.problem import UFMProblem
@@ -72,11 +73,12 @@ def solver_options(problem: UFMProblem, regime: str) -> dict:
 def run_solver(problem: UFMProblem, desc: str, *, must_converge: bool = True, **options) -> object:
     """L-BFGS to convergence: the numpy engine, then (on a ConvergenceWarning) the scipy
     engine from the same start; the test fails with the problem's description if neither
-    converges. The number of fallbacks is recorded (claim ``engine_fallbacks``).
+    converges. (Fallbacks are not recorded as evidence: a count that cannot exceed its
+    tolerance proves nothing; issue 28.)
 
     ``must_converge=False`` (for claims that hold at any point, e.g. ``D <= F`` below
-    ``d = K``): the lower-``F`` run is returned when neither converges, and this is
-    recorded (claim ``unconverged_runs``, allowed); ``res.extra["portfolio_converged"]``
+    ``d = K``): the lower-``F`` run is returned when neither converges;
+    ``res.extra["portfolio_converged"]``
     says which case it was. Case: ``d = 1``, K = 10 with 24
     random label sets, ``lam_W = 1e-4``, ``lam_H = 1e-5``, free bias -- numpy stopped at
     50k iterations with ``|g| = 5e-5``, scipy's line search failed at ``|g| = 4e-7``.
@@ -103,15 +105,11 @@ def run_solver(problem: UFMProblem, desc: str, *, must_converge: bool = True, **
             res = solve(problem, "lbfgs", **opts)
         stopped = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
         if not stopped and res.success:
-            ev.claim("engine_fallbacks", len(failures), len(ENGINES) - 1, desc)
-            if not must_converge:
-                ev.claim("unconverged_runs", 0, 1, desc)
             res.extra["portfolio_converged"] = True
             return res
         failures.append(f"{engine}: {'; '.join(stopped) or res.status.name}")
         results.append(res)
     if not must_converge:
-        ev.claim("unconverged_runs", 1, 1, desc, detail=" | ".join(failures))
         best = min(results, key=lambda r: r.fun)
         best.extra["portfolio_converged"] = False
         return best
@@ -292,6 +290,26 @@ def test_certificate_is_below_the_objective_and_the_minimum(problem, data):
                           problem.lam_b, problem.bias)
         min_C = predict(full).value
         ev.claim("certificate_minus_min_phi", max(cert.lower_bound - min_C, 0.0) / mag, 1e-12, desc)
+
+
+@settings(max_examples=S.n_examples(ci=24, long=1))
+@given(problem=S.free_bias_problems(), data=st.data())
+def test_free_bias_certificate_respects_the_bias_constraint(problem, data):
+    """Free bias, ``lam_b = 0``, both sides of the transition: at points near the origin and
+    at random points, the float and the rigorous certificate stay at most ``F`` there and at
+    most ``inf_b F(0, 0, b)`` computed by Newton's method on ``b`` (:mod:`reference`; an
+    upper bound on ``min F``). The tilted dual point must keep ``Gamma 1 = 0`` for this."""
+    ev.example()
+    near = data.draw(st.booleans(), label="near origin")
+    x = data.draw(S.points_near_origin(problem) if near else S.points(problem), label="x")
+    desc = S.describe(problem) + f", loss={problem.loss!r}"
+    W, H, b = unpack(x, problem)
+    F = ref._F_and_grad(x, problem)[0]
+    inf_b = ref.inf_F_at_origin(problem)[0]
+    for name, cert in (("float", certify(problem, W, H, b)), ("rigorous", certify_rigorous(problem, W, H, b))):
+        ev.check(f"free_bias_{name}_finite", math.isfinite(cert.lower_bound), desc, f"{cert.lower_bound}")
+        ev.claim(f"free_bias_{name}_minus_F", max(cert.lower_bound - F, 0.0) / abs(F), 1e-12, desc)
+        ev.claim(f"free_bias_{name}_minus_inf_b_F", max(cert.lower_bound - inf_b, 0.0) / abs(F), 1e-12, desc)
 
 
 # -- the theory's numbers, without a solver --------------------------------------------

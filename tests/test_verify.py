@@ -36,3 +36,16 @@ def test_not_applicable_only_claims_the_certificate():
     v = verify(p, W, H, b)
     assert v.regime == "not-applicable"
     assert [c.name for c in v.claims] == ["certificate"]
+
+
+def test_claim_fails_on_a_nan_or_infinite_measurement():
+    """A claim passes only when its measurement is a number at most the tolerance: nan and
+    +-inf fail (a nan compared with ``>`` is False, so ``not (nan > tol)`` would pass)."""
+    from ufm.verify import Claim
+
+    assert Claim("c", "s", 1e-7, 1e-6).passed
+    assert Claim("c", "s", 1e-6, 1e-6).passed
+    assert not Claim("c", "s", 1.0000001e-6, 1e-6).passed
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        assert not Claim("c", "s", bad, 1e-6).passed, bad
+        assert Claim("c", "s", bad, 1e-6).to_dict()["passed"] is False
