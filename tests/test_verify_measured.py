@@ -198,7 +198,7 @@ def test_explain_every_branch():
     assert w.explain() == ("failed: etf, nc1 (certified gap 0.002); possibly a local minimum or a saddle, "
                            "or (below d = K) a relaxation that is not tight: try several starts (--starts N)")
     assert w.explain(converged=False) == ("failed: etf, nc1 (certified gap 0.002); the solver stopped "
-                                          "before converging: run longer (max_iter, epochs) or change the step")
+                                          "before converging: raise the iteration limit (--max-iter) or change the step")
     w.certificate = SimpleNamespace(rel_gap=1e-3)  # at the threshold: no local-minimum hint
     assert w.explain() == "failed: etf, nc1 (certified gap 0.001)"
     w.certificate = None
