@@ -201,6 +201,12 @@ def test_explain_every_branch():
                                           "before converging: raise the iteration limit (--max-iter) or change the step")
     w.certificate = SimpleNamespace(rel_gap=1e-3)  # at the threshold: no local-minimum hint
     assert w.explain() == "failed: etf, nc1 (certified gap 0.001)"
+    w.certificate = SimpleNamespace(rel_gap=1e-9)  # certified (tol 1e-6 of the claim): the structure hint
+    assert w.explain() == ("failed: etf, nc1 (certified gap 1e-09); the point is certified optimal, but its "
+                           "structure is resolved only as far as the solver converged: a method that "
+                           "converges further (--method lbfgs) resolves it")
+    w.certificate = SimpleNamespace(rel_gap=1e-5)  # above the certificate claim's 1e-6: not called optimal
+    assert w.explain() == "failed: etf, nc1 (certified gap 1e-05)"
     w.certificate = None
     assert w.explain() == "failed: etf, nc1"
 

@@ -106,7 +106,8 @@ class Verdict:
                     f"tight: {more}")
         elif any(not math.isfinite(c.measured) for c in failed):
             hint = "; the candidate has non-finite values"
-        elif self.certificate is not None and "certificate" not in names.split(", "):
+        elif (self.certificate is not None and "certificate" not in names.split(", ")
+              and self.certificate.rel_gap <= next((c.tol for c in self.claims if c.name == "certificate"), 1e-6)):
             hint = ("; the point is certified optimal, but its structure is resolved only as far as the solver "
                     "converged: a method that converges further (--method lbfgs) resolves it")
         return f"failed: {names}" + (f" ({gap})" if gap else "") + hint
