@@ -87,6 +87,21 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="ufm-parent-watch", daemon=True).start()
 
 
+def _no_worker_recycling() -> None:
+    """In a joblib (loky) worker: turn off loky's memory-leak recycling of this worker.
+
+    A worker whose memory grew by 300 MB (JAX's compilation caches in the networks cells do)
+    asks the parent to replace it and waits for the parent's answer; under load that exchange
+    hung ``make report`` for good (seen once: the worker waiting on its exit lock, the parent's
+    executor-manager thread gone). Without it a worker only collects garbage now and then, as
+    loky does when psutil is absent; each cell's memory is freed when the cell returns."""
+    try:
+        from joblib.externals.loky import process_executor
+    except ImportError:  # not a loky worker
+        return
+    process_executor._USE_PSUTIL = False
+
+
 def compute_cell_safe(cell: Mapping[str, Any], worker: bool = False) -> dict[str, Any]:
     """:func:`compute_cell`, but a cell that raises becomes a failed record (the sweep goes on).
 
@@ -96,6 +111,7 @@ def compute_cell_safe(cell: Mapping[str, Any], worker: bool = False) -> dict[str
 
     if worker:
         _watch_parent()
+        _no_worker_recycling()
     try:
         return compute_cell(cell)
     except (KeyboardInterrupt, MemoryError):
