@@ -201,3 +201,35 @@ def test_predicted_minimizer_uses_the_given_prediction_and_rng():
     assert (W.shape, H.shape, b.shape) == ((4, 5), (5, q.N), (4,)) and not (W.any() or H.any() or b.any())
     with pytest.raises(ValueError, match="does not apply: the theorem is for the pick-all-label loss"):
         predicted_minimizer(UFMProblem(balanced(3, {1: 1}), 3, 1e-3, 4e-3, loss="bce"))
+
+
+@pytest.mark.parametrize("frac", [0.9, 0.01])
+def test_ray_start_and_one_newton_step_by_hand(frac):
+    """ray_start: the minimiser of phi on the ray s = rho a / r^2 (scipy's bounded scalar
+    search on the hand phi); minimize(max_iter=1): one Newton step from it, halved until phi
+    decreases by a quarter of the Newton decrement (Hessian by differences of the hand gradient)."""
+    from scipy.optimize import minimize_scalar
+
+    K, profile = 6, {1: 3, 2: 2, 3: 1}
+    ms, A, r2, _, _ = _hand_phi(K, profile, 0.0)
+    a = np.array([x * (K - m) / K for x, m in zip(A, ms)])
+    mu = frac * float(np.linalg.norm(a / np.sqrt(r2))) / (K - 1)
+    _, _, _, value, grad = _hand_phi(K, profile, mu)
+    phi = PhiProblem.from_profile(K, profile, mu)
+    d = a / np.array(r2)
+    res = minimize_scalar(lambda rho: value(rho * d), bounds=(1e-9, 1e3), method="bounded",
+                          options={"xatol": 1e-13})
+    s0 = phi.ray_start()
+    np.testing.assert_allclose(s0, res.x * d, rtol=1e-6)
+    assert value(s0) < value(np.zeros(3))
+
+    h = 1e-6
+    Hs = np.stack([(grad(s0 + h * e) - grad(s0 - h * e)) / (2 * h) for e in np.eye(3)], axis=1)
+    g = grad(s0)
+    step = np.linalg.solve(Hs, -g)
+    t = 1.0
+    while not (np.all(s0 + t * step > 0) and value(s0 + t * step) <= value(s0) + 0.25 * t * (g @ step)):
+        t *= 0.5
+    s1, it = phi.minimize(max_iter=1)
+    assert it == 1
+    np.testing.assert_allclose(s1, s0 + t * step, rtol=1e-7)
