@@ -362,10 +362,11 @@ def test_groups_of_no_samples_are_empty():
 def test_the_label_set_cache_forgets_dead_label_arrays(rng):
     gc.collect()
     before = len(M._LABELLINGS)
-    for _ in range(20):
-        Y = _labels([(0,), (1,), (0, 1)], 2)
+    Ys = [_labels([(0,), (1,), (0, 1)], 2) for _ in range(20)]  # alive together: 20 distinct ids
+    for Y in Ys:
         M.Groups.from_arrays(rng.standard_normal((2, 3)), Y)
-        del Y
+    assert len(M._LABELLINGS) >= before + 20
+    del Ys, Y
     gc.collect()
     assert len(M._LABELLINGS) <= before + 1
 
