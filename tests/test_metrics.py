@@ -632,3 +632,32 @@ def test_decoding_accuracy_decodes_at_most_5000_samples_by_default():
     assert 4999 not in idx and len(idx) == 5000
     hand, truth = _hand_decode(H[:, idx], Y[:, idx])
     assert M.decoding_accuracy(H, Y) == float(np.mean(hand == truth))
+
+
+def test_all_metrics_names_what_to_fix(rng):
+    K, d = 3, 4
+    W, H, Y = rng.standard_normal((K, d)), rng.standard_normal((d, 6)), _labels([(0,), (1,), (2,)] * 2, K)
+    b = np.array([0.5, -1.0, 2.0])
+    assert M.all_metrics(W, H, b, Y)["bias"] == pytest.approx(math.sqrt(math.fsum((b - 0.5) ** 2)), rel=1e-15)
+    bad = {"W": (W * 1j, H, b, Y), "H": (W, H * 1j, b, Y), "Y": (W, H, b, Y * 1j), "b": (W, H, b * 1j, Y)}
+    for name, args in bad.items():
+        with pytest.raises(UFMError, match=f"'{name}' given to all_metrics is complex"):
+            M.all_metrics(*args)
+    for name, args in {"W": (W[0], H, b, Y), "H": (W, H[0], b, Y), "Y": (W, H, b, Y[0])}.items():
+        with pytest.raises(UFMError, match=f"'{name}' given to all_metrics must be a 2-D array; got shape"):
+            M.all_metrics(*args)
+    for args in ((W, H[:3], b, Y), (W, H, b, Y[:, :5])):
+        with pytest.raises(UFMError, match=r"all_metrics needs W \(K, d\), H \(d, N\), Y \(K, N\)"):
+            M.all_metrics(*args)
+    with pytest.raises(UFMError, match=r"'b' given to all_metrics must have shape \(K,\) = \(3,\)"):
+        M.all_metrics(W, H, b[:2], Y)
+    for name, i in (("W", 0), ("H", 1), ("b", 2), ("Y", 3)):
+        args = [W.copy(), H.copy(), b.copy(), Y.astype(float)]
+        args[i].flat[0] = np.nan
+        with pytest.raises(UFMError, match=f"'{name}' given to all_metrics contains NaN or Inf"):
+            M.all_metrics(*args)
+    with pytest.raises(UFMError, match="must hold 0/1 label indicators"):
+        M.all_metrics(W, H, b, 2 * Y)
+    for scale in ({2.0: 1.5}, {True: 1.5}, {2: "1.5"}, {2: True}, [1.5]):
+        with pytest.raises(TypeError, match="'predicted_scale' argument of ufm.all_metrics"):
+            M.all_metrics(W, H, b, Y, scale)
