@@ -661,3 +661,16 @@ def test_all_metrics_names_what_to_fix(rng):
     for scale in ({2.0: 1.5}, {True: 1.5}, {2: "1.5"}, {2: True}, [1.5]):
         with pytest.raises(TypeError, match="'predicted_scale' argument of ufm.all_metrics"):
             M.all_metrics(W, H, b, Y, scale)
+
+
+def test_nc1_drops_directions_below_the_relative_cut_off(rng):
+    """Means 2000 apart along x, 6e-4 along y: Sigma_B's y eigenvalue (~1e-7) is below
+    1e-10 x its top (~1e6) and is dropped, though it is well above the noise of the means."""
+    centres = np.array([[-1e3, 1e3, 0.0], [0.0, 3e-4, -3e-4]])
+    cols, sets = [], []
+    for k in range(3):
+        for _ in range(100):
+            cols.append(centres[:, k] + np.array([1.0, 3e-5]) * rng.standard_normal(2))
+            sets.append((k,))
+    H, Y = np.stack(cols, axis=1), _labels(sets, 3)
+    assert M.nc1(H, Y) == pytest.approx(_hand_nc1(H, Y, [(0,), (1,), (2,)]), rel=1e-8)
