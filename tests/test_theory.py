@@ -203,7 +203,7 @@ def test_predicted_minimizer_uses_the_given_prediction_and_rng():
         predicted_minimizer(UFMProblem(balanced(3, {1: 1}), 3, 1e-3, 4e-3, loss="bce"))
 
 
-@pytest.mark.parametrize("frac", [0.9, 0.01])
+@pytest.mark.parametrize("frac", [0.99, 0.9, 0.01])  # ray minimiser rho ~0.37, 3.7, 78
 def test_ray_start_and_one_newton_step_by_hand(frac):
     """ray_start: the minimiser of phi on the ray s = rho a / r^2 (scipy's bounded scalar
     search on the hand phi); minimize(max_iter=1): one Newton step from it, halved until phi
