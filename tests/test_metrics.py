@@ -674,3 +674,19 @@ def test_nc1_drops_directions_below_the_relative_cut_off(rng):
             sets.append((k,))
     H, Y = np.stack(cols, axis=1), _labels(sets, 3)
     assert M.nc1(H, Y) == pytest.approx(_hand_nc1(H, Y, [(0,), (1,), (2,)]), rel=1e-8)
+
+
+def test_decode_tie_tolerance_counts_prototypes_longer_than_every_sample():
+    """Scales 0.1 and 140 for the two pairs give c_2 = 70: the prototype of {0, 1} is
+    70 x (5, 0.05), 35x longer than any sample. A probe 1e-6 nearer h_1 than h_2 (squared) is
+    within 1e-9 x |prototype|^2 (~1.2e-4): a tie, though beyond 1e-9 x the largest |h|^2."""
+    e = 5e-6
+    cols = {(0,): [(10.0, 0.0)], (1,): [(0.0, 0.1), (0.05 + e, 0.05), (-0.05 - e, 0.15)],
+            (2,): [(0.1, 0.0)], (0, 1): [(0.5, 0.005)], (1, 2): [(7.0, 7.0)]}
+    labels = [S for S, pts in cols.items() for _ in pts]
+    H = np.array([p for pts in cols.values() for p in pts]).T
+    Y = _labels(labels, 3)
+    hand, _ = _hand_decode(H, Y)
+    assert hand[2] == -1 and (hand[[0, 1, 3, 4]] >= 0).all()
+    pred, _ = M.decode(H, Y)
+    np.testing.assert_array_equal(pred, hand)
