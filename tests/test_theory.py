@@ -233,3 +233,30 @@ def test_ray_start_and_one_newton_step_by_hand(frac):
     s1, it = phi.minimize(max_iter=1)
     assert it == 1
     np.testing.assert_allclose(s1, s0 + t * step, rtol=1e-7)
+
+
+@pytest.mark.parametrize("K, profile, frac, rtol", [
+    (6, {1: 3, 2: 2, 3: 1}, 0.5, 1e-15), (4, {1: 5, 3: 1}, 1e-4, 1e-15), (6, {1: 3, 2: 2, 3: 1}, 0.999, 1e-12),
+])
+def test_phi_minimiser_to_float64_precision(K, profile, frac, rtol):
+    """minimize's s* against the root of the hand gradient at 40 digits (mpmath): accurate to
+    float64 rounding, not only phi(s*) (the last Newton steps below phi's resolution count).
+    Near the transition (0.999 mu_crit) phi is flat and s* is conditioned to ~1e-13."""
+    import mpmath as mp
+
+    with mp.workdps(40):  # restored afterwards: other tests use mpmath too
+        ms, A, r2, _, _ = _hand_phi(K, profile, 0.0)
+        a = np.array([x * (K - m) / K for x, m in zip(A, ms)])
+        mu = frac * float(np.linalg.norm(a / np.sqrt(r2))) / (K - 1)
+        N = sum(n * math.comb(K, m) for m, n in profile.items())
+        Am = [mp.mpf(profile[m] * math.comb(K, m) * m) / N for m in ms]
+        c = mp.mpf(mu) * (K - 1)
+
+        def grad(*s):
+            sig = mp.sqrt(sum(r * x * x for r, x in zip(r2, s)))
+            return [-am * (K - m) * mp.e ** (-x) / (m + (K - m) * mp.e ** (-x)) + c * r * x / sig
+                    for am, m, r, x in zip(Am, ms, r2, s)]
+
+        s, _ = PhiProblem.from_profile(K, profile, mu).minimize()
+        root = mp.findroot(grad, [mp.mpf(float(x)) for x in s])
+    np.testing.assert_allclose(s, [float(x) for x in root], rtol=rtol, atol=0)
