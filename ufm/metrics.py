@@ -488,7 +488,7 @@ def decode(H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None) -> tuple[n
     measured mean tag-wise scale (``c_1 = 1``); candidates are the label sets present in
     ``Y``. Without single-label samples the prototypes are the label sets' mean features.
     A sample whose two nearest prototypes are equally near (squared distances within
-    ``1e-9`` of the largest squared prototype norm, i.e. within rounding) is a tie: it is
+    ``1e-9`` of the largest squared norm of a prototype or a sample, i.e. within rounding) is a tie: it is
     decoded as ``-1`` rather than by whichever way rounding breaks the tie.
 
     Parameters
@@ -497,7 +497,8 @@ def decode(H: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None) -> tuple[n
     Y : ndarray, shape (K, N)
         0/1 label indicators.
     W : ndarray, shape (K, d), optional
-        Only used (for the tag-wise scales) when no class has single-label samples.
+        Accepted for compatibility; the decoding does not depend on it (the tag-wise scales
+        come from the features alone).
 
     Returns
     -------
