@@ -271,3 +271,28 @@ def test_merge_threshold_is_mu_crit_on_balanced_designs(K, profile):
     design = balanced(K, profile)
     mu_crit = predict(UFMProblem(design, K, 1e-2, 1e-2)).mu_crit
     assert merge_threshold(design, 0, K - 1) == pytest.approx(mu_crit, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind,classes", [("trivial", None), ("merge", (3, 4))])
+def test_ctrl_c_in_a_solve_stops_the_bracket(monkeypatch, kind, classes):
+    """A solver answers Ctrl-C by returning its last iterate (INTERRUPTED); the threshold must
+    stop there (KeyboardInterrupt, the CLI's exit 130), not bisect on and print CERTIFIED (an
+    interrupted `ufm threshold trivial` had exited 0 with a certified bracket)."""
+    import dataclasses
+
+    import ufm.solvers
+    from ufm.result import Status
+    from ufm.thresholds import threshold
+
+    real = ufm.solvers.solve
+    calls = {"n": 0}
+
+    def interrupted_on_the_third(*a, **k):
+        res = real(*a, **k)
+        calls["n"] += 1
+        return dataclasses.replace(res, status=Status.INTERRUPTED) if calls["n"] == 3 else res
+
+    monkeypatch.setattr(ufm.solvers, "solve", interrupted_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        threshold(kind, parse_design("0=12,1=12,2=12,3=1,4=1"), classes=classes, method="bisection")
+    assert calls["n"] == 3

@@ -60,6 +60,19 @@ from .designs import LabelDesign, format_design
 from .exceptions import UFMError
 from .problem import UFMProblem
 
+
+def _solve(problem: UFMProblem, method: str, x0: Any = None, **options: Any) -> Any:
+    """``ufm.solve``, but Ctrl-C stops the bisection: a solver answers Ctrl-C by returning its
+    last iterate (status INTERRUPTED), right for one solve, wrong for a bracket built from it
+    (an interrupted run had gone on and printed CERTIFIED, exit 0)."""
+    from .result import Status
+    from .solvers import solve
+
+    res = solve(problem, method, x0, **options)
+    if res.status == Status.INTERRUPTED:
+        raise KeyboardInterrupt
+    return res
+
 KINDS = ("merge", "vanish", "trivial")
 METHODS = ("auto", "closed-form", "bisection")
 CERT_TOL = 1e-6  # certified relative gap required at each end of a bracket (the package's CERTIFIED_GAP)
@@ -413,7 +426,7 @@ class _Ends:
     def fails_end(self, mu: float, x0: tuple | None, F_prop: float, stat: float) -> dict:
         """The property fails at ``mu``: an unconstrained certified solve below ``F_prop``
         (the minimum with the property) whose rows are apart."""
-        from .solvers import solve
+        solve = _solve
 
         problem = self.problem(mu)
         rng = np.random.default_rng(12345)
@@ -589,7 +602,7 @@ def _bisect_trivial(ends: _Ends, tied: _Tied, mu0: float, rtol: float, info: dic
     """Bisection for ``W = H = 0`` with the unconstrained solver alone (independent of ``mu0``):
     the property fails at ``mu`` when a solve finds ``F`` below the trivial value."""
     from .objective import objective
-    from .solvers import solve
+    solve = _solve
 
     def trivial_F(mu: float) -> float:
         p = ends.problem(mu)
