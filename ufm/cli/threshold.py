@@ -23,7 +23,7 @@ def add(sub: Any) -> None:
         description="The threshold mu* = sqrt(lam_W lam_H) from which the global minimiser has the "
         "property: merge (rows i and j of W equal), vanish (row i of W zero), trivial (W = 0, H = 0). "
         "Prints the bracket [lo, hi] (the property fails at lo and holds at hi, both ends certified "
-        "global minimisers) and the method: the closed form (trivial) or bisection. lam_W / lam_H = "
+        "global minimisers) and the method: the closed form (trivial; merge of exchangeable classes) or bisection. lam_W / lam_H = "
         "--lam-ratio (lam_W = mu sqrt(r), lam_H = mu / sqrt(r)); mu* does not depend on it. Exit "
         "status 0 only when both ends are certified. Derivations: docs/thresholds.md.")
     p.add_argument("kind", choices=["merge", "vanish", "trivial"])
