@@ -177,6 +177,7 @@ def test_threshold_does_not_depend_on_the_lambda_ratio():
     ({"kind": "trivial", "lam_ratio": -1.0}, "lam_ratio"),
 ])
 def test_threshold_input_errors(kwargs, needle):
+    kwargs = dict(kwargs)  # the parametrised dict is shared by reruns in one process (mutmut)
     kind = kwargs.pop("kind")
     with pytest.raises(UFMError, match=needle):
         threshold(kind, parse_design(PAIRS), **kwargs)
