@@ -231,6 +231,9 @@ def test_hints_fit_the_status_the_method_and_the_starts_tried():
     assert "rank > d" in rank and "--method lbfgs" in rank and "max" not in rank and "epochs" not in rank
     adam = far.explain(False, status=Status.MAX_ITER, method="adam")
     assert "--epochs" in adam and "max-iter" not in adam and "max_iter" not in adam
+    assert "--lr-schedule cosine" in adam  # a constant rate (the default) can be decayed
+    cosine = far.explain(False, status=Status.MAX_ITER, method="sgd", schedule="cosine")
+    assert "--epochs" in cosine and "--lr-schedule" not in cosine and "--lr" in cosine
     gd = far.explain(False, status=Status.MAX_ITER, method="gd")
     assert "--max-iter" in gd and "epochs" not in gd
     assert "reduce the step" in far.explain(False, status=Status.NUMERICAL_ERROR, method="gd")

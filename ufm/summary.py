@@ -109,4 +109,5 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
 
 def why_args(result: Any) -> dict[str, Any]:
     """What :meth:`ufm.verify.Verdict.explain` needs of a result to pick its hint."""
-    return {"status": result.status, "method": result.method, "starts": len(result.extra.get("starts") or [1])}
+    return {"status": result.status, "method": result.method, "starts": len(result.extra.get("starts") or [1]),
+            "schedule": result.extra.get("lr_schedule")}

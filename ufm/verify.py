@@ -81,10 +81,10 @@ class Verdict:
         return self.explain()
 
     def explain(self, converged: bool = True, *, status: Any = None, method: str | None = None,
-                starts: int = 1) -> str:
+                starts: int = 1, schedule: str | None = None) -> str:
         """:attr:`why`, for a point a solver returned; ``converged=False``: it stopped early,
         so a gap is first of all an unfinished run (not a local minimum). ``status``,
-        ``method`` and ``starts`` (of the :class:`~ufm.result.Result`) pick the hint that fits:
+        ``method``, ``starts`` and the minibatch ``schedule`` (of the :class:`~ufm.result.Result`) pick the hint that fits:
         epochs for a fixed schedule, a nonconvex method for a relaxation of too high rank,
         more starts than were already tried."""
         if not self.claims:
@@ -98,7 +98,7 @@ class Verdict:
         names = ", ".join(c.name for c in failed)
         hint = ""
         if not converged:
-            hint = "; " + _rerun_hint(status, method)
+            hint = "; " + _rerun_hint(status, method, schedule)
         elif self.certificate is not None and self.certificate.rel_gap > 1e-3:
             more = ("try several starts (--starts N)" if starts <= 1 else
                     f"the best of {starts} starts did not close it: try more (--starts {2 * starts})")
@@ -133,15 +133,19 @@ class Verdict:
 SCHEDULED = ("sgd", "adam", "network")  # fixed schedules: they stop after their epochs
 
 
-def _rerun_hint(status: Any, method: str | None) -> str:
-    """What to change when a solver stopped before converging, for its status and method."""
+def _rerun_hint(status: Any, method: str | None, schedule: str | None = None) -> str:
+    """What to change when a solver stopped before converging, for its status, method and
+    (minibatch) learning-rate schedule."""
     name = getattr(status, "name", status)
     if name == "RANK_EXCEEDS_D":
         return ("the convex relaxation's minimiser has rank > d, so no point at this d attains it (its "
                 "certified bound still holds): solve with a nonconvex method (--method lbfgs)")
     if method in SCHEDULED:
-        return ("the fixed schedule ended before converging: raise the epochs (--epochs) or decay the "
-                "learning rate (--lr-schedule cosine)")
+        if schedule in (None, "constant"):
+            return ("the fixed schedule ended before converging: raise the epochs (--epochs) or decay the "
+                    "learning rate (--lr-schedule cosine)")
+        return ("the fixed schedule ended before converging: raise the epochs (--epochs) or lower the "
+                "learning rate (--lr)")
     if name == "NUMERICAL_ERROR":
         return "the run diverged: reduce the step (--step)"
     if name == "INTERRUPTED":
