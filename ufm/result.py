@@ -149,6 +149,9 @@ class Result:
 
     @property
     def message(self) -> str:
+        if self.status == Status.MAX_ITER and "lr_schedule" in self.extra:  # minibatch: epochs, not max_iter
+            return ("Stopped: the fixed schedule's epochs ended before the tolerance; raise `epochs` "
+                    "or change the learning rate.")
         return status_message(self.status)
 
     def __repr__(self) -> str:  # short: arrays are large
