@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 import pytest
+import reference as ref
 
 import ufm
 import ufm.grouped as grouped
@@ -340,3 +341,102 @@ def test_the_default_solves_wide_problems_in_fewer_dimensions(design, engine):
     assert np.linalg.norm(fun_and_grad(red.x, p)[1]) <= 1e-11  # the full gradient, recomputed
     assert red.fun == pytest.approx(full.fun, rel=1e-10)
     assert red.rel_gap is not None and red.rel_gap <= 1e-9  # a global minimum (the module docstring says why)
+
+
+def test_a_basis_of_the_wrong_shape_is_refused_and_a_square_one_is_an_isometry(rng):
+    """``basis`` must be (d, w) with ``w <= d``: other shapes raise; ``w = d`` (an orthogonal
+    ``Q``) is allowed, and ``F`` at ``(W' Q^T, Q Ht' diag(r))`` (embedded by hand) is the
+    reference ``F`` there."""
+    p = _problem("imbalanced", "pal", True, d=4)
+    d = p.d
+    for shape in [(d + 1, 2), (d - 1, 2), (d, d + 1), (d,), (d, 2, 1)]:
+        with pytest.raises(ValueError, match=r"basis must be \(d, w\) with w <= d"):
+            GroupedObjective(p, np.ones(shape))
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    fg = GroupedObjective(p, Q)
+    assert fg.d == d
+    K, G = p.K, p.design.G
+    z = rng.standard_normal(fg.n_vars)
+    Wp, Htp, b = z[: K * d].reshape(K, d), z[K * d : K * d + d * G].reshape(d, G), z[K * d + d * G :]
+    n = np.asarray(p.design.counts, dtype=float)
+    H = np.repeat(Q @ Htp / np.sqrt(n), p.design.counts, axis=1)  # each set's column, once per sample
+    W = Wp @ Q.T
+    np.testing.assert_allclose(fg.to_x(z), np.concatenate([W.ravel(), H.ravel(), b]), rtol=1e-13, atol=1e-14)
+    f, g = fg(z)
+    assert f == pytest.approx(ref.objective(p, W, H, b), rel=1e-12)
+    eps = 1e-6  # the gradient along a random direction, by central differences of the reference F
+    v = rng.standard_normal(fg.n_vars)
+    zp, zm = fg.to_x(z + eps * v), fg.to_x(z - eps * v)
+    fd = (ref.objective(p, *unpack(zp, p)) - ref.objective(p, *unpack(zm, p))) / (2 * eps)
+    assert g @ v == pytest.approx(fd, rel=1e-7)
+
+
+def test_nfev_counts_the_evaluations():
+    p = _problem("balanced")
+    fg = GroupedObjective(p)
+    assert fg.nfev == 0
+    z = np.ones(fg.n_vars)
+    fg(z)
+    fg(z, out=np.empty(fg.n_vars))
+    fg(z)
+    assert fg.nfev == 3
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_cached_view_paths_are_taken_below_SMALL_only(monkeypatch, rng, bias):
+    """Below :data:`ufm.objective.SMALL` variables (strictly) the objective keeps block views
+    (``packed``) and ``to_x`` without a basis copies through them instead of spreading the
+    columns with ``_spread``; both routes give the same point, bit for bit: each set's column
+    ``Ht[:, S] / sqrt(n_S)`` repeated ``n_S`` times."""
+    p = _problem("random", "pal", bias, d=3)
+    n_vars = GroupedObjective(p).n_vars
+    monkeypatch.setattr(grouped, "SMALL", n_vars)
+    assert GroupedObjective(p).packed is None  # not below
+    monkeypatch.setattr(grouped, "SMALL", n_vars + 1)
+    small = GroupedObjective(p)
+    assert small.packed is not None
+    calls = []
+    spread = grouped._spread
+    monkeypatch.setattr(grouped, "_spread", lambda *a, **k: calls.append(1) or spread(*a, **k))
+    z = rng.standard_normal(n_vars)
+    x_small = small.to_x(z)
+    assert calls == []  # the cached-views path
+    monkeypatch.setattr(grouped, "SMALL", 0)
+    x_large = GroupedObjective(p).to_x(z)
+    assert calls == [1]
+    np.testing.assert_array_equal(x_small, x_large)
+    K, d, G = p.K, p.d, p.design.G
+    Ht = z[K * d : K * d + d * G].reshape(d, G)
+    H = np.repeat(Ht / np.sqrt(np.asarray(p.design.counts, dtype=float)), p.design.counts, axis=1)
+    np.testing.assert_allclose(unpack(x_small, p)[1], H, rtol=1e-15)
+
+
+@pytest.mark.parametrize("design, kept", [
+    (lambda: balanced(4, {1: 1, 2: 1}), "W"),  # K = 4 < G = 10
+    (lambda: balanced(4, {1: 3}), "W"),  # K = G = 4
+    (lambda: from_counts(6, {(0, 1): 3, (2, 3, 4): 2, (5,): 1}), "sums"),  # K = 6 > G = 3
+])
+def test_width_basis_spans_the_row_space_of_W_when_K_at_most_G(rng, design, kept):
+    """The docstring of :func:`width_basis`: ``Q``'s span contains the row space of ``W`` when
+    ``K <= G``, else the span of the per-set feature sums (K = G included on the ``W`` side)."""
+    p = UFMProblem(design(), WIDE, 1e-2, 1e-2, 1e-2)
+    x = random_point(p, rng=rng)
+    Q = width_basis(p, x)
+    assert Q is not None
+    W, H, _ = unpack(x, p)
+    A = W.T if kept == "W" else np.stack([H[:, sl].sum(axis=1) for sl in p.design.group_slices], axis=1)
+    np.testing.assert_allclose(Q @ (Q.T @ A), A, atol=1e-13 * np.abs(A).max())
+    B = np.stack([H[:, sl].sum(axis=1) for sl in p.design.group_slices], axis=1) if kept == "W" else W.T
+    assert np.linalg.norm(Q @ (Q.T @ B) - B) > 1e-3 * np.linalg.norm(B)  # the other factor: only partly
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_random_start_draws_K_d_plus_d_G_plus_K_numbers(bias):
+    """The docstring of :func:`random_start`: ``K d + d G`` Gaussians, ``+ K`` with a bias --
+    a generator passed on to the next solve continues after exactly those draws."""
+    p = _problem("imbalanced", "pal", bias, d=5)
+    g1, g2 = np.random.default_rng(11), np.random.default_rng(11)
+    x = random_start(p, scale=1.0, rng=g1)
+    assert x.shape == (p.n_vars,)
+    g2.standard_normal(p.K * p.d + p.d * p.design.G + (p.K if bias else 0))
+    np.testing.assert_array_equal(g1.standard_normal(4), g2.standard_normal(4))
