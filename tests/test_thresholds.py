@@ -15,7 +15,13 @@ from ufm import UFMProblem, balanced, certify, predict, solve
 from ufm.cli import main
 from ufm.designs import format_design, parse_design
 from ufm.exceptions import UFMError
-from ufm.theory import exchangeable, merge_threshold, trivial_bias, trivial_threshold
+from ufm.theory import (
+    exchangeable,
+    merge_threshold,
+    trivial_bias,
+    trivial_gradient,
+    trivial_threshold,
+)
 from ufm.thresholds import threshold
 
 MINORITY = "0=12,1=12,2=12,3=1,4=1"
@@ -297,3 +303,70 @@ def test_ctrl_c_in_a_solve_stops_the_bracket(monkeypatch, kind, classes):
     with pytest.raises(KeyboardInterrupt):
         threshold(kind, parse_design("0=12,1=12,2=12,3=1,4=1"), classes=classes, method="bisection")
     assert calls["n"] == 3
+
+
+# PAIRS with a fifth class in no label set: class counts 13, 13, 3, 3, 0; N = 28; sum of m_i = 32
+DEAD = [((0,), 10), ((1,), 10), ((2,), 2), ((3,), 2), ((0, 1), 3), ((2, 3), 1)]
+
+
+def _hand_gradient(p0):
+    """Gamma0 D^{1/2} by hand for DEAD: column S is sqrt(n_S) (m_S p0 - y_S) / N."""
+    cols = []
+    for S, n in DEAD:
+        y = np.zeros(5)
+        y[list(S)] = 1.0
+        cols.append(math.sqrt(n) * (len(S) * p0 - y) / 28)
+    return np.stack(cols, axis=1)
+
+
+def test_trivial_bias_gradient_threshold_closed_forms_with_a_dead_class():
+    """Free bias (the default): softmax(b0) = f / M = (13, 13, 3, 3, 0) / 32, so the centred
+    b0 = (h, h, -h, -h, -inf) with h = log(13/3) / 2, computed without a divide-by-zero warning;
+    the gradient at b0 and its spectral norm (by SVD here) against the hand columns; without a
+    bias p0 is uniform."""
+    import warnings
+
+    design = parse_design(PAIRS, K=5)
+    h = math.log(13 / 3) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b0 = trivial_bias(design)
+    np.testing.assert_allclose(b0[:4], [h, h, -h, -h], rtol=1e-14)
+    assert b0[4] == -np.inf
+    free = _hand_gradient(np.array([13, 13, 3, 3, 0]) / 32)
+    uniform = _hand_gradient(np.full(5, 0.2))
+    # the columns follow the design's canonical order, which is DEAD's order
+    assert [S for S, _ in DEAD] == list(design.sets)
+    np.testing.assert_allclose(trivial_gradient(design), free, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(trivial_gradient(design, bias=False), uniform, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(trivial_gradient(design, 0.3, False), uniform, rtol=1e-13, atol=1e-16)
+    assert trivial_threshold(design) == pytest.approx(np.linalg.norm(free, 2), rel=1e-13)
+    assert trivial_threshold(design, bias=False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
+    assert trivial_threshold(design, 0.3, False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
+    assert abs(np.linalg.norm(free, 2) / np.linalg.norm(uniform, 2) - 1) > 0.03  # the cases differ
+
+
+@pytest.mark.parametrize("lam_b", [1e-3, 0.1, 5.0])
+def test_trivial_bias_with_lam_b_is_the_stationary_point(lam_b):
+    """lam_b > 0: b0 solves M softmax(b0) + lam_b b0 = f (the class frequencies counted by hand),
+    to rounding, and sums to 0; the dead class gets a finite, most negative bias."""
+    design = parse_design(PAIRS, K=5)
+    f, M = np.array([13, 13, 3, 3, 0]) / 28, 32 / 28
+    b0 = trivial_bias(design, lam_b)
+    p = np.exp(b0 - b0.max())
+    p /= p.sum()
+    np.testing.assert_allclose(M * p + lam_b * b0, f, rtol=0, atol=4e-16)
+    assert abs(b0.sum()) <= 1e-13 * np.abs(b0).max() and b0.argmin() == 4
+
+
+@pytest.mark.parametrize("i,j", [(1, 1), (0, 4), (4, 0), (2, 5), (-1, 2)])
+def test_merge_threshold_refuses_classes_outside_the_design_or_equal(i, j):
+    with pytest.raises(UFMError, match=rf"two distinct classes in 0\.\.3; got {i}, {j}\.$"):
+        merge_threshold(parse_design(PAIRS), i, j)
+
+
+def test_merge_threshold_of_class_0_in_either_order():
+    """PAIRS: 10 samples carry 0 without 1, 10 carry 1 without 0: sqrt(20 / 2) / 28."""
+    design = parse_design(PAIRS)
+    assert merge_threshold(design, 1, 0) == pytest.approx(math.sqrt(10) / 28, rel=1e-15)
+    assert merge_threshold(design, 0, 1) == pytest.approx(math.sqrt(10) / 28, rel=1e-15)
