@@ -268,6 +268,9 @@ P6 = {1: 3, 2: 2, 3: 1}
     (6, P6, 0.5, 1e-15), (4, {1: 5, 3: 1}, 1e-4, 1e-15), (6, P6, 0.999, 1e-12),
     # these two once ran to max_iter = 200 at s* (a halved step below phi's resolution, repeated)
     (5, {1: 2, 2: 1}, 0.5, 1e-15), (3, {1: 3, 2: 2}, 0.21, 1e-15),
+    # phi ~ 12: the final full steps raise phi by a few ulp (within 4 eps |phi|) while the
+    # gradient falls; rejecting them left s* wrong by 1e-8 after 200 iterations
+    (9, {1: 1, 8: 2}, 0.5, 1e-15), (9, {1: 1, 8: 2}, 1e-3, 1e-15),
 ])
 def test_phi_minimiser_to_float64_precision(K, profile, frac, rtol):
     """minimize's s* against the root of the hand gradient at 40 digits (mpmath): accurate to
@@ -336,3 +339,13 @@ def test_phi_minimiser_from_far_starts(frac, start):
     s, it = PhiProblem.from_profile(6, P6, mu).minimize(start=np.array(start))
     np.testing.assert_allclose(s, _mp_root(6, P6, mu, s), rtol=1e-14, atol=0)
     assert 1 <= it <= 20
+
+
+def test_phi_minimiser_stops_at_the_first_exactly_zero_gradient():
+    """K = 4, {1: 5, 3: 1}, mu = 0.01 mu_crit: an iterate has gradient exactly 0 (in
+    grad_hess's arithmetic); minimize returns it there, not after a further null step."""
+    phi = PhiProblem.from_profile(4, {1: 5, 3: 1}, _mu_at(4, {1: 5, 3: 1}, 0.01))
+    s, it = phi.minimize()
+    assert not phi.grad_hess(s)[0].any()
+    assert phi.grad_hess(phi.minimize(max_iter=it - 1)[0])[0].any()
+    assert np.array_equal(phi.minimize(max_iter=it)[0], s)

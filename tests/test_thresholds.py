@@ -305,38 +305,38 @@ def test_ctrl_c_in_a_solve_stops_the_bracket(monkeypatch, kind, classes):
     assert calls["n"] == 3
 
 
-# PAIRS with a fifth class in no label set: class counts 13, 13, 3, 3, 0; N = 28; sum of m_i = 32
-DEAD = [((0,), 10), ((1,), 10), ((2,), 2), ((3,), 2), ((0, 1), 3), ((2, 3), 1)]
+# a design with a fourth class in no label set: class counts 8, 5, 1, 0; N = 12; sum of m_i = 14
+DEAD_TEXT = "0=6,1=3,2=1,0+1=2"
+DEAD = [((0,), 6), ((1,), 3), ((2,), 1), ((0, 1), 2)]
 
 
 def _hand_gradient(p0):
     """Gamma0 D^{1/2} by hand for DEAD: column S is sqrt(n_S) (m_S p0 - y_S) / N."""
     cols = []
     for S, n in DEAD:
-        y = np.zeros(5)
+        y = np.zeros(4)
         y[list(S)] = 1.0
-        cols.append(math.sqrt(n) * (len(S) * p0 - y) / 28)
+        cols.append(math.sqrt(n) * (len(S) * p0 - y) / 12)
     return np.stack(cols, axis=1)
 
 
 def test_trivial_bias_gradient_threshold_closed_forms_with_a_dead_class():
-    """Free bias (the default): softmax(b0) = f / M = (13, 13, 3, 3, 0) / 32, so the centred
-    b0 = (h, h, -h, -h, -inf) with h = log(13/3) / 2, computed without a divide-by-zero warning;
+    """Free bias (the default): softmax(b0) = f / M = (8, 5, 1, 0) / 14, so the centred
+    b0 = (log 8, log 5, log 1, -inf) - log(40) / 3, computed without a divide-by-zero warning;
     the gradient at b0 and its spectral norm (by SVD here) against the hand columns; without a
-    bias p0 is uniform."""
+    bias p0 is uniform. (On this design, unlike PAIRS or MINORITY, the threshold depends on p0:
+    the top singular vector is not the difference of two exchangeable classes.)"""
     import warnings
 
-    design = parse_design(PAIRS, K=5)
-    h = math.log(13 / 3) / 2
+    design = parse_design(DEAD_TEXT, K=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         b0 = trivial_bias(design)
-    np.testing.assert_allclose(b0[:4], [h, h, -h, -h], rtol=1e-14)
-    assert b0[4] == -np.inf
-    free = _hand_gradient(np.array([13, 13, 3, 3, 0]) / 32)
-    uniform = _hand_gradient(np.full(5, 0.2))
-    # the columns follow the design's canonical order, which is DEAD's order
-    assert [S for S, _ in DEAD] == list(design.sets)
+    np.testing.assert_allclose(b0[:3], np.log([8, 5, 1]) - math.log(40) / 3, rtol=1e-14, atol=1e-15)
+    assert b0[3] == -np.inf
+    free = _hand_gradient(np.array([8, 5, 1, 0]) / 14)
+    uniform = _hand_gradient(np.full(4, 0.25))
+    assert [S for S, _ in DEAD] == list(design.sets)  # the columns follow the canonical order
     np.testing.assert_allclose(trivial_gradient(design), free, rtol=1e-13, atol=1e-16)
     np.testing.assert_allclose(trivial_gradient(design, bias=False), uniform, rtol=1e-13, atol=1e-16)
     np.testing.assert_allclose(trivial_gradient(design, 0.3, False), uniform, rtol=1e-13, atol=1e-16)
@@ -344,19 +344,21 @@ def test_trivial_bias_gradient_threshold_closed_forms_with_a_dead_class():
     assert trivial_threshold(design, bias=False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
     assert trivial_threshold(design, 0.3, False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
     assert abs(np.linalg.norm(free, 2) / np.linalg.norm(uniform, 2) - 1) > 0.03  # the cases differ
+    assert abs(trivial_threshold(design, 1.0) / np.linalg.norm(free, 2) - 1) > 0.01  # and lam_b matters
 
 
 @pytest.mark.parametrize("lam_b", [1e-3, 0.1, 5.0])
 def test_trivial_bias_with_lam_b_is_the_stationary_point(lam_b):
-    """lam_b > 0: b0 solves M softmax(b0) + lam_b b0 = f (the class frequencies counted by hand),
-    to rounding, and sums to 0; the dead class gets a finite, most negative bias."""
-    design = parse_design(PAIRS, K=5)
-    f, M = np.array([13, 13, 3, 3, 0]) / 28, 32 / 28
+    """lam_b > 0: b0 solves M softmax(b0) + lam_b b0 = f (the class frequencies counted by hand)
+    to the documented 1e-15 max(M, 1) (plus the rounding of p here), and sums to 0; the dead
+    class gets a finite, most negative bias."""
+    design = parse_design(DEAD_TEXT, K=4)
+    f, M = np.array([8, 5, 1, 0]) / 12, 14 / 12
     b0 = trivial_bias(design, lam_b)
     p = np.exp(b0 - b0.max())
     p /= p.sum()
-    np.testing.assert_allclose(M * p + lam_b * b0, f, rtol=0, atol=4e-16)
-    assert abs(b0.sum()) <= 1e-13 * np.abs(b0).max() and b0.argmin() == 4
+    np.testing.assert_allclose(M * p + lam_b * b0, f, rtol=0, atol=1e-15 * max(M, 1.0) + 4 * np.finfo(float).eps)
+    assert abs(b0.sum()) <= 1e-13 * np.abs(b0).max() and b0.argmin() == 3
 
 
 @pytest.mark.parametrize("i,j", [(1, 1), (0, 4), (4, 0), (2, 5), (-1, 2)])

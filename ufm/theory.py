@@ -190,7 +190,8 @@ class PhiProblem:
 
     def minimize(self, *, max_iter: int = 200, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """Damped Newton on ``phi`` (smooth and convex on ``s != 0``), from :meth:`ray_start`
-        (or from ``start``, a point with every ``s_m > 0``).
+        (or from ``start``, a point with every ``s_m > 0``; near the transition a start with
+        ``phi(start) > phi(0)`` may end at the kink, see below).
 
         Only called below the transition, where the minimiser has ``s > 0``. The start
         has ``phi < phi(0)`` and every step decreases ``phi``, so the iterates stay in a
