@@ -235,19 +235,19 @@ def test_ray_start_and_one_newton_step_by_hand(frac):
     np.testing.assert_allclose(s1, s0 + t * step, rtol=1e-7)
 
 
-@pytest.mark.parametrize("K, profile, frac, rtol", [
-    (6, {1: 3, 2: 2, 3: 1}, 0.5, 1e-15), (4, {1: 5, 3: 1}, 1e-4, 1e-15), (6, {1: 3, 2: 2, 3: 1}, 0.999, 1e-12),
-])
-def test_phi_minimiser_to_float64_precision(K, profile, frac, rtol):
-    """minimize's s* against the root of the hand gradient at 40 digits (mpmath): accurate to
-    float64 rounding, not only phi(s*) (the last Newton steps below phi's resolution count).
-    Near the transition (0.999 mu_crit) phi is flat and s* is conditioned to ~1e-13."""
+def _mu_at(K, profile, frac):
+    """``frac * mu_crit`` with ``mu_crit = ||a / r||_2 / (K-1)`` from the hand coefficients."""
+    ms, A, r2, _, _ = _hand_phi(K, profile, 0.0)
+    a = np.array([x * (K - m) / K for x, m in zip(A, ms)])
+    return frac * float(np.linalg.norm(a / np.sqrt(r2))) / (K - 1)
+
+
+def _mp_root(K, profile, mu, guess):
+    """The root of the hand gradient of phi at 40 digits (mpmath.findroot from ``guess``)."""
     import mpmath as mp
 
     with mp.workdps(40):  # restored afterwards: other tests use mpmath too
-        ms, A, r2, _, _ = _hand_phi(K, profile, 0.0)
-        a = np.array([x * (K - m) / K for x, m in zip(A, ms)])
-        mu = frac * float(np.linalg.norm(a / np.sqrt(r2))) / (K - 1)
+        ms, _, r2, _, _ = _hand_phi(K, profile, 0.0)
         N = sum(n * math.comb(K, m) for m, n in profile.items())
         Am = [mp.mpf(profile[m] * math.comb(K, m) * m) / N for m in ms]
         c = mp.mpf(mu) * (K - 1)
@@ -257,6 +257,95 @@ def test_phi_minimiser_to_float64_precision(K, profile, frac, rtol):
             return [-am * (K - m) * mp.e ** (-x) / (m + (K - m) * mp.e ** (-x)) + c * r * x / sig
                     for am, m, r, x in zip(Am, ms, r2, s)]
 
-        s, _ = PhiProblem.from_profile(K, profile, mu).minimize()
-        root = mp.findroot(grad, [mp.mpf(float(x)) for x in s])
-    np.testing.assert_allclose(s, [float(x) for x in root], rtol=rtol, atol=0)
+        root = mp.findroot(grad, [mp.mpf(float(x)) for x in guess])
+        return np.array([float(x) for x in root])
+
+
+P6 = {1: 3, 2: 2, 3: 1}
+
+
+@pytest.mark.parametrize("K, profile, frac, rtol", [
+    (6, P6, 0.5, 1e-15), (4, {1: 5, 3: 1}, 1e-4, 1e-15), (6, P6, 0.999, 1e-12),
+    # these two once ran to max_iter = 200 at s* (a halved step below phi's resolution, repeated)
+    (5, {1: 2, 2: 1}, 0.5, 1e-15), (3, {1: 3, 2: 2}, 0.21, 1e-15),
+    # phi ~ 12: the final full steps raise phi by a few ulp (within 4 eps |phi|) while the
+    # gradient falls; rejecting them left s* wrong by 1e-8 after 200 iterations
+    (9, {1: 1, 8: 2}, 0.5, 1e-15), (9, {1: 1, 8: 2}, 1e-3, 1e-15),
+])
+def test_phi_minimiser_to_float64_precision(K, profile, frac, rtol):
+    """minimize's s* against the root of the hand gradient at 40 digits (mpmath): accurate to
+    float64 rounding, not only phi(s*) (the last Newton steps below phi's resolution count).
+    Near the transition (0.999 mu_crit) phi is flat and s* is conditioned to ~1e-13. Newton
+    from the ray start converges quadratically: its stopping rules end it within 20 iterations
+    (at most 8 over K = 3..10, 7 profiles, 25 values of mu / mu_crit), not at max_iter."""
+    mu = _mu_at(K, profile, frac)
+    s, it = PhiProblem.from_profile(K, profile, mu).minimize()
+    np.testing.assert_allclose(s, _mp_root(K, profile, mu, s), rtol=rtol, atol=0)
+    assert 1 <= it <= 20
+
+
+def _hand_damped_step(value, grad, s0):
+    """One damped Newton step from s0 by the documented rule: the Newton step (Hessian by central
+    differences of the hand gradient), t halved from 1 until s0 + t step > 0 and phi decreases by
+    at least t/4 times the decrement -g.step, or (t = 1 only) the gradient norm decreases while
+    phi rises by at most 4 eps |phi|."""
+    h = 1e-6
+    Hs = np.stack([(grad(s0 + h * e) - grad(s0 - h * e)) / (2 * h) for e in np.eye(len(s0))], axis=1)
+    g = grad(s0)
+    step = np.linalg.solve(Hs, -g)
+    f0, gn0, t = value(s0), np.linalg.norm(g), 1.0
+
+    def accepted(s1):
+        if not np.all(s1 > 0):
+            return False
+        return value(s1) <= f0 + 0.25 * t * (g @ step) or (
+            t == 1.0 and np.linalg.norm(grad(s1)) < gn0 and value(s1) <= f0 + 4 * np.finfo(float).eps * abs(f0))
+
+    while not accepted(s0 + t * step):
+        t *= 0.5
+    return s0 + t * step, t
+
+
+@pytest.mark.parametrize("K, profile, frac, start, t", [
+    (6, P6, 0.01, [0.1, 3.0, 8.0], 0.25),  # t = 1 leaves s > 0, t = 1/2 decreases phi too little
+    (6, P6, 0.9, [0.03, 0.37, 0.1], 0.5),  # t = 1/2 decreases phi by 0.30 t dec2; the gradient grows
+    (6, P6, 0.5, [0.02, 2.16, 0.57], 1.0),  # t = 1: phi falls by 0.23 dec2 only, but |grad| falls
+    (6, P6, 0.5, [8.0, 0.2, 0.1], 2.0**-7),
+    (6, P6, 0.01, [2.53, 7.72, 7.61], 0.25),  # t = 1/2: smaller gradient, too little decrease
+    (6, P6, 0.9, [1.13, 0.6, 0.86], 1.0),  # the full step is taken although the gradient grows
+    (5, {1: 2, 2: 1}, 0.1, [5.3, 0.64], 0.5),  # the full step: smaller gradient, but phi rises
+])
+def test_phi_damped_newton_step_from_a_given_start_by_hand(K, profile, frac, start, t):
+    """minimize(start=s0, max_iter=1): one Newton step halved by the Armijo rule with constant
+    1/4, recomputed by hand; the starts are chosen so that each case takes the t shown."""
+    mu = _mu_at(K, profile, frac)
+    _, _, _, value, grad = _hand_phi(K, profile, mu)
+    s0 = np.array(start)
+    expected, t_hand = _hand_damped_step(value, grad, s0)
+    assert t_hand == t
+    s1, it = PhiProblem.from_profile(K, profile, mu).minimize(start=s0, max_iter=1)
+    assert it == 1
+    np.testing.assert_allclose(s1, expected, rtol=1e-7)
+    assert value(s1) < value(s0)
+
+
+@pytest.mark.parametrize("frac", [0.01, 0.5, 0.9])
+@pytest.mark.parametrize("start", [[5.0, 5.0, 5.0], [0.05, 0.05, 0.05], [0.1, 3.0, 8.0], [8.0, 0.2, 0.1]])
+def test_phi_minimiser_from_far_starts(frac, start):
+    """From starts where the first steps must be halved (up to t = 1/128), or where phi(start)
+    exceeds phi(0), damped Newton still ends at the mpmath root of the hand gradient, to float64
+    rounding, within 20 iterations."""
+    mu = _mu_at(6, P6, frac)
+    s, it = PhiProblem.from_profile(6, P6, mu).minimize(start=np.array(start))
+    np.testing.assert_allclose(s, _mp_root(6, P6, mu, s), rtol=1e-14, atol=0)
+    assert 1 <= it <= 20
+
+
+def test_phi_minimiser_stops_at_the_first_exactly_zero_gradient():
+    """K = 4, {1: 5, 3: 1}, mu = 0.01 mu_crit: an iterate has gradient exactly 0 (in
+    grad_hess's arithmetic); minimize returns it there, not after a further null step."""
+    phi = PhiProblem.from_profile(4, {1: 5, 3: 1}, _mu_at(4, {1: 5, 3: 1}, 0.01))
+    s, it = phi.minimize()
+    assert not phi.grad_hess(s)[0].any()
+    assert phi.grad_hess(phi.minimize(max_iter=it - 1)[0])[0].any()
+    assert np.array_equal(phi.minimize(max_iter=it)[0], s)

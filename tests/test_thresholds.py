@@ -15,7 +15,13 @@ from ufm import UFMProblem, balanced, certify, predict, solve
 from ufm.cli import main
 from ufm.designs import format_design, parse_design
 from ufm.exceptions import UFMError
-from ufm.theory import exchangeable, merge_threshold, trivial_bias, trivial_threshold
+from ufm.theory import (
+    exchangeable,
+    merge_threshold,
+    trivial_bias,
+    trivial_gradient,
+    trivial_threshold,
+)
 from ufm.thresholds import threshold
 
 MINORITY = "0=12,1=12,2=12,3=1,4=1"
@@ -297,3 +303,72 @@ def test_ctrl_c_in_a_solve_stops_the_bracket(monkeypatch, kind, classes):
     with pytest.raises(KeyboardInterrupt):
         threshold(kind, parse_design("0=12,1=12,2=12,3=1,4=1"), classes=classes, method="bisection")
     assert calls["n"] == 3
+
+
+# a design with a fourth class in no label set: class counts 8, 5, 1, 0; N = 12; sum of m_i = 14
+DEAD_TEXT = "0=6,1=3,2=1,0+1=2"
+DEAD = [((0,), 6), ((1,), 3), ((2,), 1), ((0, 1), 2)]
+
+
+def _hand_gradient(p0):
+    """Gamma0 D^{1/2} by hand for DEAD: column S is sqrt(n_S) (m_S p0 - y_S) / N."""
+    cols = []
+    for S, n in DEAD:
+        y = np.zeros(4)
+        y[list(S)] = 1.0
+        cols.append(math.sqrt(n) * (len(S) * p0 - y) / 12)
+    return np.stack(cols, axis=1)
+
+
+def test_trivial_bias_gradient_threshold_closed_forms_with_a_dead_class():
+    """Free bias (the default): softmax(b0) = f / M = (8, 5, 1, 0) / 14, so the centred
+    b0 = (log 8, log 5, log 1, -inf) - log(40) / 3, computed without a divide-by-zero warning;
+    the gradient at b0 and its spectral norm (by SVD here) against the hand columns; without a
+    bias p0 is uniform. (On this design, unlike PAIRS or MINORITY, the threshold depends on p0:
+    the top singular vector is not the difference of two exchangeable classes.)"""
+    import warnings
+
+    design = parse_design(DEAD_TEXT, K=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b0 = trivial_bias(design)
+    np.testing.assert_allclose(b0[:3], np.log([8, 5, 1]) - math.log(40) / 3, rtol=1e-14, atol=1e-15)
+    assert b0[3] == -np.inf
+    free = _hand_gradient(np.array([8, 5, 1, 0]) / 14)
+    uniform = _hand_gradient(np.full(4, 0.25))
+    assert [S for S, _ in DEAD] == list(design.sets)  # the columns follow the canonical order
+    np.testing.assert_allclose(trivial_gradient(design), free, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(trivial_gradient(design, bias=False), uniform, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(trivial_gradient(design, 0.3, False), uniform, rtol=1e-13, atol=1e-16)
+    assert trivial_threshold(design) == pytest.approx(np.linalg.norm(free, 2), rel=1e-13)
+    assert trivial_threshold(design, bias=False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
+    assert trivial_threshold(design, 0.3, False) == pytest.approx(np.linalg.norm(uniform, 2), rel=1e-13)
+    assert abs(np.linalg.norm(free, 2) / np.linalg.norm(uniform, 2) - 1) > 0.03  # the cases differ
+    assert abs(trivial_threshold(design, 1.0) / np.linalg.norm(free, 2) - 1) > 0.01  # and lam_b matters
+
+
+@pytest.mark.parametrize("lam_b", [1e-3, 0.1, 5.0])
+def test_trivial_bias_with_lam_b_is_the_stationary_point(lam_b):
+    """lam_b > 0: b0 solves M softmax(b0) + lam_b b0 = f (the class frequencies counted by hand)
+    to the documented 1e-15 max(M, 1) (plus the rounding of p here), and sums to 0; the dead
+    class gets a finite, most negative bias."""
+    design = parse_design(DEAD_TEXT, K=4)
+    f, M = np.array([8, 5, 1, 0]) / 12, 14 / 12
+    b0 = trivial_bias(design, lam_b)
+    p = np.exp(b0 - b0.max())
+    p /= p.sum()
+    np.testing.assert_allclose(M * p + lam_b * b0, f, rtol=0, atol=1e-15 * max(M, 1.0) + 4 * np.finfo(float).eps)
+    assert abs(b0.sum()) <= 1e-13 * np.abs(b0).max() and b0.argmin() == 3
+
+
+@pytest.mark.parametrize("i,j", [(1, 1), (0, 4), (4, 0), (2, 5), (-1, 2)])
+def test_merge_threshold_refuses_classes_outside_the_design_or_equal(i, j):
+    with pytest.raises(UFMError, match=rf"two distinct classes in 0\.\.3; got {i}, {j}\.$"):
+        merge_threshold(parse_design(PAIRS), i, j)
+
+
+def test_merge_threshold_of_class_0_in_either_order():
+    """PAIRS: 10 samples carry 0 without 1, 10 carry 1 without 0: sqrt(20 / 2) / 28."""
+    design = parse_design(PAIRS)
+    assert merge_threshold(design, 1, 0) == pytest.approx(math.sqrt(10) / 28, rel=1e-15)
+    assert merge_threshold(design, 0, 1) == pytest.approx(math.sqrt(10) / 28, rel=1e-15)
