@@ -172,6 +172,10 @@ def test_shape_errors_say_what_was_expected():
         Evaluator(p)(np.zeros(20))
     with pytest.raises(UFMError, match=r"b must have shape \(K,\) = \(3,\); got \(4,\)"):
         objective(p, W, H, np.zeros(4))
+    with pytest.raises(UFMError, match=r"W must have shape \(K, d\) = \(3, 2\); got \(2, 3\)"):
+        objective(p, W.T, H)
+    with pytest.raises(UFMError, match=r"H must have shape \(d, N\) = \(2, 6\); got \(6, 2\)"):
+        objective(p, W, H.T)
     with pytest.raises(UFMError, match=r"x0 must have 21 entries"):
         given_point(p, np.zeros(20))
 
