@@ -347,11 +347,12 @@ def test_trivial_bias_gradient_threshold_closed_forms_with_a_dead_class():
     assert abs(trivial_threshold(design, 1.0) / np.linalg.norm(free, 2) - 1) > 0.01  # and lam_b matters
 
 
-@pytest.mark.parametrize("lam_b", [1e-3, 0.1, 5.0])
+@pytest.mark.parametrize("lam_b", [1e-3, 0.1, 5.0, 1e-17, 1e-18, 1e-30, 1e-300, 5e-324])
 def test_trivial_bias_with_lam_b_is_the_stationary_point(lam_b):
     """lam_b > 0: b0 solves M softmax(b0) + lam_b b0 = f (the class frequencies counted by hand)
     to the documented 1e-15 max(M, 1) (plus the rounding of p here), and sums to 0; the dead
-    class gets a finite, most negative bias."""
+    class gets a finite, most negative bias. Below lam_b ~ 1e-17 the Hessian along 1 (lam_b) is
+    singular to float64: the Newton steps must still be taken (they had raised LinAlgError)."""
     design = parse_design(DEAD_TEXT, K=4)
     f, M = np.array([8, 5, 1, 0]) / 12, 14 / 12
     b0 = trivial_bias(design, lam_b)

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.linalg import null_space
 
 from .designs import LabelDesign, as_rng
+from .exceptions import UFMError
 from .problem import UFMProblem
 
 COLLAPSE = "collapse"
@@ -370,6 +371,9 @@ def predicted_logits(problem: UFMProblem, prediction: Prediction | None = None) 
 
 
 # -- the trivial threshold of any design (docs/thresholds.md section 2) -------------------
+NEWTON_BIAS_STEPS = 2000  # a class in no label set needs about |log lam_b| steps (~690 at 1e-300)
+
+
 def trivial_bias(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> np.ndarray:
     r"""The bias ``b0`` of the best constant logits: the minimiser over ``b`` of
     ``L(b 1^T) + (lam_b/2) ||b||^2`` (PAL loss, ``W = 0, H = 0``).
@@ -399,15 +403,21 @@ def trivial_bias(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> 
             b = np.log(f / M)
         return b - np.mean(b[np.isfinite(b)])
     b = np.zeros(K)
-    for _ in range(100):
+    ones = np.full((K, K), M / K)  # M/K 1 1^T: the root has sum(b) = 0 (sum the condition: sum f = M)
+    for _ in range(NEWTON_BIAS_STEPS):
         p = np.exp(b - b.max())
         p /= p.sum()
         g = M * p - f + lam_b * b
         if np.max(np.abs(g)) <= 1e-15 * max(M, 1.0):
-            break
-        Hm = M * (np.diag(p) - np.outer(p, p)) + lam_b * np.eye(K)
-        b = b - np.linalg.solve(Hm, g)  # full Newton steps: the objective is smooth, its Hessian >= lam_b I
-    return b
+            return b
+        # full Newton steps (the objective is smooth, its Hessian >= lam_b I). Along 1 the Hessian
+        # is lam_b only (singular to float64 for lam_b < ~1e-17) and g has no component there, so
+        # the step is taken with M/K 1 1^T added: the same step on sum(b) = 0, a regular matrix
+        Hm = M * (np.diag(p) - np.outer(p, p)) + lam_b * np.eye(K) + ones
+        b = b - np.linalg.solve(Hm, g)
+    raise UFMError(f"trivial_bias: Newton's method did not reach the root in {NEWTON_BIAS_STEPS} steps "
+                   f"(lam_b = {lam_b:g}); a class in no label set pulls its bias to about log(lam_b): "
+                   "use lam_b = 0 for the free-bias limit")
 
 
 def trivial_gradient(design: LabelDesign, lam_b: float = 0.0, bias: bool = True) -> np.ndarray:
