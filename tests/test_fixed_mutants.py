@@ -181,11 +181,10 @@ def test_etf_scalars_to_float64_precision():
     """s_m within 3 ulp of the 40-digit root (g itself is evaluated with a few ulp of rounding)."""
     worst = 0.0
     for K in (3, 6, 9):
-        for rhs in np.logspace(-14, 14, 29):
-            gamma = float(rhs) * 2.0 / K  # N = 2, lam_H = 1: rhs = K gamma / 2
-            s = etf_scalars(K, 2, 1.0, gamma, list(range(1, K)))
+        for gamma in np.logspace(-32, 14, 47):  # the smallest: rhs/K K < rhs in float64, the bracket grows
+            s = etf_scalars(K, 3, 0.1, float(gamma), list(range(1, K)))
             for m in range(1, K):
-                exact = _root(K, m, K * gamma / 2.0)
+                exact = _root(K, m, K * float(gamma) / (3 * 0.1))  # rhs = K gamma / (N lam_H) as computed
                 worst = max(worst, float(abs(mp.mpf(s[m]) - exact)) / np.spacing(float(exact)))
     assert worst <= 3.0
 
@@ -302,6 +301,13 @@ def test_gtol_stops_on_the_grouped_gradient():
     assert (stop.status, stop.nit) == (Status.CONVERGED_GTOL, 1) and np.array_equal(stop.b, b0)
 
 
+def test_backtracking_to_the_floor():
+    """A problem whose last line search halves t below 1e-10 (at float64 noise): the point is returned."""
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=1e-7, lam_b=1e-3)
+    r = solve_fixed(p, "etf:0.1")
+    assert r.success and r.fun == pytest.approx(_closed_form(p, 0.1), rel=1e-13)
+
+
 def test_a_zero_gradient_stops_at_once():
     """Only the full label set: H = 0, b = 0 is the minimiser with a gradient of exactly 0."""
     p = ufm.UFMProblem(ufm.balanced(3, "3:2"), d=3, lam_W=1e-2, lam_H=1e-2, lam_b=0.0)
@@ -335,6 +341,17 @@ def test_start_point(lam_b):
     # from the minimiser itself nothing is left to do
     again = solve_fixed(p, W, (W, r.H, r.b))
     assert again.fun == pytest.approx(expected, rel=1e-14) and again.nit <= 2
+
+
+@pytest.mark.parametrize("lam_H,scale", [(0.1, 0.1), (0.1, 1.0), (0.1, 10.0), (1e-3, 1.0), (1e-3, 10.0)])
+def test_far_start_reaches_the_minimiser(lam_H, scale):
+    """From a start with saturated logits the line search must backtrack (damped phase)."""
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=lam_H, lam_b=1e-3)
+    W = etf_classifier(3, 3, scale)
+    rng = np.random.default_rng(12)
+    r = solve_fixed(p, W, (W, 10 * rng.standard_normal((3, p.N)), 10 * rng.standard_normal(3)))
+    assert r.success and r.fun == pytest.approx(_closed_form(p, scale), rel=1e-13)
+    assert np.linalg.norm(r.b) < 1e-12 and abs(r.rel_gap) < 1e-12
 
 
 # -- the Newton step against a finite-difference Hessian ---------------------------------------
@@ -426,6 +443,7 @@ def test_verify_fixed_claims():
     v = verify_fixed(p, r.W, r.H, r.b)
     assert v.passed and v.reason.startswith("fixed classifier: fixed simplex-ETF classifier")
     assert [c.name for c in v.claims].count("certificate") == 1
+    assert v.claims[-1].statement == "certified gap |F - D| / |F| of the fixed-W dual bound"
     assert "certificate_valid" not in [c.name for c in v.claims]
     v = verify_fixed(p, r.W, r.H, r.b, tol_structure=0.123, tol_value=0.0, tol_certificate=0.25)
     tols = {c.name: c.tol for c in v.claims}
