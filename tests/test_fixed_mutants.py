@@ -343,13 +343,18 @@ def test_start_point(lam_b):
     assert again.fun == pytest.approx(expected, rel=1e-14) and again.nit <= 2
 
 
-@pytest.mark.parametrize("lam_H,scale", [(0.1, 0.1), (0.1, 1.0), (0.1, 10.0), (1e-3, 1.0), (1e-3, 10.0)])
-def test_far_start_reaches_the_minimiser(lam_H, scale):
+FAR = [(0.1, 0.1, 10, True, 1e-3, 12), (0.1, 1.0, 10, True, 1e-3, 12), (0.1, 10.0, 10, True, 1e-3, 12),
+       (1e-3, 1.0, 10, True, 1e-3, 12), (1e-3, 10.0, 10, True, 1e-3, 12), (0.1, 100.0, 30, True, 1e-3, 0),
+       (0.1, 10.0, 30, False, 0.0, 1), (1e-3, 10.0, 10, True, 1.0, 0)]
+
+
+@pytest.mark.parametrize("lam_H,scale,amp,bias,lam_b,seed", FAR)
+def test_far_start_reaches_the_minimiser(lam_H, scale, amp, bias, lam_b, seed):
     """From a start with saturated logits the line search must backtrack (damped phase)."""
-    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=lam_H, lam_b=1e-3)
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=lam_H, lam_b=lam_b, bias=bias)
     W = etf_classifier(3, 3, scale)
-    rng = np.random.default_rng(12)
-    r = solve_fixed(p, W, (W, 10 * rng.standard_normal((3, p.N)), 10 * rng.standard_normal(3)))
+    rng = np.random.default_rng(seed)
+    r = solve_fixed(p, W, (W, amp * rng.standard_normal((3, p.N)), amp * rng.standard_normal(3)))
     assert r.success and r.fun == pytest.approx(_closed_form(p, scale), rel=1e-13)
     assert np.linalg.norm(r.b) < 1e-12 and abs(r.rel_gap) < 1e-12
 
