@@ -345,7 +345,8 @@ def test_start_point(lam_b):
 
 FAR = [(0.1, 0.1, 10, True, 1e-3, 12), (0.1, 1.0, 10, True, 1e-3, 12), (0.1, 10.0, 10, True, 1e-3, 12),
        (1e-3, 1.0, 10, True, 1e-3, 12), (1e-3, 10.0, 10, True, 1e-3, 12), (0.1, 100.0, 30, True, 1e-3, 0),
-       (0.1, 10.0, 30, False, 0.0, 1), (1e-3, 10.0, 10, True, 1.0, 0)]
+       (0.1, 10.0, 30, False, 0.0, 1), (1e-3, 10.0, 10, True, 1.0, 0), (1e-3, 10.0, 10, True, 1.0, 15),
+       (1e-5, 10.0, 30, False, 0.0, 17)]
 
 
 @pytest.mark.parametrize("lam_H,scale,amp,bias,lam_b,seed", FAR)
