@@ -301,6 +301,16 @@ def test_gtol_stops_on_the_grouped_gradient():
     assert (stop.status, stop.nit) == (Status.CONVERGED_GTOL, 1) and np.array_equal(stop.b, b0)
 
 
+def test_gtol_is_met_by_the_whole_gradient():
+    """CONVERGED_GTOL: the gradient in (h_S, b) at the returned point is below gtol, b part included."""
+    p = _imbalanced(lam_H=0.1, lam_b=1e-2)
+    W = 0.3 * np.random.default_rng(0).standard_normal((4, 3))
+    for gtol in (3e-2, 3e-4, 3e-7):
+        r = solve_fixed(p, W, gtol=gtol)
+        _, gH, gb = _grouped_grad(p, W, r.H[:, np.cumsum(p.design.group_counts) - 1], r.b)
+        assert r.status == Status.CONVERGED_GTOL and math.hypot(np.linalg.norm(gH), np.linalg.norm(gb)) <= gtol
+
+
 def test_backtracking_to_the_floor():
     """A problem whose last line search halves t below 1e-10 (at float64 noise): the point is returned."""
     p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=1e-7, lam_b=1e-3)
