@@ -136,7 +136,8 @@ def etf_gamma(W: np.ndarray) -> float | None:
     gamma = float(np.trace(G)) / (K - 1)
     if not gamma > 0:
         return None
-    return gamma if np.linalg.norm(G - gamma * P) <= ETF_RTOL * gamma * math.sqrt(K - 1) else None
+    # relative to gamma before squaring: ||G - gamma P||_F itself over/underflows at the ends of SCALE_RANGE
+    return gamma if np.linalg.norm(G / gamma - P) <= ETF_RTOL * math.sqrt(K - 1) else None
 
 
 # -- the solver ----------------------------------------------------------------------------
@@ -310,7 +311,8 @@ def predict_fixed(problem: UFMProblem, W: np.ndarray) -> Prediction:
     N = problem.N
     ms = sorted(m for m in profile if 1 <= m <= K - 1)
     s = etf_scalars(K, N, problem.lam_H, gamma, ms)
-    value = 0.5 * problem.lam_W * float(np.vdot(W, W)) + profile.get(K, 0) * K * math.log(K) / N
+    const = profile.get(K, 0) * K * math.log(K) / N  # the full label sets (Prediction.const)
+    value = 0.5 * problem.lam_W * float(np.vdot(W, W)) + const
     for m in ms:
         nS = profile[m] * math.comb(K, m)
         value += nS * (m * math.log(m + (K - m) * math.exp(-s[m])) / N
@@ -322,7 +324,7 @@ def predict_fixed(problem: UFMProblem, W: np.ndarray) -> Prediction:
         COLLAPSE, f"fixed simplex-ETF classifier (row norm {a:.6g}), balanced design: the unique minimiser "
         "over (H, b) has h_S = (s_m / gamma) sum_{k in S} w_k", value=value, s=s,
         sigma=gamma * math.sqrt(problem.lam_W / problem.lam_H), kappa=1.0 / gamma, c=c, mu=mu,
-        mu_crit=mu_crit, const=value, phi_iterations=0,
+        mu_crit=mu_crit, const=const, phi_iterations=0,
     )
 
 
@@ -385,8 +387,8 @@ def verify_fixed(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarra
     verdict = verify(problem, W, H, b, prediction=pred, certifier=certify_fixed, **tols)
     tol = tols.get("tol_certificate", TOL_CERTIFICATE)
     cert = verdict.certificate
-    verdict.claims = [c for c in verdict.claims if c.name != "certificate_valid"]
-    if cert is not None and not any(c.name == "certificate" for c in verdict.claims):
+    if cert is not None:  # verify's claims assume the learned W (signed gap below d = K): replace them
+        verdict.claims = [c for c in verdict.claims if c.name not in ("certificate_valid", "certificate")]
         verdict.claims.append(Claim("certificate", "certified gap |F - D| / |F| of the fixed-W dual bound",
                                     abs(cert.rel_gap), tol))
     verdict.reason = "fixed classifier: " + verdict.reason
