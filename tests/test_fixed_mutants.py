@@ -504,3 +504,32 @@ def test_etf_gamma_at_the_ends_of_the_scale_range(a):
     assert etf_gamma(W) == pytest.approx(a * a * 3 / 2, rel=1e-14)
     W[0] *= 1.001
     assert etf_gamma(W) is None
+
+
+# -- far starts: no false convergence, no singular system (found by the mutation work) -------
+def test_far_start_is_not_called_converged_on_a_non_stationary_point():
+    """A full Newton step that fails Armijo but lowers F and |g| used to be taken again and again
+    above float64 noise: from this start the steps bounced across a valley to F = 75x min F with
+    |g| = 5.2, reported CONVERGED_FTOL. The minimum is the ETF closed form (docs/fixed_classifier.md)."""
+    p = ufm.UFMProblem(ufm.balanced(5, "1:1,2:1"), d=5, lam_W=1e-3, lam_H=0.1, bias=False)
+    W = etf_classifier(5, 5, 10.0)
+    r = solve_fixed(p, W, (W, 10 * np.random.default_rng(0).standard_normal((5, p.N)), None))
+    assert r.success and r.fun == pytest.approx(_closed_form(p, 10.0), rel=1e-13) and r.grad_norm < 1e-12
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_saturated_start_with_a_free_bias_converges(seed):
+    """lam_b = 0 and a start at scale 100: the softmax saturates, the bias block of Newton's
+    system is singular (LinAlgError before); gradient steps take over until Newton works."""
+    p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e-3, lam_H=1e-3, lam_b=0.0)
+    W = etf_classifier(4, 4, 1.0)
+    rng = np.random.default_rng(seed)
+    r = solve_fixed(p, W, (W, 100 * rng.standard_normal((4, p.N)), 100 * rng.standard_normal(4)))
+    assert r.success and r.fun == pytest.approx(_closed_form(p, 1.0), rel=1e-13)
+
+
+def test_saturated_etf_with_tiny_lam_H_does_not_raise():
+    """etf:1000 with lam_H = 1e-12 and a free bias raised LinAlgError (a singular Newton system)."""
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=1e-12, lam_b=0.0)
+    r = ufm.solve(p, fixed_W="etf:1000")
+    assert np.isfinite(r.fun) and r.fun >= 0.5 * 1e-3 * 3 * 1000.0**2  # the ridge of W alone (K rows of norm 1000)

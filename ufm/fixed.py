@@ -195,16 +195,34 @@ class _Grouped:
         return dH, db
 
 
+def _gradient_step(gr: _Grouped, Hg: np.ndarray, b: np.ndarray, f: float, gH: np.ndarray, gb: np.ndarray,
+                   gn: float) -> tuple | None:
+    """A steepest-descent step with Armijo backtracking (from a unit step, at most 200 halvings):
+    the new ``(Hg, b, f, gH, gb, P, gn)``, or None when no step lowers ``F`` by more than its
+    rounding."""
+    t, noise = 1.0, 64 * np.finfo(float).eps * abs(f)
+    for _ in range(200):
+        f1, gH1, gb1, P1 = gr.value_grad(Hg - t * gH, b - t * gb)
+        if f1 <= f - 0.25 * t * gn * gn and f - f1 > noise:  # a decrease F resolves, not rounding
+            gn1 = math.hypot(float(np.linalg.norm(gH1)), float(np.linalg.norm(gb1)))
+            return Hg - t * gH, b - t * gb, f1, gH1, gb1, P1, gn1
+        t *= 0.5
+    return None
+
+
 def solve_fixed(
     problem: UFMProblem, fixed_W: Any, x0: np.ndarray | tuple | None = None, *,
-    max_iter: int = 100, gtol: float = 0.0, **options: Any,
+    max_iter: int = 1000, gtol: float = 0.0, **options: Any,
 ) -> Result:
     """Minimise ``F(W, H, b)`` over ``(H, b)`` with ``W = fixed_W`` fixed (any design, any W).
 
     ``fixed_W``: an array (K, d) or ``"etf[:SCALE]"``. Damped Newton on one feature per
     label set (exact: see the module docstring) from ``H = 0, b = 0`` (or the group means
     of ``x0``), run until a step no longer reduces the gradient norm (float64 precision)
-    or ``||grad|| <= gtol``. The options of the iterative solvers that only shape their
+    or ``||grad|| <= gtol``. Where Newton's step fails (a saturated softmax far from the
+    minimiser: its curvature vanishes), a gradient step is taken instead; from such starts
+    the run may need a few hundred iterations (``max_iter``, default 1000; from the default
+    start 10-30). The options of the iterative solvers that only shape their
     output (``progress``, ``history_every``, ``history_metrics``) are accepted and have no
     effect; any other option is an error. ``Result.lower_bound`` / ``rel_gap`` hold the
     fixed-``W`` certificate (:func:`certify_fixed`).
@@ -232,23 +250,45 @@ def solve_fixed(
         if gn <= gtol:
             status = Status.CONVERGED_GTOL
             break
-        dH, db = gr.newton_step(P, gH, gb)
-        dec = -float(np.vdot(gH, dH) + gb @ db)
+        try:
+            dH, db = gr.newton_step(P, gH, gb)
+            dec = -float(np.vdot(gH, dH) + gb @ db)
+        except np.linalg.LinAlgError:  # a saturated softmax with a free bias: a singular system
+            dH, db, dec = gH, gb, math.nan
         t = 1.0
-        while True:
-            f1, gH1, gb1, P1 = gr.value_grad(Hg + t * dH, b + t * db)
-            gn1 = math.hypot(float(np.linalg.norm(gH1)), float(np.linalg.norm(gb1)))
-            if f1 <= f - 0.25 * t * dec or (t == 1.0 and gn1 < gn and f1 <= f + 64 * np.finfo(float).eps * abs(f)):
+        noise = 64 * np.finfo(float).eps * abs(f)
+        flat = 0.25 * dec <= noise  # the decrease Armijo asks for is below what F resolves
+        if dec > 0 and math.isfinite(dec):
+            while True:
+                f1, gH1, gb1, P1 = gr.value_grad(Hg + t * dH, b + t * db)
+                gn1 = math.hypot(float(np.linalg.norm(gH1)), float(np.linalg.norm(gb1)))
+                # (at float64 noise a full step that lowers |g| is taken: F no longer shows progress.
+                # Not above it: a full step that fails Armijo but lowers F and |g| can, taken
+                # again and again, bounce across a valley to a point that is not stationary)
+                if f1 <= f - 0.25 * t * dec or (flat and t == 1.0 and gn1 < gn and f1 <= f + noise):
+                    break
+                t *= 0.5
+                if t < 1e-10:
+                    break
+        else:
+            t = 0.0
+        if t < 1e-10:
+            # Newton's step failed: where the softmax saturates its curvature vanishes and the step is
+            # useless (or the system singular), so a far start could stop here with a large gradient
+            # and call it converged. A gradient step decides: if it lowers F, take it and go on; if
+            # not even that does, F no longer resolves any decrease (float64 noise): converged.
+            step = _gradient_step(gr, Hg, b, f, gH, gb, gn)
+            if step is None:
+                status = Status.CONVERGED_FTOL
                 break
-            t *= 0.5
-            if t < 1e-10:
-                break
-        if t < 1e-10 or (gn1 >= gn and f1 >= f):
+            Hg, b, f, gH, gb, P, gn = step
+            continue
+        if gn1 >= gn and f1 >= f:
             status = Status.CONVERGED_FTOL
             break
-        stalled = t == 1.0 and gn1 > 0.5 * gn and abs(f1 - f) <= 64 * np.finfo(float).eps * abs(f)
+        stalled = flat and abs(f1 - f) <= noise and (t < 1.0 or gn1 > 0.5 * gn)
         Hg, b, f, gH, gb, P, gn = Hg + t * dH, b + t * db, f1, gH1, gb1, P1, gn1
-        if stalled:  # a full Newton step no longer halves the gradient: float64 noise level
+        if stalled:  # at float64 noise a step that is damped or no longer halves the gradient: done
             status = Status.CONVERGED_FTOL
             break
     if gr.free_b:
