@@ -290,3 +290,63 @@ def test_degenerate_designs_with_a_free_bias(profile, rng):
         H = scale * rng.standard_normal((2, problem.N))
         cert = certify(problem, W, H, scale * rng.standard_normal(K))
         assert cert.lower_bound <= min_C + 1e-12 * abs(min_C), (profile, scale, cert)
+
+
+# -- convex_value against an independent route (mutation testing, issue 28) ------------------
+def _balanced_factors(problem: UFMProblem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W H = Z`` with ``lam_W ||W||^2 = lam_H ||H||^2 = mu ||Z||_*``: the factorisation at
+    which ``F(W, H, b) = C(Z, b)`` (docs/theory.md section 5), from LAPACK's SVD."""
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    r = (problem.lam_H / problem.lam_W) ** 0.25
+    return U * np.sqrt(s) * r, (np.sqrt(s)[:, None] * Vt) / r
+
+
+def _bce_value(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> float:
+    """``F`` for the BCE loss from its definition: ``(1/N) sum_ik log(1 + e^x) - y x``."""
+    X = W @ H + b[:, None]
+    loss = float((np.log1p(np.exp(-np.abs(X))) + np.maximum(X, 0.0) - problem.design.Y * X).sum()) / problem.N
+    return loss + 0.5 * (problem.lam_W * float((W * W).sum()) + problem.lam_H * float((H * H).sum())
+                         + problem.lam_b * float(b @ b))
+
+
+@pytest.mark.parametrize("loss", ["pal", "bce"])
+def test_convex_value_is_F_at_the_balanced_factorisation(loss, rng):
+    """``C(Z, b) = F(W, H, b)`` at the balanced factors of ``Z`` (``F`` from tests/reference.py
+    or the BCE definition, the nuclear norm never formed), for per-sample and grouped ``Z``,
+    with and without ``b`` (None, or a bias-free problem, means ``b = 0``), full rank and rank 1
+    (whose Gram matrix has eigenvalues ``0`` computed slightly negative), and float32 input
+    (converted: the value is the float64 one of the same numbers)."""
+    import reference as ref
+
+    problem = UFMProblem(balanced(5, "1:2,2:1"), 5, 3e-2, 0.2, 0.4, loss=loss)
+    design = problem.design
+    value = ref.objective if loss == "pal" else _bce_value
+    Zg_full = rng.standard_normal((5, design.G))
+    Zg_rank1 = np.outer(rng.standard_normal(5), rng.standard_normal(design.G))
+    b = rng.standard_normal(5)
+    for Zg in (Zg_full, Zg_rank1, 0.05 * Zg_full):
+        Z = Zg[:, design.group_index]
+        W, H = _balanced_factors(problem, Z)
+        expected = value(problem, W, H, b)
+        assert convex_value(problem, Z, b) == pytest.approx(expected, rel=1e-13)
+        assert convex_value(problem, Zg, b) == pytest.approx(expected, rel=1e-13)
+        zero = value(problem, W, H, np.zeros(5))
+        assert convex_value(problem, Z) == pytest.approx(zero, rel=1e-13)
+        assert convex_value(problem, Zg, None) == pytest.approx(zero, rel=1e-13)
+        no_bias = UFMProblem(problem.design, 5, 3e-2, 0.2, 0.4, bias=False, loss=loss)
+        assert convex_value(no_bias, Z, b) == pytest.approx(value(no_bias, W, H, np.zeros(5)), rel=1e-13)
+    Z32, b32 = Zg_full[:, design.group_index].astype(np.float32), b.astype(np.float32)
+    W, H = _balanced_factors(problem, Z32.astype(np.float64))
+    expected = value(problem, W, H, b32.astype(np.float64))
+    assert convex_value(problem, Z32, b32) == pytest.approx(expected, rel=1e-13)
+    assert convex_value(problem, Zg_full.astype(np.float32), b32) == pytest.approx(expected, rel=1e-13)
+
+
+def test_convex_value_at_the_predicted_minimiser_is_the_theorems_value():
+    """``C(W* H*, b*) = min phi`` (the theorem's value) at the predicted minimiser, both regimes."""
+    from ufm.theory import predicted_minimizer
+
+    for lam in (5e-3, 0.3):
+        problem = UFMProblem(balanced(4, "1:2,2:1"), 4, lam, 2 * lam, 1e-2)
+        W, H, b = predicted_minimizer(problem)
+        assert convex_value(problem, W @ H, b) == pytest.approx(predict(problem).value, rel=1e-12)
