@@ -350,3 +350,53 @@ def test_convex_value_at_the_predicted_minimiser_is_the_theorems_value():
         problem = UFMProblem(balanced(4, "1:2,2:1"), 4, lam, 2 * lam, 1e-2)
         W, H, b = predicted_minimizer(problem)
         assert convex_value(problem, W @ H, b) == pytest.approx(predict(problem).value, rel=1e-12)
+
+
+def _tilt_cases(rng: np.random.Generator):
+    """``(Pi, c, target)``: random label-set softmaxes, weights of total 0.01, 1 and 100,
+    targets near and far from ``sum_S c_S Pi_S`` (far: Newton's full step overshoots), one
+    with a class of target 0."""
+    for scale in (0.01, 1.0, 100.0):
+        for far in (False, True):
+            K, G = 4, 6
+            Pi = rng.dirichlet(np.full(K, 0.5), G).T
+            if far:
+                Pi[0] *= 1e-2
+                Pi /= Pi.sum(axis=0)
+            c = rng.uniform(0.1, 3.0, G)
+            c *= scale / c.sum()
+            target = scale * (np.array([0.97, 0.01, 0.01, 0.01]) if far else rng.dirichlet(np.ones(K)))
+            yield Pi, c, target
+    Pi = rng.dirichlet(np.ones(4), 5).T
+    yield Pi, np.full(5, 0.2), np.array([0.5, 0.0, 0.3, 0.2])
+
+
+def test_tilt_solves_its_equations(rng):
+    """``_tilt`` (the free-bias dual point): every returned ``pi_S`` is in the simplex, is
+    ``Pi_S * exp(beta)`` up to normalisation with one ``beta`` for all label sets (the log
+    ratios ``log(pi / Pi)`` differ between columns by a constant per column), and meets
+    ``sum_S c_S pi_S = target`` to ``1e-10 * sum c`` (its acceptance test); classes of target 0
+    get 0. Checked on the converged tilt and on every early stop (``max_iter`` 1..8), which
+    must be None unless it meets the equations."""
+    from ufm.certificate_dual import _tilt
+
+    for Pi, c, target in _tilt_cases(rng):
+        scale = c.sum()
+        for max_iter in (100, 1, 2, 3, 4, 5, 6, 8):
+            out = _tilt(Pi, c, target, max_iter=max_iter)
+            if max_iter == 100:
+                assert out is not None, (scale, target)
+            if out is None:
+                continue
+            assert np.all(out >= 0)
+            np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-13)
+            assert np.abs(out @ c - target).sum() <= 1e-10 * scale, (scale, max_iter)
+            present = target > 0
+            np.testing.assert_array_equal(out[~present], 0.0)
+            R = np.log(out[present] / Pi[present])
+            R -= R[0]  # beta_j - beta_0, the same in every column
+            np.testing.assert_allclose(R, R[:, :1] * np.ones_like(R), rtol=0, atol=1e-7)
+    # a class with target > 0 that no column can carry: no tilt exists
+    Pi = rng.dirichlet(np.ones(3), 4).T
+    Pi = np.vstack([Pi, np.zeros(4)])
+    assert _tilt(Pi, np.full(4, 0.25), np.array([0.4, 0.3, 0.2, 0.1])) is None

@@ -288,18 +288,20 @@ def test_exp_enclosure_domain_underflow_and_float32_input() -> None:
     np.testing.assert_array_equal(hi, hi64)
 
 
-def test_exp_lower_bound_is_tight() -> None:
-    """For ``|x| <= 1`` the lower end loses at most ``2 * 60u`` (the Horner sum's safety
+def test_exp_enclosure_ends_are_tight() -> None:
+    """For ``|x| <= 1`` each end is off by at most ``2 * 60u`` (the Horner sum's safety
     factor) + ``4u (|x| + |k| + 1)`` (the reduction) + ``16u`` (rounding) relative."""
-    from ufm.certificate_rigorous import U, exp_lower
+    from ufm.certificate_rigorous import U, exp_lower, exp_upper
 
     x = np.concatenate([np.linspace(-1, 1, 401), [0.0, 1e-300, 0.6931471805599453]])
-    lo = exp_lower(x)
+    lo, hi = exp_lower(x), exp_upper(x)
     k = np.floor(x / math.log(2))
-    for xi, ki, a in zip(x, k, lo):
+    for xi, ki, a, b in zip(x, k, lo, hi):
         e = mp.exp(mp.mpf(float(xi)))
-        assert mp.mpf(float(a)) <= e
-        assert (e - mp.mpf(float(a))) / e <= (120 + 4 * (abs(xi) + abs(ki) + 1) + 16) * U, xi
+        budget = (120 + 4 * (abs(xi) + abs(ki) + 1) + 16) * U
+        assert mp.mpf(float(a)) <= e <= mp.mpf(float(b))
+        assert (e - mp.mpf(float(a))) / e <= budget, xi
+        assert (mp.mpf(float(b)) - e) / e <= budget, xi
 
 
 def test_iexp_encloses_exp_over_a_wide_interval() -> None:
@@ -558,3 +560,6 @@ def test_dual_lower_trivial_directions() -> None:
         lower, t_used, feasible = dual_lower(problem, Dir, t)
         assert lower == pytest.approx(D0, rel=1e-14) and lower <= D0
         assert t_used == 0.0 and feasible is True
+    # a float32 direction is used as the float64 numbers it holds
+    d32 = direction.astype(np.float32)
+    assert dual_lower(problem, d32, 1.0) == dual_lower(problem, d32.astype(np.float64), 1.0)
