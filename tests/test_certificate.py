@@ -400,3 +400,62 @@ def test_tilt_solves_its_equations(rng):
     Pi = rng.dirichlet(np.ones(3), 4).T
     Pi = np.vstack([Pi, np.zeros(4)])
     assert _tilt(Pi, np.full(4, 0.25), np.array([0.4, 0.3, 0.2, 0.1])) is None
+
+
+def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
+    """The input is not written to, and a column with no negative entry but a sum != 1 is
+    projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
+    V = rng.standard_normal((5, 8))
+    V[:, 0] = [0.4, 0.3, 0.35, 0.25, 0.2]  # sum 1.5, positive, far from the boundary
+    before = V.copy()
+    out = _project_simplex(V)
+    np.testing.assert_array_equal(V, before)
+    np.testing.assert_allclose(out[:, 0], before[:, 0] - 0.1, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-14)
+
+
+def _segment_reference(problem, Dir, base, c, n):
+    """``(t_cap, D(t))`` of ``_best_on_segment`` from the definitions: ``t_cap`` the largest
+    ``t <= 1`` with ``||Gamma||_2 <= mu`` (LAPACK's SVD) and ``base + t Dir >= 0``;
+    ``D(t) = -sum_S c_S sum_j q log q - t^2 ||sum_S c_S Dir_S||^2 / (2 lam_b)``."""
+    s1 = np.linalg.norm(Dir * (c / np.sqrt(n)), 2)
+    t_cap = min(1.0, problem.mu / s1)
+    neg = Dir < 0
+    if neg.any():
+        t_cap = min(t_cap, float(np.min(base[neg] / -Dir[neg])))
+    pen = problem.bias and problem.lam_b > 0
+
+    def D(t):
+        Q = np.maximum(base + t * Dir, 0.0)
+        v = -float(c @ xlogy(Q, Q).sum(axis=0))
+        return v - (t * t * float(np.sum((Dir @ c) ** 2)) / (2 * problem.lam_b) if pen else 0.0)
+
+    return t_cap, D
+
+
+@pytest.mark.parametrize("lam,lam_b,bias", [(5e-3, 0.3, True), (5e-3, 1e-3, True), (0.5, 0.0, False),
+                                            (5.0, 0.0, False), (5.0, 2e-2, True)])
+def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng):
+    """Against the definitions and a 2001-point grid on ``[0, t_cap]``: ``t <= t_cap``, the
+    returned ``D`` is ``D(t)``, and no grid point is better (concave ``D``: the maximiser);
+    cases where the spectral cap binds, where the simplex cap binds (large ``mu``), where the
+    bias penalty puts the maximum inside; ``Dir = 0`` gives ``(D(0), 0)``."""
+    from ufm.certificate_dual import _best_on_segment
+
+    problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, lam_b, bias=bias)
+    design = problem.design
+    n = design.group_counts.astype(float)
+    m = design.group_multiplicity.astype(float)
+    c = n * m / problem.N
+    base = design.Yg / m
+    for scale in (0.3, 1.0, 3.0):
+        pi = rng.dirichlet(np.full(4, 0.7), design.G).T
+        Dir = scale * (pi - base)
+        D, t = _best_on_segment(problem, Dir, base, c, n)
+        t_cap, Dref = _segment_reference(problem, Dir, base, c, n)
+        assert 0 <= t <= t_cap * (1 + 1e-14)
+        assert D == pytest.approx(Dref(t), rel=1e-13, abs=1e-15)
+        grid = max(Dref(s) for s in np.linspace(0.0, t_cap, 2001))
+        assert D >= grid - 1e-13 * abs(grid), (scale, t, t_cap)
+    D, t = _best_on_segment(problem, np.zeros_like(base), base, c, n)
+    assert t == 0.0 and D == pytest.approx(float(c @ np.log(m)), rel=1e-14)
