@@ -369,6 +369,17 @@ def _tilt_cases(rng: np.random.Generator):
             yield Pi, c, target
     Pi = rng.dirichlet(np.ones(4), 5).T
     yield Pi, np.full(5, 0.2), np.array([0.5, 0.0, 0.3, 0.2])
+    gen = np.random.default_rng(0)  # sizes 3..11 x 2..39, weights of total 1e-3..1e3
+    for _ in range(10):
+        K, G = int(gen.integers(3, 12)), int(gen.integers(2, 40))
+        Pi = gen.dirichlet(np.full(K, gen.choice([0.1, 0.5, 2.0])), G).T
+        if gen.random() < 0.5:
+            Pi[gen.integers(K)] *= 10 ** gen.uniform(-4, 0)
+            Pi /= Pi.sum(axis=0)
+        scale = 10 ** gen.uniform(-3, 3)
+        c = gen.uniform(0.01, 3, G)
+        c *= scale / c.sum()
+        yield Pi, c, scale * gen.dirichlet(np.full(K, gen.choice([0.3, 1.0, 5.0])))
 
 
 def test_tilt_solves_its_equations(rng):
