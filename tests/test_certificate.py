@@ -290,3 +290,183 @@ def test_degenerate_designs_with_a_free_bias(profile, rng):
         H = scale * rng.standard_normal((2, problem.N))
         cert = certify(problem, W, H, scale * rng.standard_normal(K))
         assert cert.lower_bound <= min_C + 1e-12 * abs(min_C), (profile, scale, cert)
+
+
+# -- convex_value against an independent route (mutation testing, issue 28) ------------------
+def _balanced_factors(problem: UFMProblem, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W H = Z`` with ``lam_W ||W||^2 = lam_H ||H||^2 = mu ||Z||_*``: the factorisation at
+    which ``F(W, H, b) = C(Z, b)`` (docs/theory.md section 5), from LAPACK's SVD."""
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+    r = (problem.lam_H / problem.lam_W) ** 0.25
+    return U * np.sqrt(s) * r, (np.sqrt(s)[:, None] * Vt) / r
+
+
+def _bce_value(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> float:
+    """``F`` for the BCE loss from its definition: ``(1/N) sum_ik log(1 + e^x) - y x``."""
+    X = W @ H + b[:, None]
+    loss = float((np.log1p(np.exp(-np.abs(X))) + np.maximum(X, 0.0) - problem.design.Y * X).sum()) / problem.N
+    return loss + 0.5 * (problem.lam_W * float((W * W).sum()) + problem.lam_H * float((H * H).sum())
+                         + problem.lam_b * float(b @ b))
+
+
+@pytest.mark.parametrize("loss", ["pal", "bce"])
+def test_convex_value_is_F_at_the_balanced_factorisation(loss, rng):
+    """``C(Z, b) = F(W, H, b)`` at the balanced factors of ``Z`` (``F`` from tests/reference.py
+    or the BCE definition, the nuclear norm never formed), for per-sample and grouped ``Z``,
+    with and without ``b`` (None, or a bias-free problem, means ``b = 0``), full rank and rank 1
+    (whose Gram matrix has eigenvalues ``0`` computed slightly negative), and float32 input
+    (converted: the value is the float64 one of the same numbers)."""
+    import reference as ref
+
+    problem = UFMProblem(balanced(5, "1:2,2:1"), 5, 3e-2, 0.2, 0.4, loss=loss)
+    design = problem.design
+    value = ref.objective if loss == "pal" else _bce_value
+    Zg_full = rng.standard_normal((5, design.G))
+    Zg_rank1 = np.outer(rng.standard_normal(5), rng.standard_normal(design.G))
+    b = rng.standard_normal(5)
+    for Zg in (Zg_full, Zg_rank1, 0.05 * Zg_full):
+        Z = Zg[:, design.group_index]
+        W, H = _balanced_factors(problem, Z)
+        expected = value(problem, W, H, b)
+        assert convex_value(problem, Z, b) == pytest.approx(expected, rel=1e-13)
+        assert convex_value(problem, Zg, b) == pytest.approx(expected, rel=1e-13)
+        zero = value(problem, W, H, np.zeros(5))
+        assert convex_value(problem, Z) == pytest.approx(zero, rel=1e-13)
+        assert convex_value(problem, Zg, None) == pytest.approx(zero, rel=1e-13)
+        no_bias = UFMProblem(problem.design, 5, 3e-2, 0.2, 0.4, bias=False, loss=loss)
+        assert convex_value(no_bias, Z, b) == pytest.approx(value(no_bias, W, H, np.zeros(5)), rel=1e-13)
+    Z32, b32 = Zg_full[:, design.group_index].astype(np.float32), b.astype(np.float32)
+    W, H = _balanced_factors(problem, Z32.astype(np.float64))
+    expected = value(problem, W, H, b32.astype(np.float64))
+    assert convex_value(problem, Z32, b32) == pytest.approx(expected, rel=1e-13)
+    assert convex_value(problem, Zg_full.astype(np.float32), b32) == pytest.approx(expected, rel=1e-13)
+
+
+def test_convex_value_at_the_predicted_minimiser_is_the_theorems_value():
+    """``C(W* H*, b*) = min phi`` (the theorem's value) at the predicted minimiser, both regimes."""
+    from ufm.theory import predicted_minimizer
+
+    for lam in (5e-3, 0.3):
+        problem = UFMProblem(balanced(4, "1:2,2:1"), 4, lam, 2 * lam, 1e-2)
+        W, H, b = predicted_minimizer(problem)
+        assert convex_value(problem, W @ H, b) == pytest.approx(predict(problem).value, rel=1e-12)
+
+
+def _tilt_cases(rng: np.random.Generator):
+    """``(Pi, c, target)``: random label-set softmaxes, weights of total 0.01, 1 and 100,
+    targets near and far from ``sum_S c_S Pi_S`` (far: Newton's full step overshoots), one
+    with a class of target 0."""
+    for scale in (0.01, 1.0, 100.0):
+        for far in (False, True):
+            K, G = 4, 6
+            Pi = rng.dirichlet(np.full(K, 0.5), G).T
+            if far:
+                Pi[0] *= 1e-2
+                Pi /= Pi.sum(axis=0)
+            c = rng.uniform(0.1, 3.0, G)
+            c *= scale / c.sum()
+            target = scale * (np.array([0.97, 0.01, 0.01, 0.01]) if far else rng.dirichlet(np.ones(K)))
+            yield Pi, c, target
+    Pi = rng.dirichlet(np.ones(4), 5).T
+    yield Pi, np.full(5, 0.2), np.array([0.5, 0.0, 0.3, 0.2])
+    gen = np.random.default_rng(0)  # sizes 3..11 x 2..39, weights of total 1e-3..1e3
+    for _ in range(10):
+        K, G = int(gen.integers(3, 12)), int(gen.integers(2, 40))
+        Pi = gen.dirichlet(np.full(K, gen.choice([0.1, 0.5, 2.0])), G).T
+        if gen.random() < 0.5:
+            Pi[gen.integers(K)] *= 10 ** gen.uniform(-4, 0)
+            Pi /= Pi.sum(axis=0)
+        scale = 10 ** gen.uniform(-3, 3)
+        c = gen.uniform(0.01, 3, G)
+        c *= scale / c.sum()
+        yield Pi, c, scale * gen.dirichlet(np.full(K, gen.choice([0.3, 1.0, 5.0])))
+
+
+def test_tilt_solves_its_equations(rng):
+    """``_tilt`` (the free-bias dual point): every returned ``pi_S`` is in the simplex, is
+    ``Pi_S * exp(beta)`` up to normalisation with one ``beta`` for all label sets (the log
+    ratios ``log(pi / Pi)`` differ between columns by a constant per column), and meets
+    ``sum_S c_S pi_S = target`` to ``1e-10 * sum c`` (its acceptance test); classes of target 0
+    get 0. Checked on the converged tilt and on every early stop (``max_iter`` 1..8), which
+    must be None unless it meets the equations."""
+    from ufm.certificate_dual import _tilt
+
+    for Pi, c, target in _tilt_cases(rng):
+        scale = c.sum()
+        for max_iter in (100, 1, 2, 3, 4, 5, 6, 8):
+            out = _tilt(Pi, c, target, max_iter=max_iter)
+            if max_iter == 100:
+                assert out is not None, (scale, target)
+            if out is None:
+                continue
+            assert np.all(out >= 0)
+            np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-13)
+            assert np.abs(out @ c - target).sum() <= 1e-10 * scale, (scale, max_iter)
+            present = target > 0
+            np.testing.assert_array_equal(out[~present], 0.0)
+            R = np.log(out[present] / Pi[present])
+            R -= R[0]  # beta_j - beta_0, the same in every column
+            np.testing.assert_allclose(R, R[:, :1] * np.ones_like(R), rtol=0, atol=1e-7)
+    # a class with target > 0 that no column can carry: no tilt exists
+    Pi = rng.dirichlet(np.ones(3), 4).T
+    Pi = np.vstack([Pi, np.zeros(4)])
+    assert _tilt(Pi, np.full(4, 0.25), np.array([0.4, 0.3, 0.2, 0.1])) is None
+
+
+def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
+    """The input is not written to, and a column with no negative entry but a sum != 1 is
+    projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
+    V = rng.standard_normal((5, 8))
+    V[:, 0] = [0.4, 0.3, 0.35, 0.25, 0.2]  # sum 1.5, positive, far from the boundary
+    before = V.copy()
+    out = _project_simplex(V)
+    np.testing.assert_array_equal(V, before)
+    np.testing.assert_allclose(out[:, 0], before[:, 0] - 0.1, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-14)
+
+
+def _segment_reference(problem, Dir, base, c, n):
+    """``(t_cap, D(t))`` of ``_best_on_segment`` from the definitions: ``t_cap`` the largest
+    ``t <= 1`` with ``||Gamma||_2 <= mu`` (LAPACK's SVD) and ``base + t Dir >= 0``;
+    ``D(t) = -sum_S c_S sum_j q log q - t^2 ||sum_S c_S Dir_S||^2 / (2 lam_b)``."""
+    s1 = np.linalg.norm(Dir * (c / np.sqrt(n)), 2)
+    t_cap = min(1.0, problem.mu / s1)
+    neg = Dir < 0
+    if neg.any():
+        t_cap = min(t_cap, float(np.min(base[neg] / -Dir[neg])))
+    pen = problem.bias and problem.lam_b > 0
+
+    def D(t):
+        Q = np.maximum(base + t * Dir, 0.0)
+        v = -float(c @ xlogy(Q, Q).sum(axis=0))
+        return v - (t * t * float(np.sum((Dir @ c) ** 2)) / (2 * problem.lam_b) if pen else 0.0)
+
+    return t_cap, D
+
+
+@pytest.mark.parametrize("lam,lam_b,bias", [(5e-3, 0.3, True), (5e-3, 1e-3, True), (0.5, 0.0, False),
+                                            (5.0, 0.0, False), (5.0, 2e-2, True)])
+def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng):
+    """Against the definitions and a 2001-point grid on ``[0, t_cap]``: ``t <= t_cap``, the
+    returned ``D`` is ``D(t)``, and no grid point is better (concave ``D``: the maximiser);
+    cases where the spectral cap binds, where the simplex cap binds (large ``mu``), where the
+    bias penalty puts the maximum inside; ``Dir = 0`` gives ``(D(0), 0)``."""
+    from ufm.certificate_dual import _best_on_segment
+
+    problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, lam_b, bias=bias)
+    design = problem.design
+    n = design.group_counts.astype(float)
+    m = design.group_multiplicity.astype(float)
+    c = n * m / problem.N
+    base = design.Yg / m
+    for scale in (0.3, 1.0, 3.0):
+        pi = rng.dirichlet(np.full(4, 0.7), design.G).T
+        Dir = scale * (pi - base)
+        D, t = _best_on_segment(problem, Dir, base, c, n)
+        t_cap, Dref = _segment_reference(problem, Dir, base, c, n)
+        assert 0 <= t <= t_cap * (1 + 1e-14)
+        assert D == pytest.approx(Dref(t), rel=1e-13, abs=1e-15)
+        grid = max(Dref(s) for s in np.linspace(0.0, t_cap, 2001))
+        assert D >= grid - 1e-13 * abs(grid), (scale, t, t_cap)
+    D, t = _best_on_segment(problem, np.zeros_like(base), base, c, n)
+    assert t == 0.0 and D == pytest.approx(float(c @ np.log(m)), rel=1e-14)

@@ -118,10 +118,10 @@ def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None
             L = float((n @ (np.logaddexp(0.0, X).sum(axis=0) - (design.Yg * X).sum(axis=0))) / problem.N)
     else:
         L, _ = loss_and_group_softmax(problem, X)
-    if Z.shape == (problem.K, design.G):
-        nuc = float(np.linalg.svd(Z * np.sqrt(design.group_counts), compute_uv=False).sum())
-    else:
-        nuc = float(np.sqrt(np.clip(np.linalg.eigvalsh(Z @ Z.T), 0.0, None)).sum())
+    # singular values by the SVD, not as square roots of the Gram matrix's eigenvalues: those
+    # put ~sqrt(u) ||Z||_2 (1e-8 relative) on every zero singular value of a low-rank Z
+    Zs = Z * np.sqrt(design.group_counts) if Z.shape == (problem.K, design.G) else Z
+    nuc = float(np.linalg.svd(Zs, compute_uv=False).sum())
     return L + problem.mu * nuc + 0.5 * problem.lam_b * float(b @ b)
 
 
