@@ -100,3 +100,69 @@ def test_device_names_and_options_are_checked():
     with pytest.raises(UFMError, match="do not apply to the device path"):
         solve_xp(_tiny(), importlib.import_module("array_api_strict"), polish=True)
     assert ufm.solve(_tiny(), device="cpu", rng=0).extra.get("engine") != "array-api"  # cpu: the numpy path
+
+
+# -- mixed precision (ufm.solvers.mixed) -------------------------------------------------------
+def test_float32_objective_matches_float64_to_float32_rounding():
+    """The float32 ArrayObjective computes F and its gradient in float32: within float32's
+    rounding of the float64 values, and really in float32 (not silently float64)."""
+    import array_api_compat.numpy as xnp
+
+    p = _tiny()
+    x = random_point(p, rng=3)
+    obj = ArrayObjective(p, xnp, grouped=False, dtype="float32")
+    z = obj.restrict(*unpack(x, p))
+    assert z.dtype == np.float32
+    f, g = obj.value_and_grad(z)
+    f0, g0 = fun_and_grad(x, p)
+    assert g.dtype == np.float32
+    assert 1e-12 < abs(f - f0) / abs(f0) < 1e-5  # float32 rounding: present, and small
+    np.testing.assert_allclose(pack(*obj.embed(g), p.bias), g0, rtol=1e-4, atol=1e-6 * np.abs(g0).max())
+    with pytest.raises(UFMError, match="dtype must be 'float64' or 'float32'"):
+        ArrayObjective(p, xnp, dtype="float16")
+
+
+@pytest.mark.parametrize("bias,loss", [(True, "pal"), (False, "pal-normalized")])
+def test_mixed_precision_gives_the_float64_answer(bias, loss):
+    """precision="mixed": the float32 bulk moves the start, the float64 run finishes; the answer
+    is the default's (F to 1e-12, certified, verified) and the float32 phase is reported."""
+    p = ufm.UFMProblem(ufm.balanced(6, {1: 8, 2: 1}), d=8, lam_W=1e-3, lam_H=1e-3, lam_b=1e-3, bias=bias, loss=loss)
+    ref = ufm.solve(p, rng=0, precision="float64")
+    r = ufm.solve(p, rng=0, precision="mixed")
+    assert r.success and r.extra["precision"] == "mixed" and "precision" not in ref.extra
+    f32 = r.extra["float32"]
+    assert f32["nfev"] > 0 and f32["message"] in ("gradient norm below gtol", "ftol", "line search failed")
+    assert r.nfev > f32["nfev"]  # both phases counted
+    assert abs(r.fun - ref.fun) <= 1e-12 * abs(ref.fun) and r.rel_gap <= 1e-12
+    assert ufm.verify(p, r.W, r.H, r.b).verified
+
+
+def test_precision_auto_takes_the_mixed_route_only_at_large_sizes():
+    from ufm.solvers.mixed import MIXED_FROM, use_mixed
+
+    small = _tiny()
+    assert not use_mixed(small, "auto", True, small.d)
+    assert use_mixed(small, "mixed", True, small.d) and not use_mixed(small, "float64", True, small.d)
+    big = ufm.UFMProblem(ufm.balanced(200, {1: 10, 2: 1}), d=256, lam_W=5e-4, lam_H=5e-4, lam_b=5e-4)
+    assert big.K * big.d * big.design.G >= MIXED_FROM  # the bench's L
+    assert use_mixed(big, "auto", True, big.d)
+    assert not use_mixed(big, "auto", False, big.d)  # the full space: not measured, not taken
+    assert not use_mixed(big, "auto", True, big.d - 1)  # a width reduction: the float32 phase would not have it
+    bce = ufm.UFMProblem(ufm.balanced(200, {1: 10, 2: 1}), d=256, lam_W=5e-4, lam_H=5e-4, loss="bce")
+    assert not use_mixed(bce, "mixed", True, bce.d)  # the array-API objective computes the PAL losses
+    with pytest.raises(UFMError, match="precision"):
+        ufm.solve(small, precision="half")
+
+
+def test_float32_phase_stops_where_float32_stops_resolving():
+    """ftol: where float32's gradient is too noisy to reach gtol the phase ends on its own
+    (it had run 20,000 iterations at the bench's W before)."""
+    import array_api_compat.numpy as xnp
+
+    from ufm.xp.lbfgs import lbfgs
+
+    p = _tiny()
+    obj = ArrayObjective(p, xnp, dtype="float32")
+    run = lbfgs(obj, obj.restrict(*unpack(random_point(p, rng=4), p)), gtol=0.0, max_iter=5000,
+                noise_steps=False, ftol=1e-6)
+    assert run.message in ("ftol", "line search failed") and run.nit < 5000

@@ -36,13 +36,14 @@ import numpy as np
 from scipy.linalg.blas import daxpy, ddot
 
 from ..exceptions import ConvergenceWarning, param_error
-from ..grouped import GroupedObjective, width_basis
+from ..grouped import GroupedObjective, solver_width, width_basis
 from ..objective import fun_and_grad, hessian_operator
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
 from .polish import newton_polish, newton_steps
 from .precondition import GNPreconditioner
+from .mixed import PRECISIONS, float32_start, use_mixed
 
 # default `polish_from`: the numpy engine hands over to the Newton-CG polish once the gradient
 # norm is below it. Measured on the bench's ladder (S, M, L), each against grouped L-BFGS
@@ -56,6 +57,7 @@ LBFGS_DEFAULTS: dict[str, Any] = {
     "max_iter": 20_000, "gtol": 1e-11, "ftol": 0.0, "maxcor": None, "history_every": 1,
     "history_metrics": False, "init_scale": 0.1, "progress": False, "callback": None,
     "polish": True, "polish_from": POLISH_FROM, "engine": "auto", "h_scale": 1.0, "precondition": None, "group": "auto",
+    "precision": "auto",
 }
 PRECONDITIONS = (None, "gn")
 PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
@@ -278,6 +280,12 @@ def lbfgs(
     draw's distribution). The result, callbacks and history see the full point. Not with
     ``h_scale`` or ``precondition``; False: the full space).
 
+    ``precision`` ("auto": "mixed" where measured to pay, see :mod:`ufm.solvers.mixed` -- the
+    PAL losses, grouped, no width reduction, ``K d G >= 2e8``, no callback; "float64": never;
+    "mixed": the bulk in float32 L-BFGS to ``max(gtol, polish_from)``, then this float64 solve
+    from its point; the answer is float64 either way, ``Result.extra["float32"]`` says what the
+    float32 phase did, and its iterations and evaluations are counted in ``nit`` and ``nfev``).
+
     ``Result.extra``: ``engine``, ``engines_tried`` (and ``fallback`` after one), ``group``
     (whether it ran grouped), ``width`` (the feature dimension it worked in),
     ``polish_steps``; from the numpy engine also ``message`` and ``hessian_products`` (the
@@ -312,8 +320,26 @@ def lbfgs(
         o["group"] = not full_space
     elif o["group"] and full_space:
         raise param_error("lbfgs", "group", "False with h_scale != 1 or a preconditioner", o["group"])
+    if o["precision"] not in PRECISIONS:
+        raise param_error("lbfgs", "precision", f"one of {PRECISIONS}", o["precision"])
     x = starting_point(problem, x0, o["init_scale"], rng, grouped=bool(o["group"]))
     t0 = time.perf_counter()
+    width = solver_width(problem) if o["group"] else problem.d
+    if o["callback"] is None and use_mixed(problem, o["precision"], bool(o["group"]), width):
+        # the bulk in float32 (ufm.solvers.mixed), the float64 run from where it ended
+        x, f32 = float32_start(problem, x, gtol=max(float(o["gtol"]), float(o["polish_from"])),
+                               max_iter=int(o["max_iter"]))
+        res = _lbfgs_engines(problem, engine, x, o, t0)
+        res.nit += f32["nit"]
+        res.nfev += f32["nfev"]
+        res.extra["precision"] = "mixed"
+        res.extra["float32"] = f32
+        return res
+    return _lbfgs_engines(problem, engine, x, o, t0)
+
+
+def _lbfgs_engines(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, Any], t0: float) -> Result:
+    """The engine asked for, or (``"auto"``) numpy then scipy from the same ``x``."""
     if engine != "auto":
         return _run_engine(problem, engine, x, o, t0)
     # the numpy engine first; its ConvergenceWarning is not the caller's concern if the

@@ -35,8 +35,14 @@ def _dot(xp: Any, a: Any, b: Any) -> float:
     return float(xp.sum(a * b))
 
 
-def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000, m: int = 10) -> Run:
-    """Minimise ``obj`` from ``z`` until the gradient norm is at most ``gtol``."""
+def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000, m: int = 10,
+          noise_steps: bool = True, ftol: float = 0.0) -> Run:
+    """Minimise ``obj`` from ``z`` until the gradient norm is at most ``gtol``.
+
+    ``noise_steps=False``: no steps at the rounding level of ``F`` (the approximate-Wolfe
+    acceptance is off), so the run ends with "line search failed" where ``F`` stops resolving
+    decreases -- the end of a float32 bulk phase (:mod:`ufm.solvers.mixed`). ``ftol > 0``: stop
+    after a step that lowers ``F`` by at most ``ftol max(|F|, 1)`` (message "ftol")."""
     xp = obj.xp
     f, g = obj.value_and_grad(z)
     pairs: list[tuple[Any, Any, float]] = []  # (s, y, 1 / s'y), oldest first
@@ -68,7 +74,7 @@ def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000,
             if f_new <= f + C1 * t * dg:
                 accepted = True
                 break
-            if f_new <= f + EPS_F * abs(f) and norm(xp, g_new) < gn:  # F no longer resolves the decrease
+            if noise_steps and f_new <= f + EPS_F * abs(f) and norm(xp, g_new) < gn:  # F no longer resolves the decrease
                 accepted = True
                 break
             denom = 2.0 * (f_new - f - t * dg)
@@ -82,5 +88,8 @@ def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000,
             pairs.append((s, y, 1.0 / sy))
             if len(pairs) > m:
                 pairs.pop(0)
+        small = f - f_new <= ftol * max(abs(f), 1.0)
         z, f, g = z_new, f_new, g_new
+        if ftol > 0 and small:
+            return Run(z, f, g, it + 1, False, "ftol")
     return Run(z, f, g, max_iter, norm(xp, g) <= gtol, "max_iter reached")

@@ -10,7 +10,8 @@ points whose features are equal within each label set, where every critical poin
         + lam_b/2 ||b||^2,   Z = W H + b 1^T.
 
 Only array API standard functions are used (through ``array-api-compat``), so the same code
-runs on numpy, ``array-api-strict``, JAX, CuPy and PyTorch arrays, in float64.
+runs on numpy, ``array-api-strict``, JAX, CuPy and PyTorch arrays, in float64 (or float32 for the
+bulk of a mixed-precision solve, :mod:`ufm.solvers.mixed`).
 """
 
 from __future__ import annotations
@@ -56,12 +57,16 @@ class ArrayObjective:
     ``array_api_compat.numpy``, ``array_api_strict``, ``jax.numpy``) on ``device``;
     ``grouped``: one feature column per label set."""
 
-    def __init__(self, problem: UFMProblem, xp: Any, device: Any = None, *, grouped: bool = True) -> None:
+    def __init__(self, problem: UFMProblem, xp: Any, device: Any = None, *, grouped: bool = True,
+                 dtype: str = "float64") -> None:
+        if dtype not in ("float64", "float32"):
+            raise UFMError(f"dtype must be 'float64' or 'float32'; got {dtype!r}.")
         if problem.loss not in ("pal", "pal-normalized"):
             raise UFMError(f"the array-API path computes the pick-all-label losses; loss={problem.loss!r} "
                            "runs on the default (numpy) path: drop `device`.")
         jit = _is_jax(xp)
         self.problem, self.xp, self.device, self.grouped = problem, xp, device, grouped
+        self.dtype = getattr(xp, dtype)  # float32: the bulk of a mixed-precision solve (ufm.solvers.mixed)
         design = problem.design
         if grouped:
             Y, m, n = design.Yg, design.group_multiplicity, design.group_counts
@@ -87,7 +92,7 @@ class ArrayObjective:
             self._vg, self._hv = jax.jit(self._vg), jax.jit(self._hvp)
 
     def _arr(self, a: Any) -> Any:
-        return self.xp.asarray(np.asarray(a, dtype=np.float64), dtype=self.xp.float64, device=self.device)
+        return self.xp.asarray(np.asarray(a, dtype=np.float64), dtype=self.dtype, device=self.device)
 
     # -- coordinates --------------------------------------------------------------------
     def pack(self, W: Any, H: Any, b: Any) -> Any:
@@ -101,7 +106,7 @@ class ArrayObjective:
         xp, K, d, C = self.xp, self.K, self.d, self.C
         W = xp.reshape(z[:K * d], (K, d))
         H = xp.reshape(z[K * d:K * d + d * C], (d, C))
-        b = z[K * d + d * C:] if self.bias else xp.zeros((K,), dtype=xp.float64, device=self.device)
+        b = z[K * d + d * C:] if self.bias else xp.zeros((K,), dtype=self.dtype, device=self.device)
         return W, H, b
 
     def embed(self, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

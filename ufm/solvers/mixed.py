@@ -1,0 +1,66 @@
+"""Mixed precision: the bulk of an L-BFGS solve in float32, the finish in float64.
+
+At large sizes an evaluation of ``F`` is three matrix products over ``K x d x G`` numbers, and
+float32 halves both their arithmetic and the memory traffic of the vector work. The start
+of the float64 solve is moved by a float32 L-BFGS (:mod:`ufm.xp.lbfgs` on
+:class:`ufm.xp.objective.ArrayObjective` with float32 numpy arrays, grouped: one feature
+column per label set) until its gradient norm is at most ``gtol`` (the float64 run's
+hand-over to the Newton-CG polish, 1e-4) or float32 can no longer resolve a decrease (its
+line search then fails: no steps at float32's rounding level; or a step lowers ``F`` by at
+most ``FTOL32 |F|``: where float32's gradient is too noisy to go on, such steps would go on
+for ever). The
+float64 solve then runs from that point as it would from any start, to its own tolerances:
+the returned point, its certificate and its verification are those of a float64 answer;
+only the route to it changed. What the float32 phase did is in ``Result.extra["float32"]``.
+
+``ufm.solve(p, precision="auto")`` (the default) takes this route only where it was measured
+to pay (``docs/performance.md``): the pick-all-label losses, one feature per label set, no
+width reduction, and ``K d G >= MIXED_FROM`` -- the bench's L (K = 200, d = 256, G = 20,100)
+and above. Below that, evaluations are cheap and the float32 phase's own overhead (a plainer
+evaluation with temporaries, an extra start) costs more than it saves: at the bench's M
+(K = 50, d = 64) the mixed route took 1.2-1.9x the default's time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..objective import pack, unpack
+from ..problem import UFMProblem
+
+MIXED_FROM = 2e8  # K d G from which precision="auto" runs the bulk in float32
+PRECISIONS = ("auto", "float64", "mixed")
+MAXCOR32 = 3  # L-BFGS pairs of the float32 phase: at L, 33 s with 3, 54 s with 1, 88 s with 10 (one loaded run each)
+FTOL32 = 1e-6  # the float32 phase ends at a step lowering F by <= 1e-6 |F| (about 8 float32 roundings)
+
+
+def use_mixed(problem: UFMProblem, precision: str, grouped: bool, width: int) -> bool:
+    """Whether a solve with option ``precision`` takes the mixed route (see the module)."""
+    if precision == "float64" or problem.loss not in ("pal", "pal-normalized"):
+        return False
+    if precision == "mixed":
+        return True
+    return grouped and width == problem.d and problem.K * problem.d * problem.design.G >= MIXED_FROM
+
+
+def float32_start(problem: UFMProblem, x: np.ndarray, *, gtol: float, max_iter: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """``x`` (packed, float64, full space) moved by float32 L-BFGS: the new packed float64 point
+    and what the phase did (``nit``, ``nfev``, ``grad_norm`` in float32, ``message``, ``time``).
+    The point is the float32 run's last iterate, which never has a larger ``F`` (in float32)
+    than the start."""
+    import array_api_compat.numpy as xnp
+
+    from ..xp.lbfgs import lbfgs
+    from ..xp.objective import ArrayObjective, norm
+
+    t0 = time.perf_counter()
+    obj = ArrayObjective(problem, xnp, None, grouped=True, dtype="float32")
+    run = lbfgs(obj, obj.restrict(*unpack(x, problem)), gtol=gtol, max_iter=max_iter, m=MAXCOR32,
+                noise_steps=False, ftol=FTOL32)
+    W, H, b = obj.embed(run.z)
+    info = {"nit": run.nit, "nfev": obj.nfev, "grad_norm": norm(xnp, run.g), "message": run.message,
+            "time": time.perf_counter() - t0}
+    return pack(W, H, b, problem.bias), info
