@@ -41,9 +41,9 @@ from ..objective import fun_and_grad, hessian_operator
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
+from .mixed import PRECISIONS, float32_start, use_mixed
 from .polish import newton_polish, newton_steps
 from .precondition import GNPreconditioner
-from .mixed import PRECISIONS, float32_start, use_mixed
 
 # default `polish_from`: the numpy engine hands over to the Newton-CG polish once the gradient
 # norm is below it. Measured on the bench's ladder (S, M, L), each against grouped L-BFGS
