@@ -232,7 +232,8 @@ def test_hints_fit_the_status_the_method_and_the_starts_tried():
     adam = far.explain(False, status=Status.MAX_ITER, method="adam")
     assert "--epochs" in adam and "max-iter" not in adam and "max_iter" not in adam
     assert "--lr-schedule cosine" in adam  # a constant rate (the default) can be decayed
-    run = ufm.solve(p, method="sgd", epochs=1, rng=0)  # its message speaks of epochs too
+    with pytest.warns(ufm.ConvergenceWarning, match="epochs"):
+        run = ufm.solve(p, method="sgd", epochs=1, rng=0)  # its message speaks of epochs too
     assert run.status == Status.MAX_ITER and "epochs" in run.message and "max_iter" not in run.message
     cosine = far.explain(False, status=Status.MAX_ITER, method="sgd", schedule="cosine")
     assert "--epochs" in cosine and "--lr-schedule" not in cosine and "--lr" in cosine

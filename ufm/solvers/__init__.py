@@ -91,6 +91,11 @@ def solve(
         - ``group`` ("auto"): optimise ``F`` restricted to one feature column per label set
           (exact: every critical point has this form; cheaper when sets repeat); "auto" does
           unless ``h_scale`` or ``precondition`` is given, False never does.
+        - ``precision`` ("auto"): ``"mixed"`` runs the bulk in float32 L-BFGS, then the float64
+          solve from its point (the answer is float64; ``extra["float32"]`` says what the float32
+          phase did); ``"float64"`` never; "auto" takes the mixed route where it was measured
+          to pay: PAL losses, grouped, no width reduction, ``K d G >= 2e8`` and no callback
+          (:mod:`ufm.solvers.mixed`, docs/performance.md).
 
         Options of ``"convex"``:
 
