@@ -470,3 +470,58 @@ def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng)
         assert D >= grid - 1e-13 * abs(grid), (scale, t, t_cap)
     D, t = _best_on_segment(problem, np.zeros_like(base), base, c, n)
     assert t == 0.0 and D == pytest.approx(float(c @ np.log(m)), rel=1e-14)
+
+
+# -- certify's inputs, refusals and fields (survivors of the mutation run) ---------------------
+def _small_problem(lam_b: float = 0.2, bias: bool = True) -> UFMProblem:
+    return UFMProblem(balanced(3, {1: 2, 2: 1}), d=3, lam_W=0.3, lam_H=0.3, lam_b=lam_b, bias=bias)
+
+
+def test_certify_names_the_argument_and_itself_in_its_refusals():
+    p = _small_problem()
+    W, H, b = np.zeros((3, 3)), np.zeros((3, p.N)), np.zeros(3)
+    with pytest.raises(TypeError, match=r"The 'problem' argument of ufm\.certify must be a ufm\.UFMProblem"):
+        certify("p", W, H, b)
+    for name, args in (("W", (W.astype(complex), H, b)), ("H", (W, H.astype(complex), b)),
+                       ("b", (W, H, b.astype(complex)))):
+        with pytest.raises(UFMError, match=rf"^'{name}' given to certify is complex"):
+            certify(p, *args)
+    with pytest.raises(UFMError, match=r"^b must have shape \(K,\) = \(3,\); got \(4,\)\.$"):
+        certify(p, W, H, np.zeros(4))
+
+
+def test_certify_overflow_is_one_clear_error():
+    """Finite entries whose product overflows: F is not finite, so no bound (and no RuntimeWarning,
+    which the test configuration turns into an error)."""
+    p = _small_problem()
+    W = np.full((3, 3), 1e300)
+    H = np.full((3, p.N), 1e300)
+    with pytest.raises(UFMError, match=r"^F overflows float64 at this point \(max \|W\| = 1e\+300, "
+                                       r"max \|H\| = 1e\+300\); no bound can be certified\.$"):
+        certify(p, W, H, np.zeros(3))
+    # the ridge alone overflows (H = 0: the logits and their softmax stay finite)
+    with pytest.raises(UFMError, match=r"^F overflows float64 at this point \(max \|W\| = 1e\+200, max \|H\| = 0\)"):
+        certify(p, np.full((3, 3), 1e200), np.zeros((3, p.N)), np.zeros(3))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_certify_fields_agree_with_each_other_and_an_independent_F(bias):
+    """objective = F (tests/reference.py), gap = F - D, rel_gap = gap / |F| -- also for |F| < 1,
+    where a floor of 1 in the denominator would show; without a bias a given b is ignored."""
+    p = UFMProblem(balanced(3, {1: 2, 2: 1}), d=3, lam_W=1e-3, lam_H=1e-3, lam_b=1e-3, bias=bias)
+    import reference as ref
+
+    from ufm.theory import predicted_minimizer
+
+    rng = np.random.default_rng(5)
+    W0, H0, _ = predicted_minimizer(p)  # near the minimum, where F < 1 here
+    W, H = W0 + 0.05 * rng.standard_normal(W0.shape), H0 + 0.05 * rng.standard_normal(H0.shape)
+    b = 0.1 * rng.standard_normal(3)
+
+    cert = certify(p, W, H, b)
+    x = np.concatenate([W.ravel(), H.ravel()] + ([b] if bias else []))
+    F = ref._F_and_grad(x, p)[0]
+    assert cert.objective == pytest.approx(F, rel=1e-13)
+    assert abs(F) < 1  # the case where the denominator matters
+    assert cert.gap == pytest.approx(cert.objective - cert.lower_bound, rel=1e-15, abs=1e-300)
+    assert cert.rel_gap == pytest.approx(cert.gap / abs(cert.objective), rel=1e-15)
