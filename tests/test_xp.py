@@ -166,3 +166,25 @@ def test_float32_phase_stops_where_float32_stops_resolving():
     run = lbfgs(obj, obj.restrict(*unpack(random_point(p, rng=4), p)), gtol=0.0, max_iter=5000,
                 noise_steps=False, ftol=1e-6)
     assert run.message in ("ftol", "line search failed") and run.nit < 5000
+
+
+def test_ctrl_c_in_the_float32_phase_returns_its_last_iterate(monkeypatch):
+    """An interrupt during the float32 bulk is an INTERRUPTED result holding the last accepted
+    float32 iterate (lower F than the start), not a traceback that loses the run."""
+    p = ufm.UFMProblem(ufm.balanced(6, {1: 8, 2: 1}), d=8, lam_W=1e-3, lam_H=1e-3, lam_b=1e-3)
+    with pytest.warns(ufm.ConvergenceWarning):
+        start = ufm.solve(p, rng=0, method="lbfgs", max_iter=0, precision="float64")
+    real = ArrayObjective.value_and_grad
+    calls = [0]
+
+    def interrupted_after_20(self, z):
+        calls[0] += 1
+        if calls[0] > 20:
+            raise KeyboardInterrupt
+        return real(self, z)
+
+    monkeypatch.setattr(ArrayObjective, "value_and_grad", interrupted_after_20)
+    r = ufm.solve(p, rng=0, precision="mixed")
+    assert r.status.name == "INTERRUPTED" and r.extra["precision"] == "mixed"
+    assert r.extra["float32"]["message"] == "interrupted" and r.extra["float32"]["nit"] >= 1
+    assert r.fun < start.fun

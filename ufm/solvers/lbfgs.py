@@ -329,7 +329,11 @@ def lbfgs(
         # the bulk in float32 (ufm.solvers.mixed), the float64 run from where it ended
         x, f32 = float32_start(problem, x, gtol=max(float(o["gtol"]), float(o["polish_from"])),
                                max_iter=int(o["max_iter"]))
-        res = _lbfgs_engines(problem, engine, x, o, t0)
+        if f32["message"] == "interrupted":  # Ctrl-C in the float32 phase: its last iterate, as a result
+            res = finish(problem, "lbfgs", x, Status.INTERRUPTED, nit=0, nfev=0, t0=t0,
+                         history=History(problem, 0), extra={"message": "interrupted"})
+        else:
+            res = _lbfgs_engines(problem, engine, x, o, t0)
         res.nit += f32["nit"]
         res.nfev += f32["nfev"]
         res.extra["precision"] = "mixed"

@@ -42,9 +42,20 @@ def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000,
     ``noise_steps=False``: no steps at the rounding level of ``F`` (the approximate-Wolfe
     acceptance is off), so the run ends with "line search failed" where ``F`` stops resolving
     decreases -- the end of a float32 bulk phase (:mod:`ufm.solvers.mixed`). ``ftol > 0``: stop
-    after a step that lowers ``F`` by at most ``ftol max(|F|, 1)`` (message "ftol")."""
-    xp = obj.xp
+    after a step that lowers ``F`` by at most ``ftol max(|F|, 1)`` (message "ftol"). Ctrl-C
+    returns the last accepted iterate (message "interrupted")."""
     f, g = obj.value_and_grad(z)
+    last: list[Any] = [z, f, g, 0]
+    try:
+        return _iterate(obj, z, f, g, gtol, max_iter, m, noise_steps, ftol, last)
+    except KeyboardInterrupt:
+        return Run(last[0], last[1], last[2], last[3], False, "interrupted")
+
+
+def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: int, m: int, noise_steps: bool,
+             ftol: float, last: list[Any]) -> Run:
+    """The iterations of :func:`lbfgs`; ``last`` holds the last accepted ``(z, f, g, nit)``."""
+    xp = obj.xp
     pairs: list[tuple[Any, Any, float]] = []  # (s, y, 1 / s'y), oldest first
     for it in range(max_iter):
         gn = norm(xp, g)
@@ -90,6 +101,7 @@ def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000,
                 pairs.pop(0)
         small = f - f_new <= ftol * max(abs(f), 1.0)
         z, f, g = z_new, f_new, g_new
+        last[:] = [z, f, g, it + 1]
         if ftol > 0 and small:
             return Run(z, f, g, it + 1, False, "ftol")
     return Run(z, f, g, max_iter, norm(xp, g) <= gtol, "max_iter reached")
