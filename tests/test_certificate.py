@@ -413,6 +413,33 @@ def test_tilt_solves_its_equations(rng):
     assert _tilt(Pi, np.full(4, 0.25), np.array([0.4, 0.3, 0.2, 0.1])) is None
 
 
+def test_tilt_exists_and_is_found_for_hard_positive_cases():
+    """Every column of ``Pi`` positive (down to 1e-6) and every target positive (down to
+    ``1e-4 sum c``, also next to a vertex of the simplex): a tilt exists (``beta -> sum_S c_S
+    softmax(log Pi_S + beta)`` maps onto the open simplex scaled by ``sum c``), so ``_tilt``
+    must return one that meets its equations -- 400 cases, sizes 2..11 x 2..39, sum c from
+    1e-3 to 1e3. About one in ten needs the line search's float64 fallback (the full Newton
+    step taken where it still reduces the residual); stopping there instead, or trying
+    ``s = 2`` first, fails some of them."""
+    from ufm.certificate_dual import _tilt
+
+    gen = np.random.default_rng(12345)
+    done = 0
+    while done < 400:
+        K, G = int(gen.integers(2, 12)), int(gen.integers(2, 40))
+        Pi = gen.dirichlet(np.full(K, gen.choice([0.05, 0.3, 1.0, 5.0])), G).T
+        c = gen.uniform(0.01, 3, G)
+        c *= 10 ** gen.uniform(-3, 3) / c.sum()
+        target = c.sum() * gen.dirichlet(np.full(K, gen.choice([0.1, 0.3, 1.0, 5.0])))
+        if Pi.min() < 1e-6 or target.min() < 1e-4 * c.sum():
+            continue
+        done += 1
+        out = _tilt(Pi, c, target)
+        assert out is not None, (K, G, done)
+        assert np.all(out >= 0) and np.abs(out @ c - target).sum() <= 1e-10 * c.sum()
+        np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-13)
+
+
 def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
     """The input is not written to, and a column with no negative entry but a sum != 1 is
     projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
@@ -470,6 +497,108 @@ def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng)
         assert D >= grid - 1e-13 * abs(grid), (scale, t, t_cap)
     D, t = _best_on_segment(problem, np.zeros_like(base), base, c, n)
     assert t == 0.0 and D == pytest.approx(float(c @ np.log(m)), rel=1e-14)
+
+
+def _entropy_slope(beta, t_cap=1.0):
+    """Slope and curvature of ``f(t) = -t log t - (1-t) log(1-t) + beta t`` on ``[0, t_cap]``
+    (maximiser ``expit(beta)``; slope ``-inf`` at ``t = 1``); refuses points outside."""
+    calls = []
+
+    def slope(t):
+        assert 0.0 <= t <= t_cap, t
+        calls.append(t)
+        with np.errstate(divide="ignore"):
+            g = float(np.log1p(-t) - np.log(t) + beta)
+        return g, (-1.0 / (t * (1.0 - t)) if 0.0 < t < 1.0 else -math.inf)
+
+    return slope, calls
+
+
+@pytest.mark.parametrize("beta", np.linspace(-6.0, 6.0, 25))
+def test_maximise_concave_finds_the_maximiser_by_newton(beta):
+    """The segment search against the closed form ``expit(beta)``: to 2e-16, inside its
+    bracket (to an ulp: the slope's own rounding), never evaluated outside ``[0, 1]``, and
+    in few evaluations -- Newton's, not the 45 of a bisection to ``1e-13``: at most 8 where
+    the maximiser is in ``[0.1, 0.9]``, at most 15 out to ``expit(6)``."""
+    from scipy.special import expit
+
+    from ufm.certificate_dual import _maximise_concave
+
+    slope, calls = _entropy_slope(beta)
+    lo, hi, t, evals = _maximise_concave(slope, 1.0)
+    star = float(expit(beta))
+    assert abs(t - star) <= 2e-16
+    assert lo - 1e-16 <= star <= hi + 1e-16 and lo <= t <= hi
+    assert evals == len(calls)
+    assert evals <= (8 if abs(beta) <= 2.0 else 15), evals
+
+
+def test_maximise_concave_at_the_end_of_its_interval_and_on_flat_stretches():
+    """``t_cap`` itself after one evaluation when the slope there is >= 0 (also exactly 0);
+    a start not at the midpoint of ``[0, t_cap]`` is caught (``t_cap != 1``); a stretch of
+    zero curvature (no Newton step there: bisection) still finds the root; a slope without
+    a usable curvature bisects to ``max_iter`` evaluations when ``rtol = 0``."""
+    from ufm.certificate_dual import _maximise_concave
+
+    slope, calls = _entropy_slope(2.0, t_cap=0.5)  # maximiser 0.88 beyond t_cap
+    assert _maximise_concave(slope, 0.5) == (0.5, 0.5, 0.5, 1)
+    assert calls == [0.5]
+
+    def linear(t):  # f = 0.75 t - t^2/2: slope exactly 0 at t = 0.75
+        assert 0.0 <= t <= 0.75
+        return 0.75 - t, -1.0
+
+    assert _maximise_concave(linear, 0.75) == (0.75, 0.75, 0.75, 1)
+    slope, calls = _entropy_slope(-1.0, t_cap=0.4)  # maximiser 0.2689 inside [0, 0.4]
+    lo, hi, t, evals = _maximise_concave(slope, 0.4)
+    assert calls[:2] == [0.4, 0.2] and abs(t - 0.2689414213699951) <= 1e-16
+
+    def flat(t):  # f' = 0.3 on [0, 0.6], then 0.3 - 5 (t - 0.6): root 0.66, f'' = 0 first
+        assert 0.0 <= t <= 1.0
+        return (0.3, 0.0) if t <= 0.6 else (0.3 - 5.0 * (t - 0.6), -5.0)
+
+    lo, hi, t, evals = _maximise_concave(flat, 1.0)
+    assert abs(t - 0.66) <= 1e-15 and lo <= t <= hi and evals <= 10
+
+    def no_curvature(t):  # f' = +1 below 0.3 and -1 above (never 0), f'' unknown
+        return (1.0 if t < 0.3 else -1.0), math.nan
+
+    lo, hi, t, evals = _maximise_concave(no_curvature, 1.0, rtol=0.0)
+    assert evals == 60 and lo < 0.3 <= hi and hi - lo <= 1e-16
+    lo, hi, t, evals = _maximise_concave(no_curvature, 1.0)
+    assert 40 <= evals <= 46 and hi - lo <= 1e-13  # bisection to rtol = 1e-13: 2^-44
+    assert _maximise_concave(no_curvature, 1.0, max_iter=7)[3] == 7
+
+
+def test_segment_search_takes_newton_steps_on_real_segments(rng, monkeypatch):
+    """The slope and curvature ``_best_on_segment`` hands the search are the entropy's (with
+    the bias penalty): on segments whose maximum is inside, Newton converges within 8
+    evaluations (a wrong curvature falls back to the 45 of a bisection), also where ``Dir``
+    has zero entries (which add nothing to either)."""
+    import ufm.certificate_dual as cd
+
+    counts = []
+    search = cd._maximise_concave
+    monkeypatch.setattr(cd, "_maximise_concave",
+                        lambda slope, t_cap: counts.append(search(slope, t_cap)) or counts[-1])
+    for lam, lam_b, bias in [(0.5, 0.0, False), (5.0, 0.0, False), (5.0, 2e-2, True), (0.5, 0.0, True)]:
+        problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, lam_b, bias=bias)
+        design = problem.design
+        n = design.group_counts.astype(float)
+        m = design.group_multiplicity.astype(float)
+        c = n * m / problem.N
+        base = design.Yg / m
+        for scale, fixed in ((1.0, False), (3.0, False), (1.0, True), (3.0, True)):
+            counts.clear()
+            pi = rng.dirichlet(np.full(4, 0.7), design.G).T
+            if fixed:  # class 0 keeps its entry of base: zeros in Dir (as after a tilt)
+                pi[1:] *= (1.0 - base[0]) / pi[1:].sum(axis=0)
+                pi[0] = base[0]
+            Dir = scale * (pi - base)
+            D, t = cd._best_on_segment(problem, Dir, base, c, n)
+            evals = counts[0][3]
+            if evals > 1:  # the maximum is inside
+                assert evals <= 8, (lam, lam_b, bias, scale, evals)
 
 
 # -- certify's inputs, refusals and fields (survivors of the mutation run) ---------------------

@@ -10,6 +10,7 @@ nothing from :mod:`ufm.certificate` (which dispatches to it) and the two form no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -195,6 +196,38 @@ def _spectral_norm(M: np.ndarray) -> float:
     return float(np.sqrt(max(float(np.linalg.eigvalsh(A)[-1]), 0.0)))
 
 
+def _maximise_concave(slope: Callable[[float], tuple[float, float]], t_cap: float, rtol: float = 1e-13,
+                      max_iter: int = 60) -> tuple[float, float, float, int]:
+    """The maximiser on ``[0, t_cap]`` of a concave function, from ``slope(t) = (f'(t), f''(t))``
+    (``f'`` decreasing; ``-inf`` allowed where the function ends, e.g. at ``t_cap``).
+
+    Returns ``(lo, hi, t, evaluations)``: ``t`` the maximiser, inside the bracket
+    ``[lo, hi]`` that holds it (``f'(lo) > 0 >= f'(hi)``). ``t = t_cap`` after one
+    evaluation when ``f'(t_cap) >= 0``. Otherwise a safeguarded Newton search from
+    ``t_cap / 2``: a Newton step where the curvature is negative and finite and the step
+    lands strictly inside the bracket, a bisection otherwise; it stops at ``f' = 0``, when
+    the bracket is shorter than ``rtol t_cap``, after a Newton step shorter than that (the
+    error is then second order in it), or after ``max_iter`` evaluations.
+    """
+    g, _ = slope(t_cap)
+    if g >= 0:  # increasing up to the end
+        return t_cap, t_cap, t_cap, 1
+    lo, hi, t = 0.0, t_cap, 0.5 * t_cap
+    for it in range(2, max_iter + 1):
+        g, h = slope(t)
+        if g > 0:
+            lo = t
+        else:
+            hi = t
+        if g == 0 or hi - lo <= rtol * t_cap:
+            return lo, hi, t, it
+        step = t - g / h if (h < 0 and np.isfinite(h)) else None
+        if step is not None and lo <= step <= hi and abs(step - t) <= rtol * t_cap:
+            return lo, hi, step, it  # converged (the step may round onto an end of the bracket)
+        t = step if (step is not None and lo < step < hi) else 0.5 * (lo + hi)
+    return lo, hi, t, max_iter
+
+
 def _best_on_segment(
     problem: UFMProblem, Dir: np.ndarray, base: np.ndarray, c: np.ndarray, n: np.ndarray
 ) -> tuple[float, float]:
@@ -232,20 +265,9 @@ def _best_on_segment(
         return -float(c @ d1.sum(axis=0)) - t * pen, -float(c @ d2.sum(axis=0)) - pen
 
     t = t_cap
-    if t_cap > 0 and not slope(t_cap)[0] >= 0:  # concave D peaks inside (0, t_cap): slope(0+) >= 0
-        lo, hi = 0.0, t_cap  # safeguarded Newton on the decreasing slope (-inf allowed at t_cap)
-        t = 0.5 * t_cap
-        for _ in range(60):
-            g, h = slope(t)
-            if g > 0:
-                lo = t
-            else:
-                hi = t
-            if hi - lo <= 1e-13 * t_cap or g == 0:
-                break
-            step = t - g / h if (h < 0 and np.isfinite(h)) else None
-            t = step if (step is not None and lo < step < hi) else 0.5 * (lo + hi)
-        t = max((lo, hi, t), key=value)
+    if t_cap > 0:
+        lo, hi, t, _ = _maximise_concave(slope, t_cap)
+        t = max((t, lo, hi), key=value)  # stopped by its budget: the best point seen (ties: t)
     return value(t), float(t)
 
 
