@@ -19,8 +19,13 @@ from ufm.certificate_rigorous import (
     RigorousCertificate,
     _spectral_upper,
     certify_rigorous,
+    direction_enclosure,
     dual_lower,
     exp_enclose,
+    icol,
+    idiv_pos,
+    inonneg,
+    irow,
     isum,
     log_enclose,
     matmul_enclose,
@@ -95,7 +100,7 @@ def test_spectral_upper_bound_is_valid_and_tight() -> None:
     rng = np.random.default_rng(3)
     M = rng.standard_normal((6, 40))
     exact = max(mp.svd_r(mp.matrix(M.tolist()), compute_uv=False))
-    ub = _spectral_upper(M, M)
+    ub = _spectral_upper((M, M))
     assert mp.mpf(ub) >= exact
     assert ub <= float(exact) * (1 + 1e-12)
 
@@ -112,7 +117,7 @@ def test_spectral_bound_survives_a_wrong_eigendecomposition(monkeypatch: pytest.
         return 0.5 * lam, V + 0.01 * rng.standard_normal(V.shape)
 
     monkeypatch.setattr(np.linalg, "eigh", bad)
-    assert mp.mpf(_spectral_upper(M, M)) >= exact
+    assert mp.mpf(_spectral_upper((M, M))) >= exact
 
 
 # ------------------------------------------------------------ the certificate
@@ -545,6 +550,90 @@ def test_dual_lower_proves_what_it_claims(name: str) -> None:
     assert t_cap < 50.0 and _dual_lower_exact(wide, d_float, t_cap)[0] < 1e-14
     _, t_big, _ = dual_lower(problem, d_float, 50.0)
     assert _dual_lower_exact(problem, d_float, t_big)[1] > -1e-10 * problem.mu
+
+
+def test_interval_broadcasts_and_nonneg_keep_their_ends() -> None:
+    """``irow``/``icol`` put the lower end with the lower end (a swap would turn an enclosure
+    inside out); ``inonneg`` raises only the lower end."""
+    lo, hi = np.array([-2.0, 1.0, 3.0]), np.array([-1.0, 2.0, 5.0])
+    r, c = irow((lo, hi)), icol((lo, hi))
+    assert r[0].shape == (1, 3) and c[0].shape == (3, 1)
+    for out in (r, c):
+        np.testing.assert_array_equal(out[0].ravel(), lo)
+        np.testing.assert_array_equal(out[1].ravel(), hi)
+    nn = inonneg((np.array([-1.0, 0.5]), np.array([2.0, 0.75])))
+    np.testing.assert_array_equal(nn[0], [0.0, 0.5])
+    np.testing.assert_array_equal(nn[1], [2.0, 0.75])
+
+
+def test_spectral_upper_covers_the_whole_box() -> None:
+    """For an interval matrix (not a point): the bound covers the matrices at both ends and at
+    random corners of the box, in 50 digits, and is near the largest of them."""
+    rng = np.random.default_rng(5)
+    Mc = rng.standard_normal((4, 9))
+    rad = 1e-3 * np.abs(rng.standard_normal(Mc.shape))
+    ub = _spectral_upper((Mc - rad, Mc + rad))
+    norms = []
+    for k in range(12):
+        sign = np.ones_like(Mc) if k == 0 else -np.ones_like(Mc) if k == 1 else rng.choice([-1.0, 1.0], Mc.shape)
+        A = Mc + sign * rad
+        norms.append(max(mp.svd_r(mp.matrix(A.tolist()), compute_uv=False)))
+        assert mp.mpf(ub) >= norms[-1], k
+    assert ub <= float(max(norms)) + 2.0 * float(np.linalg.norm(rad))
+
+
+def _direction_exact(problem: ufm.UFMProblem, Dir: np.ndarray) -> list[list[mp.mpf]]:
+    """The corrected direction of :func:`direction_enclosure`, in 50 digits from its
+    definition (column sums onto the largest entry of ``y/m + Dir``, then the free-bias shift)."""
+    design = problem.design
+    K, G, N = problem.K, design.G, problem.N
+    n, m = design.group_counts, design.group_multiplicity
+    c = [mp.mpf(int(n[g]) * (int(m[g]) if problem.loss == "pal" else 1)) / N for g in range(G)]
+    jstar = [max(range(K), key=lambda k: (float(design.Yg[k, g]) / m[g] + Dir[k, g], -k)) for g in range(G)]
+    D = [[mp.mpf(float(Dir[k, g])) for g in range(G)] for k in range(K)]
+    for g in range(G):
+        D[jstar[g]][g] -= mp.fsum(D[k][g] for k in range(K))
+    if problem.bias and problem.lam_b == 0:
+        csum = mp.fsum(c)
+        for k in range(K):
+            r = mp.fsum(c[g] * D[k][g] for g in range(G))
+            D[k] = [v - r / csum for v in D[k]]
+    return D
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_direction_enclosure_contains_the_exact_direction(free: bool) -> None:
+    """Every entry of the exact corrected direction lies in its enclosure (50 digits), for
+    directions with nonzero column sums over 7 classes and label sets of sizes 1..3 -- also
+    columns where the largest entry of ``y/m + Dir`` is not the largest of ``y m + Dir`` (the
+    correction must go to the former). Without the free-bias shift, every entry not
+    corrected is the float entry itself (a point), and the corrected ones are within the column
+    sum's rounding bound."""
+    design = ufm.imbalanced_single(7, [3, 2, 2, 1, 1, 1, 1], {(0, 1): 2, (2, 3): 1, (1, 4, 5): 2, (0, 6): 1})
+    problem = ufm.UFMProblem(design, 4, 5e-2, 2e-2, 0.0 if free else 0.3)
+    rng = np.random.default_rng(21)
+    G, m = design.G, design.group_multiplicity
+    c = idiv_pos((problem.design.group_counts * m * 1.0,) * 2, (np.float64(problem.N),) * 2)
+    for trial in range(6):
+        Dir = 10.0 ** rng.uniform(-3, 0, (7, G)) * rng.choice([-1.0, 1.0], (7, G))
+        g = int(rng.integers(G))  # a set of size >= 2 where y m + Dir picks another entry
+        big = [k for k in range(7) if design.Yg[k, g] == 0][0] if m[g] > 1 else None
+        if big is not None:
+            Dir[:, g] = np.where(design.Yg[:, g] > 0, -0.9 / m[g], 0.0)
+            Dir[big, g] = 0.5  # y/m + Dir: 0.5 here, 0.1 / m on the members; y m + Dir: members win
+        lo, hi = direction_enclosure(problem, Dir, c)
+        exact = _direction_exact(problem, Dir)
+        for k in range(7):
+            for j in range(G):
+                assert _inside(float(lo[k, j]), exact[k][j], float(hi[k, j])), (trial, k, j)
+        if not free:
+            jstar = np.argmax(design.Yg / m + Dir, axis=0)
+            untouched = np.ones(Dir.shape, bool)
+            untouched[jstar, np.arange(G)] = False
+            np.testing.assert_array_equal(lo[untouched], Dir[untouched])
+            np.testing.assert_array_equal(hi[untouched], Dir[untouched])
+            # the column sum's a-priori rounding bound, 1.01 K u sum |Dir| on each side
+            assert np.all(hi - lo <= 4 * 7 * np.spacing(np.abs(Dir).sum(axis=0)))
 
 
 def test_dual_lower_trivial_directions() -> None:

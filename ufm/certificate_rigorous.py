@@ -118,6 +118,21 @@ def idiv_pos(a: Interval, b: Interval) -> Interval:
         np.maximum(np.maximum(q[0], q[1]), np.maximum(q[2], q[3])))
 
 
+def irow(a: Interval) -> Interval:
+    """A vector interval (n,) as one row (1, n), to broadcast down the rows of a matrix."""
+    return a[0][None, :], a[1][None, :]
+
+
+def icol(a: Interval) -> Interval:
+    """A vector interval (n,) as one column (n, 1), to broadcast along the rows of a matrix."""
+    return a[0][:, None], a[1][:, None]
+
+
+def inonneg(a: Interval) -> Interval:
+    """``a`` with its lower end raised to 0: for a quantity proved ``>= 0`` by other means."""
+    return np.maximum(a[0], 0.0), a[1]
+
+
 def isqrt(a: Interval) -> Interval:
     return _dn(np.sqrt(np.maximum(a[0], 0.0))).clip(0.0), _up(np.sqrt(a[1]))
 
@@ -316,8 +331,9 @@ def _gram_enclose(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return A, R
 
 
-def _spectral_upper(Mlo: np.ndarray, Mhi: np.ndarray) -> float:
-    """A proven upper bound on ``||M||_2`` for every ``M`` with ``Mlo <= M <= Mhi``."""
+def _spectral_upper(M: Interval) -> float:
+    """A proven upper bound on ``||A||_2`` for every ``A`` in the interval matrix ``M``."""
+    Mlo, Mhi = M
     Mc = 0.5 * (Mlo + Mhi)
     Mr = _up(np.maximum(Mhi - Mc, Mc - Mlo))
     rad = float(isqrt(isum(_point(_up(Mr * Mr))))[1])  # ||Mr||_F
@@ -338,6 +354,27 @@ def _spectral_upper(Mlo: np.ndarray, Mhi: np.ndarray) -> float:
     E = _up(fro_up(_up(np.abs(Dm) * (1.0 + 2 * U))) + fro_up(RY))  # ||A - V diag(lam) V^T||_F
     lmax = _up(_up(max(float(lam.max()), 0.0) * vnorm2) + _up(E + fro_up(RA)))
     return float(_up(_up(math.sqrt(lmax)) + rad))
+
+
+def direction_enclosure(problem: UFMProblem, Dir: np.ndarray, c: Interval) -> Interval:
+    """The direction :func:`dual_lower` certifies, enclosed entry by entry: ``Dir`` (K, G) with
+    each column's sum removed from its largest entry of ``y/m + Dir`` (so that every ``q =
+    y/m + t Dir`` sums to 1 exactly) and, with a free bias and ``lam_b = 0``, ``Gamma 1 =
+    sum_S c_S Dir_S`` removed as ``r / sum_S c_S`` from every column. ``c`` encloses
+    ``c_S``. Without the free-bias shift the entries not corrected are exact points."""
+    m = problem.design.group_multiplicity.astype(np.float64)
+    Yg = problem.design.Yg.astype(np.float64)
+    col = isum(_point(Dir), axis=0)  # (G,)
+    jstar = np.argmax(Yg / m + Dir, axis=0)
+    onehot = np.zeros_like(Dir)
+    onehot[jstar, np.arange(Dir.shape[1])] = 1.0
+    Dl = np.where(onehot > 0, _dn(Dir - onehot * col[1]), Dir)
+    Dh = np.where(onehot > 0, _up(Dir - onehot * col[0]), Dir)
+    Dv: Interval = (Dl, Dh)
+    if problem.bias and problem.lam_b == 0:
+        r = isum(imul(Dv, irow(c)), axis=1)  # (K,)
+        Dv = isub(Dv, icol(idiv_pos(r, isum(c))))
+    return Dv
 
 
 def dual_lower(problem: UFMProblem, Dir: np.ndarray, t: float) -> tuple[float, float, bool]:
@@ -361,25 +398,10 @@ def dual_lower(problem: UFMProblem, Dir: np.ndarray, t: float) -> tuple[float, f
     Dir = np.asarray(Dir, dtype=np.float64)
     if t <= 0 or not np.any(Dir) or not np.all(np.isfinite(Dir)):
         return float(D0[0]), 0.0, True
-    # exact corrections: column sums onto the largest entry; Gamma 1 = 0 with a free bias
-    col = isum(_point(Dir), axis=0)  # (G,)
-    jstar = np.argmax(Yg / m + Dir, axis=0)
-    onehot = np.zeros_like(Dir)
-    onehot[jstar, np.arange(Dir.shape[1])] = 1.0
-    Dl = _dn(Dir - onehot * col[1])
-    Dh = _up(Dir - onehot * col[0])
-    Dl = np.where(onehot > 0, Dl, Dir)
-    Dh = np.where(onehot > 0, Dh, Dir)
-    Dv: Interval = (Dl, Dh)
-    bias_free = problem.bias and problem.lam_b == 0
-    if bias_free:
-        r = isum(imul(Dv, (c[0][None, :], c[1][None, :])), axis=1)  # (K,)
-        shift = idiv_pos(r, isum(c))
-        Dv = isub(Dv, (shift[0][:, None], shift[1][:, None]))
+    Dv = direction_enclosure(problem, Dir, c)
     # ||Gamma||_2 at t = 1: Gamma_g D^{1/2} = Dir_S c_S / sqrt(n_S)
     scale = idiv_pos(c, isqrt(_point(n)))
-    M = imul(Dv, (scale[0][None, :], scale[1][None, :]))
-    s_up = _spectral_upper(M[0], M[1])
+    s_up = _spectral_upper(imul(Dv, irow(scale)))
     mu_lo = float(_dn(math.sqrt(float(_dn(problem.lam_W * problem.lam_H)))))
     t_r = min(float(t), float(_dn(mu_lo / s_up))) if s_up > 0 else float(t)
     neg = Dv[0] < 0  # q = base + t Dir >= 0 needs t <= base_lo / (-Dir_lo) there
@@ -391,13 +413,12 @@ def dual_lower(problem: UFMProblem, Dir: np.ndarray, t: float) -> tuple[float, f
         return float(D0[0]), 0.0, False
     tt = _point(t_r)
     q = iadd(base, imul(tt, Dv))
-    q = (np.maximum(q[0], 0.0), q[1])  # proved >= 0 by the cap on t
+    q = inonneg(q)  # proved >= 0 by the cap on t
     H = isum(imul(c, isum(xlogx_enclose(q), axis=0)))  # sum_S c_S sum_j q log q
     D = (-H[1], -H[0])
     if problem.bias and problem.lam_b > 0:  # - t^2 ||sum_S c_S Dir_S||^2 / (2 lam_b)
-        g1 = isum(imul(Dv, (c[0][None, :], c[1][None, :])), axis=1)
-        sq = imul(g1, g1)
-        sq = (np.maximum(sq[0], 0.0), sq[1])
+        g1 = isum(imul(Dv, irow(c)), axis=1)
+        sq = inonneg(imul(g1, g1))
         pen = idiv_pos(imul(imul(tt, tt), isum(sq)), _point(2.0 * problem.lam_b))
         D = isub(D, pen)
     lower = max(float(D[0]), float(D0[0]))
@@ -456,5 +477,5 @@ def certify_rigorous(problem: UFMProblem, W: np.ndarray, H: np.ndarray,
         seconds=time.perf_counter() - t0)
 
 
-__all__ = ["RigorousCertificate", "certify_rigorous", "dual_lower", "exp_enclose", "log_enclose",
+__all__ = ["RigorousCertificate", "certify_rigorous", "direction_enclosure", "dual_lower", "exp_enclose", "log_enclose",
            "matmul_enclose", "objective_enclosure", "xlogx_enclose"]
