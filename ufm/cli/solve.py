@@ -50,7 +50,7 @@ def add(sub: Any) -> None:
     p.add_argument("--precision", choices=["auto", "float64", "mixed"], default=None,
                    help="lbfgs: mixed runs the bulk in float32 L-BFGS (one feature per label set), then "
                         "the float64 solve from its point (the answer is float64); float64 never; auto (the "
-                        "default) mixed where measured to pay: pal losses, grouped, K d G >= 2e8 "
+                        "default) mixed where measured to pay: pal losses, grouped, no width reduction, K d G >= 2e8 "
                         "(docs/performance.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz",
