@@ -140,3 +140,63 @@ def test_solve_interrupted_while_verifying_keeps_the_solution(tmp_path, capsys, 
     assert f"saved to {path}" in err
     data = np.load(path)
     assert data["W"].shape == (3, 3) and data["H"].shape == (3, 9) and data["Y"].shape == (3, 9)
+
+
+# -- --precision (ufm.solvers.mixed) ----------------------------------------------------------
+PRECISION_ARGV = ["solve", "--K", "4", "--d", "4", "--profile", "1:3,2:1", "--lam-W", "5e-3", "--lam-H", "5e-3",
+                  "--json", "--seed", "3"]
+
+
+def test_solve_precision_reaches_the_solver(capsys, monkeypatch):
+    """--precision mixed takes the float32 route (its phase in the JSON, its iterations counted in
+    nit) and lands on the same F as float64; with auto set to pick mixed at every size,
+    --precision float64 still runs in float64 (the flag, not the default, decides)."""
+    assert main([*PRECISION_ARGV, "--precision", "mixed"]) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    assert mixed["precision"] == "mixed" and mixed["verified"] is True
+    assert 0 < mixed["float32"]["nit"] < mixed["nit"] and mixed["float32"]["message"]
+    assert main(PRECISION_ARGV) == 0  # the default, auto: float64 at this size (K d G far below 2e8)
+    default = json.loads(capsys.readouterr().out)
+    assert default["precision"] == "float64" and "float32" not in default
+    # min F of the theorem (an independent route) for both
+    assert mixed["objective"] == pytest.approx(default["theory"]["value"], rel=1e-12)
+    assert default["objective"] == pytest.approx(default["theory"]["value"], rel=1e-12)
+    monkeypatch.setattr("ufm.solvers.mixed.MIXED_FROM", 0.0)  # auto now takes the mixed route here
+    assert main(PRECISION_ARGV) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "mixed"
+    assert main([*PRECISION_ARGV, "--precision", "float64"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "float64"
+    assert main([*PRECISION_ARGV[:-3], "--precision", "mixed"]) == 0  # the table says so
+    assert "the bulk ran in float32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--method", "gd"], "--precision does not apply to --method gd (it applies to lbfgs)"),
+    (["--method", "convex"], "--precision does not apply to --method convex (it applies to lbfgs)"),
+    (["--fixed-classifier", "etf"], "--precision does not apply to --fixed-classifier"),
+    (["--device", "cuda"], "--precision does not apply to --device cuda"),
+    (["--no-group"], "--precision mixed runs its float32 phase on one feature per label set"),
+    (["--loss", "bce"], "--precision mixed computes the pick-all-label losses in float32; --loss bce"),
+])
+def test_solve_precision_refused_where_it_cannot_apply(extra, needle, capsys):
+    """Where the solver would refuse --precision (another method, the fixed classifier, the device
+    path) or silently not do what it asks (mixed with a loss it does not compute in float32; mixed
+    with --no-group, whose float32 phase would impose nc1): one line, exit 2."""
+    assert main([*PRECISION_ARGV, "--precision", "mixed", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ufm: error:") and needle in err, err
+
+
+def test_solve_precision_float64_and_auto_go_with_no_group_and_bce(capsys):
+    """Only mixed conflicts with --no-group and a non-PAL loss: float64 (and auto) are what runs there."""
+    assert main([*PRECISION_ARGV, "--precision", "float64", "--no-group"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "float64"
+    assert main([*PRECISION_ARGV, "--precision", "auto", "--loss", "bce"]) == 1  # 1: nothing verified for bce
+    assert json.loads(capsys.readouterr().out)["precision"] == "float64"
+
+
+def test_solve_precision_bad_value(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*PRECISION_ARGV, "--precision", "float32"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "argument --precision: invalid choice: 'float32'" in err

@@ -127,7 +127,7 @@ def convex_value(problem: UFMProblem, Z: np.ndarray, b: np.ndarray | None = None
 
 def certify(
     problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None = None, *,
-    rigorous: bool = False,
+    rigorous: bool = False, device: str | None = None,
 ) -> Certificate:
     """Certified lower bound and gap for the candidate ``(W, H, b)`` of ``problem``.
 
@@ -147,6 +147,12 @@ def certify(
     H : ndarray, shape (d, N)
     b : ndarray, shape (K,), optional
         Ignored (``b = 0``) when ``problem.bias`` is False.
+    device : {"cpu", "cuda"}, optional
+        ``"cuda"``: the pass over the ``K x N`` logits (their softmax and loss) runs on a GPU
+        array library (:func:`ufm.xp.devices.namespace`: CuPy, PyTorch or JAX; a one-line
+        error when there is none) through :func:`certify_xp`; only the ``(K, G)`` label-set
+        sums come back for the dual point (numpy, float64). ``"cpu"`` or None: this numpy path.
+        Not with ``rigorous``.
 
     Returns
     -------
@@ -170,10 +176,45 @@ def certify(
     from .problem import check_problem
 
     check_problem(problem, "certify")
+    if device is not None and device != "cpu":
+        from .xp.devices import namespace
+
+        if rigorous:
+            raise UFMError(f"rigorous=True bounds numpy's rounding on the CPU; it takes no device "
+                           f"(got device={device!r}): drop one of them.")
+        xp, dev = namespace(device)  # an unknown name, or no GPU library: one line, before any work
+        return certify_xp(problem, W, H, b, xp, device=dev)
     if rigorous:
         from .certificate_rigorous import certify_rigorous
 
         return certify_rigorous(problem, W, H, b)
+    W, H, b = _checked(problem, W, H, b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = W @ H  # (K, N)
+        X += b[:, None]
+        L, Pbar = loss_and_group_softmax(problem, X)
+    return _certificate(problem, W, H, b, L, Pbar)
+
+
+def certify_xp(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray | None, xp: object,
+               device: object = None) -> Certificate:
+    """:func:`certify` with the pass over the ``K x N`` logits in array namespace ``xp`` on
+    ``device`` (:func:`ufm.xp.certificate.loss_and_group_softmax_xp`: numpy through
+    ``array_api_compat.numpy``, ``array_api_strict``, ``jax.numpy``, CuPy, PyTorch); ``W``,
+    ``H``, ``b`` are checked as numpy arrays and copied to the device; the ridge terms and the
+    dual point are the numpy path's. Agrees with :func:`certify` to float64 rounding."""
+    from .problem import check_problem
+    from .xp.certificate import loss_and_group_softmax_xp
+
+    check_problem(problem, "certify")
+    W, H, b = _checked(problem, W, H, b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        L, Pbar = loss_and_group_softmax_xp(problem, xp, W, H, b, device=device)
+    return _certificate(problem, W, H, b, L, Pbar)
+
+
+def _checked(problem: UFMProblem, W: object, H: object, b: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(W, H, b)`` as float64 arrays of the right shapes, finite (else a clear UFMError)."""
     _group_weights(problem)
     W = real_array("W", W, "certify")
     H = real_array("H", H, "certify")
@@ -182,10 +223,13 @@ def certify(
     for name, arr in (("W", W), ("H", H), ("b", b)):
         if not np.all(np.isfinite(arr)):
             raise UFMError(f"'{name}' contains non-finite values; no bound can be certified.")
+    return W, H, b
+
+
+def _certificate(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray, L: float,
+                 Pbar: np.ndarray) -> Certificate:
+    """The certificate from the loss ``L`` and the label sets' mean softmax ``Pbar`` at ``(W, H, b)``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        X = W @ H  # (K, N)
-        X += b[:, None]
-        L, Pbar = loss_and_group_softmax(problem, X)
         F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
              + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
     if not (np.isfinite(F) and np.all(np.isfinite(Pbar))):
@@ -199,5 +243,5 @@ def certify(
     return Certificate(lower_bound=lower, objective=F, gap=gap, rel_gap=gap / max(abs(F), 1e-300), t=t)
 
 
-__all__ = ["Certificate", "certify", "convex_value", "dual_bound", "lower_bound_from_logits",
+__all__ = ["Certificate", "certify", "certify_xp", "convex_value", "dual_bound", "lower_bound_from_logits",
            "loss_and_group_softmax"]

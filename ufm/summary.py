@@ -85,6 +85,8 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "grouped": bool(result.extra.get("group", False)),
         # the feature dimension the solver worked in (ufm.grouped.solver_width, or d)
         "solver_width": int(result.extra.get("width", problem.d)),
+        # "mixed": the bulk ran in float32 (ufm.solvers.mixed), what it did in "float32"; the answer is float64
+        "precision": result.extra.get("precision", "float64"),
         "theory": theory_dict(pred),
         "gap_to_theory": gap,
         "metrics": metrics_out,
@@ -94,6 +96,8 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "verified": verdict.verified,
         "verified_reason": verdict.explain(converged=result.success, **why_args(result)),
     }
+    if "float32" in result.extra:
+        out["float32"] = result.extra["float32"]
     if result.extra.get("fixed_W"):
         out["fixed_classifier"] = {"row_norms": np.linalg.norm(result.W, axis=1)}
     if verdict.certificate is not None:

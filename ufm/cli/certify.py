@@ -47,6 +47,10 @@ def add(sub: Any) -> None:
     p.add_argument("--rigorous", action="store_true",
                    help="prove the bracket D <= min F <= F with bounded rounding errors (interval "
                         "arithmetic, ufm/certificate_rigorous.py); F is then an upper bound")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="cuda: the pass over the K x N logits (softmax and loss) on a GPU array library "
+                        "(CuPy, PyTorch or JAX), the dual point from its (K, G) label-set sums in numpy; "
+                        "cpu (the default) the numpy path. Not with --rigorous")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -57,6 +61,15 @@ def run(args: argparse.Namespace) -> int:
     from ..summary import theory_dict
     from ..theory import predict
 
+    rigorous = getattr(args, "rigorous", False)
+    device = getattr(args, "device", None)
+    if device == "cuda":  # before any work: a conflict, or no GPU library or device, is one line
+        if rigorous:
+            raise UFMError("--rigorous bounds numpy's rounding on the CPU; it does not run on --device cuda: "
+                           "drop one of them.")
+        from ..xp.devices import namespace
+
+        namespace("cuda")
     apply_memory_arg(args)
     from .common import design_from_args
 
@@ -75,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
     W = data["W"]
     problem = UFMProblem(design, int(W.shape[1]), lam_W, lam_H,
                          0.0 if lam["lam_b"] is None else lam["lam_b"], bias=b is not None, loss=args.loss)
-    rigorous = getattr(args, "rigorous", False)
-    cert = certify(problem, W, data["H"][:, order], b, rigorous=rigorous)
+    cert = certify(problem, W, data["H"][:, order], b, rigorous=rigorous, device=device)
     pred = predict(problem)
     certified = cert.rel_gap <= args.tol
     out = {"file": args.file, "problem": problem.to_dict() | {"description": problem.describe(), "N": problem.N},

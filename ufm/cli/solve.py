@@ -47,6 +47,11 @@ def add(sub: Any) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="lbfgs: cuda runs L-BFGS on the grouped objective in a GPU array library (CuPy, "
                         "PyTorch or JAX); cpu (the default) the numpy path")
+    p.add_argument("--precision", choices=["auto", "float64", "mixed"], default=None,
+                   help="lbfgs: mixed runs the bulk in float32 L-BFGS (one feature per label set), then "
+                        "the float64 solve from its point (the answer is float64); float64 never; auto (the "
+                        "default) mixed where measured to pay: pal losses, grouped, no width reduction, K d G >= 2e8 "
+                        "(docs/performance.md)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="OUT.npz",
                    help="save W (K x d), H (d x N), b (K), Y (K x N) and the lambdas (checked before solving; "
@@ -63,12 +68,14 @@ MINIBATCH = ("sgd", "adam")
 APPLIES = {"step": ("gd", "agd", *MINIBATCH), "max_iter": ("gd", "agd", "lbfgs"),
            "progress": ("gd", "agd", "lbfgs", *MINIBATCH), "group": ("lbfgs",), "formulation": ("convex",),
            "cvx_solver": ("convex",), "starts": ("gd", "agd", "lbfgs", *MINIBATCH),
-           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH, "device": ("lbfgs",)}
+           "epochs": MINIBATCH, "batch_size": MINIBATCH, "lr_schedule": MINIBATCH, "device": ("lbfgs",),
+           "precision": ("lbfgs",)}
 FLAG = {"max_iter": "--max-iter", "cvx_solver": "--cvx-solver", "batch_size": "--batch-size",
         "lr_schedule": "--lr-schedule"}
 UNSET: dict[str, Any] = {"step": None, "max_iter": None, "progress": False, "group": None,
                          "formulation": None, "cvx_solver": None, "starts": 1, "epochs": None,
-                         "batch_size": None, "lr_schedule": None, "device": None}
+                         "batch_size": None, "lr_schedule": None, "device": None,
+                         "precision": None}
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,10 +91,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
                            f"{', '.join(methods)}); drop it or change the method.")
     if args.step is not None and not args.step > 0:
         raise UFMError(f"--step must be > 0; got {args.step!r}.")
+    _check_precision(args)
     opts: dict[str, Any] = {}
     if args.group is not None:
         opts["group"] = args.group
-    for name in ("max_iter", "step", "epochs", "batch_size", "lr_schedule"):
+    for name in ("max_iter", "step", "epochs", "batch_size", "lr_schedule", "precision"):
         if getattr(args, name) is not None:
             opts["lr" if (name == "step" and args.method in MINIBATCH) else name] = getattr(args, name)
     if args.device == "cuda":
@@ -104,6 +112,27 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cvx_solver is not None:
         opts["solver"] = args.cvx_solver
     return opts
+
+
+def _check_precision(args: argparse.Namespace) -> None:
+    """--precision where the solver would refuse it or silently not take the route asked for
+    (ufm.solvers.mixed): one line, exit 2, before any work."""
+    if args.precision is None:
+        return
+    if args.fixed_classifier is not None:
+        raise UFMError("--precision does not apply to --fixed-classifier (exact Newton in float64); drop it.")
+    if args.device == "cuda":
+        raise UFMError("--precision does not apply to --device cuda (the device path runs in float64); "
+                       "drop one of them.")
+    if args.precision != "mixed":
+        return
+    if args.loss not in ("pal", "pal-normalized"):
+        raise UFMError(f"--precision mixed computes the pick-all-label losses in float32; --loss {args.loss} "
+                       "would silently run in float64: drop --precision or use --loss pal/pal-normalized.")
+    if args.group is False:
+        raise UFMError("--precision mixed runs its float32 phase on one feature per label set, from where "
+                       "the float64 run never leaves it (nc1 would be imposed, not measured as --no-group "
+                       "asks); drop one of them.")
 
 
 def _fmt(v: float | None, spec: str = ".15g") -> str:
@@ -207,6 +236,10 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         if summary["solver_width"] < summary["problem"]["d"]:
             print(f"  note     solved in {summary['solver_width']} of the d = {summary['problem']['d']} feature dimensions "
                   "(more than min(K, G): its local minima are global, see ufm.grouped) and embedded")
+    if summary["precision"] == "mixed":
+        f32 = summary["float32"]
+        print(f"  note     the bulk ran in float32 ({f32['nit']} iterations, stopped on {f32['message']}), "
+              "the rest in float64: the answer is float64 (--precision, docs/performance.md)")
     from ..summary import why_args
 
     print(verdict.table(converged=result.success, **why_args(result)))
