@@ -17,6 +17,7 @@ import ufm
 from ufm.exceptions import UFMError
 from ufm.fixed import (
     ETF_RTOL,
+    _gradient_step,
     _Grouped,
     as_fixed_W,
     certify_fixed,
@@ -533,3 +534,67 @@ def test_saturated_etf_with_tiny_lam_H_does_not_raise():
     p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=1e-12, lam_b=0.0)
     r = ufm.solve(p, fixed_W="etf:1000")
     assert np.isfinite(r.fun) and r.fun >= 0.5 * 1e-3 * 3 * 1000.0**2  # the ridge of W alone (K rows of norm 1000)
+
+
+# -- the gradient-step fallback on hand-made objectives (exact dyadic arithmetic) ---------------
+class _Quadratic:
+    """``f = f0 + c/2 (|Hg|^2 + |b|^2)`` in the interface of ``_Grouped.value_grad``."""
+
+    def __init__(self, c: float, f0: float = 0.0) -> None:
+        self.c, self.f0 = c, f0
+
+    def value_grad(self, Hg, b):
+        return self.f0 + 0.5 * self.c * (float((Hg * Hg).sum()) + float(b @ b)), self.c * Hg, self.c * b, "P"
+
+
+class _Linear:
+    """``f = f0 + <kH, Hg> + <kb, b>``: its decrease along ``-t grad`` is ``t (|kH|^2 + |kb|^2)``."""
+
+    def __init__(self, kH, kb, f0: float) -> None:
+        self.kH, self.kb, self.f0 = np.array(kH), np.array(kb), f0
+
+    def value_grad(self, Hg, b):
+        return self.f0 + float((self.kH * Hg).sum()) + float(self.kb @ b), self.kH.copy(), self.kb.copy(), "P"
+
+
+def _gstep(gr, Hg, b):
+    f, gH, gb, _ = gr.value_grad(Hg, b)
+    return _gradient_step(gr, Hg, b, f, gH, gb, math.hypot(np.linalg.norm(gH), np.linalg.norm(gb)))
+
+
+@pytest.mark.parametrize("c,t", [(0.5, 1.0), (1.5, 1.0), (1.75, 0.5), (2.0, 0.5), (4.0, 0.25), (6.0, 0.25),
+                                 (2.0**199, 2.0**-199)])
+def test_gradient_step_armijo_backtracking(c, t):
+    """On ``c/2 |x|^2`` Armijo ``f(x - t g) <= f - |g|^2 t/4`` holds iff ``t c <= 3/2``: the step
+    is the first of 1, 1/2, 1/4, ... that passes (c = 1.5: equality, all values dyadic and exact),
+    at most 200 tries (the last 2^-199). The returned gradient norm counts both blocks."""
+    Hg, b = np.array([[3.0]]), np.array([4.0])
+    out = _gstep(_Quadratic(c), Hg, b)
+    assert out is not None
+    H1, b1, f1, gH1, gb1, P1, gn1 = out
+    q = 1.0 - t * c  # the exact step multiplies x by 1 - t c
+    assert H1[0, 0] == 3.0 * q and b1[0] == 4.0 * q and P1 == "P"
+    assert f1 == pytest.approx(0.5 * c * 25.0 * q * q, rel=1e-15, abs=0.0)
+    assert gH1[0, 0] == c * 3.0 * q and gb1[0] == c * 4.0 * q
+    assert gn1 == pytest.approx(5.0 * c * abs(q), rel=1e-15, abs=0.0)
+
+
+def test_gradient_step_gives_up_after_200_tries():
+    """c = 2^200 needs t = 2^-200, the 201st trial: no step."""
+    assert _gstep(_Quadratic(2.0**200), np.array([[3.0]]), np.array([4.0])) is None
+
+
+def test_gradient_step_needs_a_decrease_above_64_eps_f():
+    """A step is taken only if it lowers F by more than 64 eps |F|: on a linear F from f0 = 1
+    the unit step's decrease is exactly |k|^2 (dyadic), so 129 eps/2 is taken and 64 eps is not;
+    at f0 = 2^20 a decrease of 2^-30 (far below 64 eps 2^20 = 2^-26) is no step either, though it
+    passes Armijo."""
+    eps = np.finfo(float).eps
+    assert 64 * eps == 2.0**-46
+    zH, zb = np.zeros((1, 1)), np.zeros(2)
+    taken = _gstep(_Linear([[2.0**-23]], [2.0**-27, 2.0**-27], 1.0), zH, zb)  # |k|^2 = 2^-46 + 2^-53
+    assert taken is not None and 1.0 - taken[2] == 2.0**-46 + 2.0**-53 and taken[2] < 1.0 - 64 * eps
+    assert np.array_equal(taken[0], [[-(2.0**-23)]]) and np.array_equal(taken[1], [-(2.0**-27)] * 2)
+    assert _gstep(_Linear([[2.0**-23]], [0.0, 0.0], 1.0), zH, zb) is None  # exactly 64 eps
+    assert _gstep(_Linear([[2.0**-15]], [0.0, 0.0], 2.0**20), zH, zb) is None  # 2^-30 < 2^-26
+    assert _gstep(_Linear([[2.0**-12]], [0.0, 0.0], 2.0**20), zH, zb) is not None  # 2^-24 > 2^-26
