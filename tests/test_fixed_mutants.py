@@ -598,3 +598,40 @@ def test_gradient_step_needs_a_decrease_above_64_eps_f():
     assert _gstep(_Linear([[2.0**-23]], [0.0, 0.0], 1.0), zH, zb) is None  # exactly 64 eps
     assert _gstep(_Linear([[2.0**-15]], [0.0, 0.0], 2.0**20), zH, zb) is None  # 2^-30 < 2^-26
     assert _gstep(_Linear([[2.0**-12]], [0.0, 0.0], 2.0**20), zH, zb) is not None  # 2^-24 > 2^-26
+
+
+def test_default_max_iter_is_1000(monkeypatch):
+    """A run that never converges stops after the documented default of 1000 iterations: with
+    Newton's system always singular and a gradient step that never stops, every iteration takes
+    the fallback and only ``max_iter`` ends the run."""
+    import ufm.fixed as fx
+
+    def singular(self, P, gH, gb):
+        raise np.linalg.LinAlgError("singular")
+
+    calls = []
+
+    def endless(gr, Hg, b, f, gH, gb, gn):  # "a step": the same point, never None
+        calls.append(1)
+        return Hg, b, f, gH, gb, gr.value_grad(Hg, b)[3], gn
+
+    monkeypatch.setattr(fx._Grouped, "newton_step", singular)
+    monkeypatch.setattr(fx, "_gradient_step", endless)
+    p = _imbalanced()
+    r = solve_fixed(p, np.random.default_rng(1).standard_normal((4, 3)))
+    assert (r.status, r.nit, len(calls)) == (Status.MAX_ITER, 1000, 1000)
+    assert "default 1000" in " ".join(solve_fixed.__doc__.split())
+
+
+@pytest.mark.parametrize("lam_W", [1e4, 1e5, 1e6, 1e7])
+def test_a_large_constant_does_not_stop_newton_early(lam_W):
+    """``lam_W ||W||^2 / 2`` only shifts F, but makes its rounding (64 eps |F|, up to 1e-8 here)
+    hide the last decreases: the noise rules must then still take Newton's steps down to a
+    gradient at float64 precision (measured with ufm.objective), as for lam_W = 1e-2."""
+    for lam_H in (1e-3, 1e-2, 2e-2):
+        for seed in range(3):
+            p = _imbalanced(lam_W=lam_W, lam_H=lam_H)
+            W = np.random.default_rng(seed).standard_normal((4, 3))
+            r = solve_fixed(p, W)
+            _, _, dH, db = value_and_grad(p, W, r.H, r.b)
+            assert r.success and math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-14
