@@ -635,3 +635,28 @@ def test_a_large_constant_does_not_stop_newton_early(lam_W):
             r = solve_fixed(p, W)
             _, _, dH, db = value_and_grad(p, W, r.H, r.b)
             assert r.success and math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-14
+
+
+@pytest.mark.parametrize("lam_H,scale,amp", [(1e-3, 10.0, 10), (1e-5, 1.0, 100)])
+def test_far_start_k4_without_bias(lam_H, scale, amp):
+    """K = 4, no bias, saturated start: a step that fails Armijo must not be taken merely because
+    it lowers |g| without raising F (above float64 noise it cycles: 1000 iterations and F about 3x
+    min F). The minimum is the ETF closed form (docs/fixed_classifier.md)."""
+    p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e-3, lam_H=lam_H, bias=False)
+    W = etf_classifier(4, 4, scale)
+    rng = np.random.default_rng(0)
+    r = solve_fixed(p, W, (W, amp * rng.standard_normal((4, p.N)), amp * rng.standard_normal(4)))
+    assert r.success and r.nit <= 100 and r.fun == pytest.approx(_closed_form(p, scale), rel=1e-13)
+
+
+def test_far_start_free_bias_with_a_large_constant():
+    """lam_W = 1e8 (F's rounding 64 eps |F| ~ 1e-4) and a saturated start with a free bias: a
+    full step at float64 noise is taken only if it lowers |g| and does not raise F beyond the
+    noise, else the run stalls at |g| ~ 0.4 (1000 iterations). Closed form of the ETF minimum."""
+    p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e8, lam_H=0.1, lam_b=0.0)
+    W = etf_classifier(4, 4, 10.0)
+    rng = np.random.default_rng(0)
+    r = solve_fixed(p, W, (W, 100 * rng.standard_normal((4, p.N)), 100 * rng.standard_normal(4)))
+    assert r.success and r.fun == pytest.approx(_closed_form(p, 10.0), rel=1e-13)
+    _, _, dH, db = value_and_grad(p, W, r.H, r.b)
+    assert math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-10
