@@ -660,3 +660,23 @@ def test_far_start_free_bias_with_a_large_constant():
     assert r.success and r.fun == pytest.approx(_closed_form(p, 10.0), rel=1e-13)
     _, _, dH, db = value_and_grad(p, W, r.H, r.b)
     assert math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["ascent", "zero"])
+def test_a_useless_newton_step_falls_back_to_gradient_steps(monkeypatch, kind):
+    """A Newton step that is no descent direction (``dec = -g.d <= 0``: an ascent step, or a step
+    that underflowed to 0 -- rounding on a nearly singular system) is not searched along (F is
+    convex: Armijo cannot hold there except in rounding, where a tiny step would end the run at a
+    non-stationary point); the gradient step is taken instead, here at every iteration, down to the
+    ETF closed form. Plain gradient descent stops when F no longer resolves a decrease
+    (here at |g| ~ 1e-7), so F is only within ~ |g|^2 / lam_H ~ 2e-13 of min F: rel 1e-12."""
+    import ufm.fixed as fx
+
+    def useless(self, P, gH, gb):
+        return (3.0 * gH, 3.0 * gb) if kind == "ascent" else (np.zeros_like(gH), np.zeros_like(gb))
+
+    monkeypatch.setattr(fx._Grouped, "newton_step", useless)
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=0.1, lam_b=1e-2)
+    r = solve_fixed(p, etf_classifier(3, 3, 1.0))
+    assert r.status == Status.CONVERGED_FTOL and r.nit > 5
+    assert r.fun == pytest.approx(_closed_form(p, 1.0), rel=1e-12)
