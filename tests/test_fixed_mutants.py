@@ -680,3 +680,57 @@ def test_a_useless_newton_step_falls_back_to_gradient_steps(monkeypatch, kind):
     r = solve_fixed(p, etf_classifier(3, 3, 1.0))
     assert r.status == Status.CONVERGED_FTOL and r.nit > 5
     assert r.fun == pytest.approx(_closed_form(p, 1.0), rel=1e-12)
+
+
+# -- the acceptance and stop rules of solve_fixed at their boundaries (exact dyadic values) -------
+U = 64 * np.finfo(float).eps  # F's rounding allowance at |F| = 1: 2^-46
+
+
+class _OneStep:
+    """A stand-in for ``_Grouped`` seen by one iteration of ``solve_fixed``: at the start
+    (``h = 0``) ``F = 1`` and ``|g| = 1``; Newton's step moves ``h`` to ``s = -dec`` (the decrease
+    it predicts is ``dec``), where ``F = f1`` and ``|g| = g1``; the gradient step's unit step
+    ``h = -1`` has ``F = 1/2`` (it passes Armijo); anywhere else ``F = 2`` (no step passes)."""
+
+    free_b = False
+
+    def __init__(self, dec: float, f1: float, g1: float) -> None:
+        self.s, self.table = -dec, {0.0: (1.0, 1.0), -dec: (f1, g1), -1.0: (0.5, 0.25)}
+
+    def value_grad(self, Hg, b):
+        f, g = self.table.get(float(Hg[0, 0]), (2.0, 1.0))
+        gH = np.zeros_like(Hg)
+        gH[0, 0] = g
+        return f, gH, np.zeros_like(b), None
+
+    def newton_step(self, P, gH, gb):
+        dH = np.zeros_like(gH)
+        dH[0, 0] = self.s
+        return dH, np.zeros_like(gb)
+
+
+@pytest.mark.parametrize("dec,f1,g1,status,h", [
+    (0.5, 0.875, 0.5, Status.MAX_ITER, -0.5),  # Armijo f1 <= f - dec/4 with equality: taken
+    (4 * U, 1 + U / 2, 0.25, Status.MAX_ITER, -4 * U),  # flat (dec/4 = noise): taken though F rose
+    (U, 1 + U, 0.25, Status.MAX_ITER, -U),  # flat, F up by exactly the noise: taken
+    (U, 1 + U + 2.0**-52, 0.25, Status.MAX_ITER, -1.0),  # F up by more: refused, the gradient step
+    (U, 1 + U / 2, 1.0, Status.MAX_ITER, -1.0),  # flat, |g| not lowered: refused, the gradient step
+    (U, 1 + U, 0.75, Status.CONVERGED_FTOL, -U),  # taken, |F1 - F| = noise, |g| not halved: stalled
+    (U, 1 - U / 2, 0.5, Status.MAX_ITER, -U),  # Armijo, |g| halved exactly: not stalled
+    (2.0**-56, 1.0, 1.0, Status.CONVERGED_FTOL, 0.0),  # F and |g| unchanged: stop where it is
+])
+def test_step_acceptance_and_stop_rules_at_their_boundaries(monkeypatch, dec, f1, g1, status, h):
+    """One iteration (max_iter = 1) on a stand-in objective: which step is taken and whether the
+    run stops, as the rules of solve_fixed say (noise = 64 eps |F|; flat: dec/4 <= noise; a step
+    failing Armijo is taken only when flat, full, lowering |g| and raising F by at most the
+    noise; stop when F and |g| do not go down, or when a flat step changes F by at most the noise
+    and is damped or does not halve |g|). Every value is dyadic: the boundaries are exact."""
+    import ufm.fixed as fx
+
+    fake = _OneStep(dec, f1, g1)
+    monkeypatch.setattr(fx, "_Grouped", lambda problem, W: fake)
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1"), d=3, lam_W=1e-2, lam_H=1e-2, bias=False)
+    r = solve_fixed(p, etf_classifier(3, 3), max_iter=1)
+    expected_f = {-1.0: 0.5, 0.0: 1.0}.get(h, f1)
+    assert (r.status, r.nit, r.extra["grouped_value"]) == (status, 1, expected_f)
+    assert r.H[0, 0] == h and np.count_nonzero(r.H) == (h != 0.0)  # h_S of the first label set
