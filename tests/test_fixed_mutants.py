@@ -625,7 +625,7 @@ def test_default_max_iter_is_1000(monkeypatch):
 
 @pytest.mark.parametrize("lam_W", [1e4, 1e5, 1e6, 1e7])
 def test_a_large_constant_does_not_stop_newton_early(lam_W):
-    """``lam_W ||W||^2 / 2`` only shifts F, but makes its rounding (64 eps |F|, up to 1e-8 here)
+    """``lam_W ||W||^2 / 2`` only shifts F, but makes its rounding (64 eps |F|, up to ~1e-6 here)
     hide the last decreases: the noise rules must then still take Newton's steps down to a
     gradient at float64 precision (measured with ufm.objective), as for lam_W = 1e-2."""
     for lam_H in (1e-3, 1e-2, 2e-2):
@@ -650,7 +650,7 @@ def test_far_start_k4_without_bias(lam_H, scale, amp):
 
 
 def test_far_start_free_bias_with_a_large_constant():
-    """lam_W = 1e8 (F's rounding 64 eps |F| ~ 1e-4) and a saturated start with a free bias: a
+    """lam_W = 1e8 (F's rounding 64 eps |F| ~ 3e-4) and a saturated start with a free bias: a
     full step at float64 noise is taken only if it lowers |g| and does not raise F beyond the
     noise, else the run stalls at |g| ~ 0.4 (1000 iterations). Closed form of the ETF minimum."""
     p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e8, lam_H=0.1, lam_b=0.0)
