@@ -1,8 +1,9 @@
 """ufm.fixed against independent routes, for mutation testing (issue 28): exact validation
 messages, the 40-digit roots of the ETF scalar equation (mpmath), the closed-form value of
 docs/fixed_classifier.md, the grouped gradient of ufm.objective and its finite-difference
-Hessian (the Newton step), a plain L-BFGS on all of (H, b) (normalised PAL), and the
-documented fields of Result, Certificate, Prediction and the verdict."""
+Hessian (the Newton step), a plain L-BFGS on all of (H, b) (normalised PAL), the
+documented fields of Result, Certificate, Prediction and the verdict, and stand-in objectives
+with exact dyadic values for the gradient-step fallback and the step-acceptance and stop rules."""
 
 import math
 import re
