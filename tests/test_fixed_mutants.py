@@ -1,8 +1,9 @@
 """ufm.fixed against independent routes, for mutation testing (issue 28): exact validation
 messages, the 40-digit roots of the ETF scalar equation (mpmath), the closed-form value of
 docs/fixed_classifier.md, the grouped gradient of ufm.objective and its finite-difference
-Hessian (the Newton step), a plain L-BFGS on all of (H, b) (normalised PAL), and the
-documented fields of Result, Certificate, Prediction and the verdict."""
+Hessian (the Newton step), a plain L-BFGS on all of (H, b) (normalised PAL), the
+documented fields of Result, Certificate, Prediction and the verdict, and stand-in objectives
+with exact dyadic values for the gradient-step fallback and the step-acceptance and stop rules."""
 
 import math
 import re
@@ -17,6 +18,7 @@ import ufm
 from ufm.exceptions import UFMError
 from ufm.fixed import (
     ETF_RTOL,
+    _gradient_step,
     _Grouped,
     as_fixed_W,
     certify_fixed,
@@ -533,3 +535,203 @@ def test_saturated_etf_with_tiny_lam_H_does_not_raise():
     p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=1e-12, lam_b=0.0)
     r = ufm.solve(p, fixed_W="etf:1000")
     assert np.isfinite(r.fun) and r.fun >= 0.5 * 1e-3 * 3 * 1000.0**2  # the ridge of W alone (K rows of norm 1000)
+
+
+# -- the gradient-step fallback on hand-made objectives (exact dyadic arithmetic) ---------------
+class _Quadratic:
+    """``f = f0 + c/2 (|Hg|^2 + |b|^2)`` in the interface of ``_Grouped.value_grad``."""
+
+    def __init__(self, c: float, f0: float = 0.0) -> None:
+        self.c, self.f0 = c, f0
+
+    def value_grad(self, Hg, b):
+        return self.f0 + 0.5 * self.c * (float((Hg * Hg).sum()) + float(b @ b)), self.c * Hg, self.c * b, "P"
+
+
+class _Linear:
+    """``f = f0 + <kH, Hg> + <kb, b>``: its decrease along ``-t grad`` is ``t (|kH|^2 + |kb|^2)``."""
+
+    def __init__(self, kH, kb, f0: float) -> None:
+        self.kH, self.kb, self.f0 = np.array(kH), np.array(kb), f0
+
+    def value_grad(self, Hg, b):
+        return self.f0 + float((self.kH * Hg).sum()) + float(self.kb @ b), self.kH.copy(), self.kb.copy(), "P"
+
+
+def _gstep(gr, Hg, b):
+    f, gH, gb, _ = gr.value_grad(Hg, b)
+    return _gradient_step(gr, Hg, b, f, gH, gb, math.hypot(np.linalg.norm(gH), np.linalg.norm(gb)))
+
+
+@pytest.mark.parametrize("c,t", [(0.5, 1.0), (1.5, 1.0), (1.75, 0.5), (2.0, 0.5), (4.0, 0.25), (6.0, 0.25),
+                                 (2.0**199, 2.0**-199)])
+def test_gradient_step_armijo_backtracking(c, t):
+    """On ``c/2 |x|^2`` Armijo ``f(x - t g) <= f - |g|^2 t/4`` holds iff ``t c <= 3/2``: the step
+    is the first of 1, 1/2, 1/4, ... that passes (c = 1.5: equality, all values dyadic and exact),
+    at most 200 tries (the last 2^-199). The returned gradient norm counts both blocks."""
+    Hg, b = np.array([[3.0]]), np.array([4.0])
+    out = _gstep(_Quadratic(c), Hg, b)
+    assert out is not None
+    H1, b1, f1, gH1, gb1, P1, gn1 = out
+    q = 1.0 - t * c  # the exact step multiplies x by 1 - t c
+    assert H1[0, 0] == 3.0 * q and b1[0] == 4.0 * q and P1 == "P"
+    assert f1 == pytest.approx(0.5 * c * 25.0 * q * q, rel=1e-15, abs=0.0)
+    assert gH1[0, 0] == c * 3.0 * q and gb1[0] == c * 4.0 * q
+    assert gn1 == pytest.approx(5.0 * c * abs(q), rel=1e-15, abs=0.0)
+
+
+def test_gradient_step_gives_up_after_200_tries():
+    """c = 2^200 needs t = 2^-200, the 201st trial: no step."""
+    assert _gstep(_Quadratic(2.0**200), np.array([[3.0]]), np.array([4.0])) is None
+
+
+def test_gradient_step_needs_a_decrease_above_64_eps_f():
+    """A step is taken only if it lowers F by more than 64 eps |F|: on a linear F from f0 = 1
+    the unit step's decrease is exactly |k|^2 (dyadic), so 129 eps/2 is taken and 64 eps is not;
+    at f0 = 2^20 a decrease of 2^-30 (far below 64 eps 2^20 = 2^-26) is no step either, though it
+    passes Armijo."""
+    eps = np.finfo(float).eps
+    assert 64 * eps == 2.0**-46
+    zH, zb = np.zeros((1, 1)), np.zeros(2)
+    taken = _gstep(_Linear([[2.0**-23]], [2.0**-27, 2.0**-27], 1.0), zH, zb)  # |k|^2 = 2^-46 + 2^-53
+    assert taken is not None and 1.0 - taken[2] == 2.0**-46 + 2.0**-53 and taken[2] < 1.0 - 64 * eps
+    assert np.array_equal(taken[0], [[-(2.0**-23)]]) and np.array_equal(taken[1], [-(2.0**-27)] * 2)
+    assert _gstep(_Linear([[2.0**-23]], [0.0, 0.0], 1.0), zH, zb) is None  # exactly 64 eps
+    assert _gstep(_Linear([[2.0**-15]], [0.0, 0.0], 2.0**20), zH, zb) is None  # 2^-30 < 2^-26
+    assert _gstep(_Linear([[2.0**-12]], [0.0, 0.0], 2.0**20), zH, zb) is not None  # 2^-24 > 2^-26
+
+
+def test_default_max_iter_is_1000(monkeypatch):
+    """A run that never converges stops after the documented default of 1000 iterations: with
+    Newton's system always singular and a gradient step that never stops, every iteration takes
+    the fallback and only ``max_iter`` ends the run."""
+    import ufm.fixed as fx
+
+    def singular(self, P, gH, gb):
+        raise np.linalg.LinAlgError("singular")
+
+    calls = []
+
+    def endless(gr, Hg, b, f, gH, gb, gn):  # "a step": the same point, never None
+        calls.append(1)
+        return Hg, b, f, gH, gb, gr.value_grad(Hg, b)[3], gn
+
+    monkeypatch.setattr(fx._Grouped, "newton_step", singular)
+    monkeypatch.setattr(fx, "_gradient_step", endless)
+    p = _imbalanced()
+    r = solve_fixed(p, np.random.default_rng(1).standard_normal((4, 3)))
+    assert (r.status, r.nit, len(calls)) == (Status.MAX_ITER, 1000, 1000)
+    assert "default 1000" in " ".join(solve_fixed.__doc__.split())
+
+
+@pytest.mark.parametrize("lam_W", [1e4, 1e5, 1e6, 1e7])
+def test_a_large_constant_does_not_stop_newton_early(lam_W):
+    """``lam_W ||W||^2 / 2`` only shifts F, but makes its rounding (64 eps |F|, up to ~1e-6 here)
+    hide the last decreases: the noise rules must then still take Newton's steps down to a
+    gradient at float64 precision (measured with ufm.objective), as for lam_W = 1e-2."""
+    for lam_H in (1e-3, 1e-2, 2e-2):
+        for seed in range(3):
+            p = _imbalanced(lam_W=lam_W, lam_H=lam_H)
+            W = np.random.default_rng(seed).standard_normal((4, 3))
+            r = solve_fixed(p, W)
+            _, _, dH, db = value_and_grad(p, W, r.H, r.b)
+            assert r.success and math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-14
+
+
+@pytest.mark.parametrize("lam_H,scale,amp", [(1e-3, 10.0, 10), (1e-5, 1.0, 100)])
+def test_far_start_k4_without_bias(lam_H, scale, amp):
+    """K = 4, no bias, saturated start: a step that fails Armijo must not be taken merely because
+    it lowers |g| without raising F (above float64 noise it cycles: 1000 iterations and F about 3x
+    min F). The minimum is the ETF closed form (docs/fixed_classifier.md)."""
+    p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e-3, lam_H=lam_H, bias=False)
+    W = etf_classifier(4, 4, scale)
+    rng = np.random.default_rng(0)
+    r = solve_fixed(p, W, (W, amp * rng.standard_normal((4, p.N)), amp * rng.standard_normal(4)))
+    assert r.success and r.nit <= 100 and r.fun == pytest.approx(_closed_form(p, scale), rel=1e-13)
+
+
+def test_far_start_free_bias_with_a_large_constant():
+    """lam_W = 1e8 (F's rounding 64 eps |F| ~ 3e-4) and a saturated start with a free bias: a
+    full step at float64 noise is taken only if it lowers |g| and does not raise F beyond the
+    noise, else the run stalls at |g| ~ 0.4 (1000 iterations). Closed form of the ETF minimum."""
+    p = ufm.UFMProblem(ufm.balanced(4, "1:2,2:1"), d=4, lam_W=1e8, lam_H=0.1, lam_b=0.0)
+    W = etf_classifier(4, 4, 10.0)
+    rng = np.random.default_rng(0)
+    r = solve_fixed(p, W, (W, 100 * rng.standard_normal((4, p.N)), 100 * rng.standard_normal(4)))
+    assert r.success and r.fun == pytest.approx(_closed_form(p, 10.0), rel=1e-13)
+    _, _, dH, db = value_and_grad(p, W, r.H, r.b)
+    assert math.hypot(np.linalg.norm(dH), np.linalg.norm(db)) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["ascent", "zero"])
+def test_a_useless_newton_step_falls_back_to_gradient_steps(monkeypatch, kind):
+    """A Newton step that is no descent direction (``dec = -g.d <= 0``: an ascent step, or a step
+    that underflowed to 0 -- rounding on a nearly singular system) is not searched along (F is
+    convex: Armijo cannot hold there except in rounding, where a tiny step would end the run at a
+    non-stationary point); the gradient step is taken instead, here at every iteration, down to the
+    ETF closed form. Plain gradient descent stops when F no longer resolves a decrease
+    (here at |g| ~ 1e-7), so F is only within ~ |g|^2 / lam_H ~ 2e-13 of min F: rel 1e-12."""
+    import ufm.fixed as fx
+
+    def useless(self, P, gH, gb):
+        return (3.0 * gH, 3.0 * gb) if kind == "ascent" else (np.zeros_like(gH), np.zeros_like(gb))
+
+    monkeypatch.setattr(fx._Grouped, "newton_step", useless)
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1,2:1"), d=3, lam_W=1e-3, lam_H=0.1, lam_b=1e-2)
+    r = solve_fixed(p, etf_classifier(3, 3, 1.0))
+    assert r.status == Status.CONVERGED_FTOL and r.nit > 5
+    assert r.fun == pytest.approx(_closed_form(p, 1.0), rel=1e-12)
+
+
+# -- the acceptance and stop rules of solve_fixed at their boundaries (exact dyadic values) -------
+U = 64 * np.finfo(float).eps  # F's rounding allowance at |F| = 1: 2^-46
+
+
+class _OneStep:
+    """A stand-in for ``_Grouped`` seen by one iteration of ``solve_fixed``: at the start
+    (``h = 0``) ``F = 1`` and ``|g| = 1``; Newton's step moves ``h`` to ``s = -dec`` (the decrease
+    it predicts is ``dec``), where ``F = f1`` and ``|g| = g1``; the gradient step's unit step
+    ``h = -1`` has ``F = 1/2`` (it passes Armijo); anywhere else ``F = 2`` (no step passes)."""
+
+    free_b = False
+
+    def __init__(self, dec: float, f1: float, g1: float) -> None:
+        self.s, self.table = -dec, {0.0: (1.0, 1.0), -dec: (f1, g1), -1.0: (0.5, 0.25)}
+
+    def value_grad(self, Hg, b):
+        f, g = self.table.get(float(Hg[0, 0]), (2.0, 1.0))
+        gH = np.zeros_like(Hg)
+        gH[0, 0] = g
+        return f, gH, np.zeros_like(b), None
+
+    def newton_step(self, P, gH, gb):
+        dH = np.zeros_like(gH)
+        dH[0, 0] = self.s
+        return dH, np.zeros_like(gb)
+
+
+@pytest.mark.parametrize("dec,f1,g1,status,h", [
+    (0.5, 0.875, 0.5, Status.MAX_ITER, -0.5),  # Armijo f1 <= f - dec/4 with equality: taken
+    (4 * U, 1 + U / 2, 0.25, Status.MAX_ITER, -4 * U),  # flat (dec/4 = noise): taken though F rose
+    (U, 1 + U, 0.25, Status.MAX_ITER, -U),  # flat, F up by exactly the noise: taken
+    (U, 1 + U + 2.0**-52, 0.25, Status.MAX_ITER, -1.0),  # F up by more: refused, the gradient step
+    (U, 1 + U / 2, 1.0, Status.MAX_ITER, -1.0),  # flat, |g| not lowered: refused, the gradient step
+    (U, 1 + U, 0.75, Status.CONVERGED_FTOL, -U),  # taken, |F1 - F| = noise, |g| not halved: stalled
+    (U, 1 - U / 2, 0.5, Status.MAX_ITER, -U),  # Armijo, |g| halved exactly: not stalled
+    (2.0**-56, 1.0, 1.0, Status.CONVERGED_FTOL, 0.0),  # F and |g| unchanged: stop where it is
+])
+def test_step_acceptance_and_stop_rules_at_their_boundaries(monkeypatch, dec, f1, g1, status, h):
+    """One iteration (max_iter = 1) on a stand-in objective: which step is taken and whether the
+    run stops, as the rules of solve_fixed say (noise = 64 eps |F|; flat: dec/4 <= noise; a step
+    failing Armijo is taken only when flat, full, lowering |g| and raising F by at most the
+    noise; stop when F and |g| do not go down, or when a flat step changes F by at most the noise
+    and is damped or does not halve |g|). Every value is dyadic: the boundaries are exact."""
+    import ufm.fixed as fx
+
+    fake = _OneStep(dec, f1, g1)
+    monkeypatch.setattr(fx, "_Grouped", lambda problem, W: fake)
+    p = ufm.UFMProblem(ufm.balanced(3, "1:1"), d=3, lam_W=1e-2, lam_H=1e-2, bias=False)
+    r = solve_fixed(p, etf_classifier(3, 3), max_iter=1)
+    expected_f = {-1.0: 0.5, 0.0: 1.0}.get(h, f1)
+    assert (r.status, r.nit, r.extra["grouped_value"]) == (status, 1, expected_f)
+    assert r.H[0, 0] == h and np.count_nonzero(r.H) == (h != 0.0)  # h_S of the first label set
