@@ -44,23 +44,6 @@ def test_spectral_upper_factors_the_smaller_gram_matrix(monkeypatch: pytest.Monk
     assert seen == [(3, 3), (3, 3)]
 
 
-@pytest.mark.parametrize("tall", [False, True])
-def test_spectral_upper_rank_one_with_a_dense_eigenbasis(tall: bool) -> None:
-    """``M = x e_1^T`` (16 x 16): ``M M^T = x x^T`` has a 15-dimensional null space, and LAPACK
-    returns a dense orthonormal basis for it, so the bound on ``||V^T V - I||`` (the product
-    bound ``RV`` of a 16-term dot product per entry) is far larger than the Gram matrix's own
-    rounding: dropping or subtracting it, or dividing by ``||V||_2^2`` instead of multiplying,
-    gives a bound below ``||x||``. ``||M||_2 = ||x||`` exactly; the bound is within 1e-12."""
-    x = np.random.default_rng(32).standard_normal(16)
-    M = np.zeros((16, 16))
-    M[:, 0] = x
-    if tall:
-        M = M.T
-    exact = mp.sqrt(mp.fsum(mp.mpf(float(v)) ** 2 for v in x))
-    ub = _spectral_upper((M, M))
-    assert exact <= mp.mpf(ub) <= exact * (1 + mp.mpf(10) ** -12)
-
-
 def _fake_eigh(monkeypatch: pytest.MonkeyPatch, change) -> None:
     real = np.linalg.eigh
 
@@ -69,6 +52,42 @@ def _fake_eigh(monkeypatch: pytest.MonkeyPatch, change) -> None:
         return change(lam.copy(), V.copy())
 
     monkeypatch.setattr(np.linalg, "eigh", fake)
+
+
+@pytest.mark.parametrize("basis", ["lapack", "reflections"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_spectral_upper_rank_one_with_a_dense_eigenbasis(monkeypatch: pytest.MonkeyPatch, transposed: bool,
+                                                         basis: str) -> None:
+    """``M = x e_1^T`` or ``e_1 x^T`` (16 x 16): the Gram matrix ``||x||^2 a a^T`` (``a = x /
+    ||x||`` or ``e_1``) has a 15-dimensional null space, returned as a dense orthonormal basis
+    (by LAPACK, or set here to ``P R`` with ``P`` the reflection taking ``e_1`` to ``a`` --
+    taken from the matrix given to ``eigh`` -- and ``R`` a reflection fixing ``e_1`` along a
+    dense unit vector, so that the case does not depend on the LAPACK build). Then the bound on
+    ``||V^T V - I||`` (the product bound ``RV`` of a 16-term dot product per entry) is far larger
+    than the Gram matrix's own rounding: dropping or subtracting it, or dividing by
+    ``||V||_2^2`` instead of multiplying, gives a bound below ``||x||``. ``||M||_2 = ||x||``
+    exactly; the bound is within 1e-12 of it."""
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal(16)
+    M = np.zeros((16, 16))
+    M[:, 0] = x
+    if transposed:
+        M = M.T
+    if basis == "reflections":
+        def reflect(w: np.ndarray) -> np.ndarray:
+            return np.eye(16) - 2.0 * np.outer(w, w) / (w @ w)
+
+        R = reflect(np.r_[0.0, rng.standard_normal(15)])  # R e_1 = e_1, dense elsewhere
+
+        def dense(lam: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            a = -np.sign(V[0, -1]) * V[:, -1]  # the top eigenvector, a_1 <= 0
+            P = reflect(np.eye(16)[0] - a)  # P e_1 = a
+            return np.r_[np.zeros(15), x @ x], np.roll(P @ R, -1, axis=1)  # ascending: a last
+
+        _fake_eigh(monkeypatch, dense)
+    exact = mp.sqrt(mp.fsum(mp.mpf(float(v)) ** 2 for v in x))
+    ub = _spectral_upper((M, M))
+    assert exact <= mp.mpf(ub) <= exact * (1 + mp.mpf(10) ** -12)
 
 
 @pytest.mark.parametrize("s", [1.5, 0.8])
