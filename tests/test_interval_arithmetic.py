@@ -196,10 +196,11 @@ def test_isum_over_each_axis_of_2d_and_3d_arrays() -> None:
 
 def test_isum_takes_float32_and_lists_as_the_float64_numbers_they_are() -> None:
     x32 = np.array([0.1, 1e8, -1e8, 3.3], dtype=np.float32)
-    lo, hi = isum((x32, x32.tolist()))
-    assert lo.dtype == hi.dtype == np.float64
     exact = sum(_F(float(v)) for v in x32)
-    assert _F(float(lo)) <= exact <= _F(float(hi)) and float(hi) - float(lo) < 1e-6
+    for a in ((x32, x32.tolist()), (x32.tolist(), x32)):
+        lo, hi = isum(a)
+        assert lo.dtype == hi.dtype == np.float64
+        assert _F(float(lo)) <= exact <= _F(float(hi)) and float(hi) - float(lo) < 1e-6
 
 
 # ------------------------------------------------------------------ products
@@ -319,3 +320,15 @@ def test_ilog_encloses_log_over_the_whole_interval() -> None:
         el, eh = mp.log(mp.mpf(float(l_))), mp.log(mp.mpf(float(h_)))
         assert mp.mpf(float(a)) <= el and eh <= mp.mpf(float(b)), (l_, h_)
         assert el - mp.mpf(float(a)) <= 1e-13 * (1 + abs(el)) and mp.mpf(float(b)) - eh <= 1e-13 * (1 + abs(eh))
+
+
+def test_log_takes_float32_and_integers_as_the_float64_numbers_they_are() -> None:
+    rng = np.random.default_rng(112)
+    x32 = np.concatenate([np.exp(rng.uniform(-80, 80, 100)), rng.uniform(0.5, 2.0, 100)]).astype(np.float32)
+    for x in (x32, np.array([1, 2, 3, 10**9])):
+        lo, hi = log_enclose(x)
+        assert lo.dtype == hi.dtype == np.float64
+        for a, b, xi in zip(lo, hi, x):
+            L = mp.log(mp.mpf(float(xi)))
+            assert mp.mpf(float(a)) <= L <= mp.mpf(float(b)), xi
+            assert float(b) - float(a) <= 1e-13 * (1 + abs(float(L))), xi
