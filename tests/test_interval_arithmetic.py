@@ -170,6 +170,21 @@ def test_isum_of_one_axis_contains_the_exact_sum_and_is_tight(n: int) -> None:
     _sum_spec(pos, pos, isum(_point(pos), axis=-1), exact_ints=True)
 
 
+def test_isum_of_one_term_is_the_term_within_two_floats() -> None:
+    """A sum of one term is exact: each end within two floats of the term (the bound
+    ``1.01 n u |x|`` is under one float at ``n = 1``, then one outward step)."""
+    rng = np.random.default_rng(113)
+    lo, hi = _boxes(rng, 140)
+    lo = np.concatenate([lo, [1.75, -1.75, 3.5, 7.0, 1.0, -1.9999999999999998]])
+    hi = np.concatenate([hi, [1.75, -1.75, 3.5, 7.0, 1.0, -1.9999999999999998]])
+    keep = (lo != 0) & (hi != 0)  # a zero term is widened by the 1e-300 floor instead
+    lo, hi = lo[keep], hi[keep]
+    _check_tight(isum((lo[:, None], hi[:, None]), axis=1), [_F(float(v)) for v in lo], [_F(float(v)) for v in hi])
+    _check_tight(isum((lo[None, :], hi[None, :]), axis=0), [_F(float(v)) for v in lo], [_F(float(v)) for v in hi])
+    z_lo, z_hi = isum(_point(np.zeros((3, 1))), axis=1)
+    assert np.all(-2e-300 <= z_lo) and np.all(z_lo < 0) and np.all(0 < z_hi) and np.all(z_hi <= 2e-300)
+
+
 def test_isum_over_each_axis_of_2d_and_3d_arrays() -> None:
     """Rows of very different sizes (1e6 and 1): each row's bound is its own, not the
     whole array's; lengths above ``_BLOCK`` that are not multiples of it."""
