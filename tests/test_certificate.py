@@ -440,6 +440,41 @@ def test_tilt_exists_and_is_found_for_hard_positive_cases():
         np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-13)
 
 
+def test_tilt_keeps_a_solution_when_the_newton_step_is_useless(monkeypatch):
+    """A Newton step that makes things worse (LAPACK's solve is not trusted: once the equations
+    hold to 1e-12 it returns the step plus a unit vector orthogonal to the gradient -- still a
+    descent direction, but one that no step length down to 1e-6 can use) must not lose a tilt
+    that already meets the acceptance test: the line search's float64 fallback refuses the
+    full step and the iteration stops with the point it has -- not None, and not after
+    accepting the step (then going on: Newton would pull it back, and be spoilt again)."""
+    from ufm.certificate_dual import _tilt
+
+    real = np.linalg.solve
+    calls = []
+
+    def spoilt_when_close(A, r):
+        step = real(A, r)
+        calls.append(float(np.abs(r).sum()))
+        if calls[-1] > 1e-12 * scale:
+            return step
+        u = np.zeros_like(r)
+        u[0], u[1] = 1.0, -1.0
+        return step + u - (u @ r) / (r @ r) * r  # + a unit-size move with no first-order effect
+
+    gen = np.random.default_rng(3)
+    Pi = gen.dirichlet(np.ones(5), 12).T
+    c = gen.uniform(0.1, 1.0, 12)
+    scale = float(c.sum())
+    target = scale * gen.dirichlet(np.ones(5))
+    ref = _tilt(Pi, c, target)
+    monkeypatch.setattr(np.linalg, "solve", spoilt_when_close)
+    out = _tilt(Pi, c, target)
+    spoilt = [v for v in calls if v <= 1e-12 * scale]
+    assert len(spoilt) == 1 and calls[-1] == spoilt[0]  # handed out once, and the iteration stopped there
+    assert out is not None and np.abs(out @ c - target).sum() <= 1e-10 * scale
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
+
+
 def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
     """The input is not written to, and a column with no negative entry but a sum != 1 is
     projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
@@ -560,14 +595,43 @@ def test_maximise_concave_at_the_end_of_its_interval_and_on_flat_stretches():
     lo, hi, t, evals = _maximise_concave(flat, 1.0)
     assert abs(t - 0.66) <= 1e-15 and lo <= t <= hi and evals <= 10
 
+    calls = []
+
     def no_curvature(t):  # f' = +1 below 0.3 and -1 above (never 0), f'' unknown
+        calls.append(t)
         return (1.0 if t < 0.3 else -1.0), math.nan
 
     lo, hi, t, evals = _maximise_concave(no_curvature, 1.0, rtol=0.0)
-    assert evals == 60 and lo < 0.3 <= hi and hi - lo <= 1e-16
+    assert evals == len(calls) == 60 and lo < 0.3 <= hi and hi - lo <= 1e-16
+    calls.clear()
     lo, hi, t, evals = _maximise_concave(no_curvature, 1.0)
-    assert 40 <= evals <= 46 and hi - lo <= 1e-13  # bisection to rtol = 1e-13: 2^-44
-    assert _maximise_concave(no_curvature, 1.0, max_iter=7)[3] == 7
+    assert 40 <= evals == len(calls) <= 46 and hi - lo <= 1e-13  # bisection to rtol = 1e-13: 2^-44
+    calls.clear()
+    assert _maximise_concave(no_curvature, 1.0, max_iter=7)[3] == len(calls) == 7
+
+
+def test_maximise_concave_stops_exactly_at_its_tolerances():
+    """The stopping rules at their boundaries, with exactly representable numbers (powers of
+    two): a bracket of length exactly ``rtol t_cap`` stops (``t_cap`` 1 and 2); a Newton step
+    of length exactly ``rtol t_cap`` is the last; a slope of exactly 0 ends with the root as
+    the upper end of the bracket (``f'(lo) > 0 >= f'(hi)``)."""
+    from ufm.certificate_dual import _maximise_concave
+
+    def step_slope(root):  # f' = +1 below the root, -1 from it on; no curvature
+        return lambda t: ((1.0 if t < root else -1.0), math.nan)
+
+    # evaluations at 1 (f' < 0), 0.5 (hi), 0.25 (lo): the bracket [0.25, 0.5] has length 0.25
+    assert _maximise_concave(step_slope(0.3), 1.0, rtol=0.25) == (0.25, 0.5, 0.25, 3)
+    # the same scaled by t_cap = 2: [0.5, 1.0] has length 0.5 = rtol t_cap
+    assert _maximise_concave(step_slope(0.6), 2.0, rtol=0.25) == (0.5, 1.0, 0.5, 3)
+
+    def line(a):  # f = a t - t^2 / 2: f' = a - t, f'' = -1 (Newton lands on the root)
+        return lambda t: (a - t, -1.0)
+
+    # t_cap = 2: f'(2) < 0, then t = 1 with f' = 0.5: the Newton step 0.5 = rtol t_cap is the last
+    assert _maximise_concave(line(1.5), 2.0, rtol=0.25) == (1.0, 2.0, 1.5, 2)
+    # t = 0.5 with f' = -0.25: hi = 0.5, then the Newton point 0.25 has f' = 0 exactly
+    assert _maximise_concave(line(0.25), 1.0, rtol=1e-13) == (0.0, 0.25, 0.25, 3)
 
 
 def test_segment_search_takes_newton_steps_on_real_segments(rng, monkeypatch):

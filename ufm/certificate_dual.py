@@ -213,8 +213,10 @@ def _maximise_concave(slope: Callable[[float], tuple[float, float]], t_cap: floa
     if g >= 0:  # increasing up to the end
         return t_cap, t_cap, t_cap, 1
     lo, hi, t = 0.0, t_cap, 0.5 * t_cap
-    for it in range(2, max_iter + 1):
+    it = 1
+    while it < max_iter:
         g, h = slope(t)
+        it += 1
         if g > 0:
             lo = t
         else:
@@ -225,7 +227,7 @@ def _maximise_concave(slope: Callable[[float], tuple[float, float]], t_cap: floa
         if step is not None and lo <= step <= hi and abs(step - t) <= rtol * t_cap:
             return lo, hi, step, it  # converged (the step may round onto an end of the bracket)
         t = step if (step is not None and lo < step < hi) else 0.5 * (lo + hi)
-    return lo, hi, t, max_iter
+    return lo, hi, t, it
 
 
 def _best_on_segment(
