@@ -113,6 +113,60 @@ def test_certify_device_cuda_runs_the_array_api_pass(monkeypatch):
     assert abs(c.objective - ref.objective) <= 1e-12 * abs(ref.objective)
 
 
+def test_the_device_reaches_the_logits_pass(monkeypatch):
+    """The device that ``namespace`` names is the one the arrays are made on: array-api-strict's
+    second device stands in for a GPU, and the logits pass must be handed it (a pass on the
+    default device would compute elsewhere than asked)."""
+    import ufm.certificate
+    import ufm.xp.certificate
+    import ufm.xp.devices
+
+    strict = _xp("array_api_strict")
+    gpu = strict.Device("device1")
+    p = _problem("balanced, bias, pal")
+    W, H, b = _points(p)[0]
+    seen = []
+    real = ufm.xp.certificate.loss_and_group_softmax_xp
+
+    def spy(problem, xp, W, H, b, device=None):
+        seen.append(device)
+        return real(problem, xp, W, H, b, device=device)
+
+    monkeypatch.setattr(ufm.xp.devices, "namespace", lambda device: (strict, gpu))
+    monkeypatch.setattr(ufm.xp.certificate, "loss_and_group_softmax_xp", spy)
+    ref = certify(p, W, H, b)
+    c = certify(p, W, H, b, device="cuda")
+    assert seen == [gpu]
+    assert abs(c.lower_bound - ref.lower_bound) <= 1e-12 * abs(ref.lower_bound)
+
+
+def test_overflowing_terms_are_refused_without_a_warning():
+    """``||W||^2`` overflowing (logits finite), ``lam_b = 0`` times an overflowing ``||b||^2``
+    (``0 * inf``), and logits that overflow (their softmax then meets ``inf - inf``): one
+    UFMError on both routes, with no floating-point warning on the way (the suite turns
+    warnings into errors)."""
+    import array_api_compat.numpy as xnp
+
+    p = ufm.UFMProblem(balanced(3, {1: 2}), d=2, lam_W=1e-3, lam_H=1e-3, lam_b=0.0)
+    W = np.array([[1e200, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    H = np.full((2, p.N), 1e-200)
+    b = np.zeros(3)
+    for run in (lambda W, H, b: certify(p, W, H, b), lambda W, H, b: certify_xp(p, W, H, b, xnp)):
+        with pytest.raises(UFMError, match="could not be evaluated|not finite|overflow"):
+            run(W, H, b)
+        with pytest.raises(UFMError, match="could not be evaluated|not finite|overflow"):
+            run(np.eye(3, 2), np.zeros((2, p.N)), np.array([1e200, -1e200, 0.0]))
+        with pytest.raises(UFMError, match="could not be evaluated|not finite|overflow"):
+            run(np.full((3, 2), 1e200), np.full((2, p.N), 1e200), b)  # the logits overflow: inf - inf
+
+
+def test_certify_xp_names_itself_for_a_wrong_problem():
+    import array_api_compat.numpy as xnp
+
+    with pytest.raises(TypeError, match=r"ufm\.certify must be a ufm\.UFMProblem"):
+        certify_xp("p", np.eye(2), np.eye(2), None, xnp)
+
+
 def _no_gpu() -> None:
     from ufm.xp.devices import namespace
 

@@ -229,7 +229,7 @@ def _checked(problem: UFMProblem, W: object, H: object, b: object) -> tuple[np.n
 def _certificate(problem: UFMProblem, W: np.ndarray, H: np.ndarray, b: np.ndarray, L: float,
                  Pbar: np.ndarray) -> Certificate:
     """The certificate from the loss ``L`` and the label sets' mean softmax ``Pbar`` at ``(W, H, b)``."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore"):  # sums of squares of finite numbers: inf at worst, never nan
         F = (L + 0.5 * problem.lam_W * float(np.vdot(W, W)) + 0.5 * problem.lam_H * float(np.vdot(H, H))
              + (0.5 * problem.lam_b * float(b @ b) if problem.bias else 0.0))
     if not (np.isfinite(F) and np.all(np.isfinite(Pbar))):
