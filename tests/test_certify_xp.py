@@ -160,6 +160,21 @@ def test_overflowing_terms_are_refused_without_a_warning():
             run(np.full((3, 2), 1e200), np.full((2, p.N), 1e200), b)  # the logits overflow: inf - inf
 
 
+def test_a_failing_dual_bound_is_one_clear_error(monkeypatch):
+    """LAPACK failing inside the dual bound (not seen on finite inputs of sane size) becomes a
+    UFMError that says what failed, not a LinAlgError from deep inside."""
+    import ufm.certificate
+
+    def fails(problem, Pbar):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(ufm.certificate, "dual_bound", fails)
+    p = _problem("balanced, bias, pal")
+    W, H, b = _points(p)[0]
+    with pytest.raises(UFMError, match=r"the dual bound could not be evaluated here \(SVD did not converge\)"):
+        certify(p, W, H, b)
+
+
 def test_certify_xp_names_itself_for_a_wrong_problem():
     import array_api_compat.numpy as xnp
 
