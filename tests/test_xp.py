@@ -154,6 +154,22 @@ def test_precision_auto_takes_the_mixed_route_only_at_large_sizes():
         ufm.solve(small, precision="half")
 
 
+def test_precision_mixed_by_name_is_refused_where_it_would_not_run_rightly():
+    """``precision="mixed"`` asked for by name never falls back to float64 without a word: the
+    BCE loss (the float32 phase computes the PAL losses), ``group=False`` (the float64 run from
+    the float32 phase's grouped point would stay grouped: nc1 imposed, not measured) and a
+    callback (the float32 phase calls none) are one UFMError each; "auto" goes on in float64."""
+    small = _tiny()
+    bce = ufm.UFMProblem(small.design, d=small.d, lam_W=small.lam_W, lam_H=small.lam_H, loss="bce")
+    cases = [(bce, {}, "pick-all-label"), (small, {"group": False}, "grouped"),
+             (small, {"callback": lambda *a: None}, "callback")]
+    for p, extra, why in cases:
+        with pytest.raises(UFMError, match=f"'precision' parameter of lbfgs.*{why}"):
+            ufm.solve(p, rng=0, precision="mixed", **extra)
+        r = ufm.solve(p, rng=0, **extra)  # auto: the float64 route
+        assert r.extra.get("precision", "float64") == "float64"
+
+
 def test_float32_phase_stops_where_float32_stops_resolving():
     """ftol: where float32's gradient is too noisy to reach gtol the phase ends on its own
     (it had run 20,000 iterations at the bench's W before)."""

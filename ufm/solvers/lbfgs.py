@@ -322,6 +322,13 @@ def lbfgs(
         raise param_error("lbfgs", "group", "False with h_scale != 1 or a preconditioner", o["group"])
     if o["precision"] not in PRECISIONS:
         raise param_error("lbfgs", "precision", f"one of {PRECISIONS}", o["precision"])
+    if o["precision"] == "mixed":  # asked for by name: refused where it would not, or not rightly, run
+        why = ("the float32 phase computes the pick-all-label losses" if problem.loss not in ("pal", "pal-normalized")
+               else "the float32 phase is grouped, and the float64 run from a grouped point stays grouped "
+                    "(nc1 would be imposed, not measured)" if not o["group"]
+               else "the float32 phase calls no callback" if o["callback"] is not None else "")
+        if why:
+            raise param_error("lbfgs", "precision", "'auto' or 'float64' here", "mixed", f"({why}.)")
     x = starting_point(problem, x0, o["init_scale"], rng, grouped=bool(o["group"]))
     t0 = time.perf_counter()
     width = solver_width(problem) if o["group"] else problem.d
