@@ -79,8 +79,9 @@ class GroupedObjective:
     euclidean = True  # |grad_z| = |grad F| at the embedded point
     identity = False
 
-    def __init__(self, problem: UFMProblem, basis: np.ndarray | None = None) -> None:
+    def __init__(self, problem: UFMProblem, basis: np.ndarray | None = None, dtype: type = np.float64) -> None:
         self.problem = problem
+        self.dtype = np.dtype(dtype)  # float32: the bulk of a mixed-precision solve (ufm.solvers.mixed)
         design = problem.design
         if basis is not None and (basis.ndim != 2 or basis.shape[0] != problem.d
                                   or basis.shape[1] > problem.d):
@@ -111,14 +112,16 @@ class GroupedObjective:
         self.grad_y_weight = None if self.y_weight is None else self.y_weight * self.r[cols] / G
         self.sqrt_n = np.sqrt(n)
         self.Yg = design.Yg
-        self.work = np.empty((K, G))
-        self.HG = np.empty((d, G))
+        if self.dtype != np.float64:  # the arrays the evaluation multiplies with, in its precision
+            self.r, self.sqrt_n = self.r.astype(self.dtype), self.sqrt_n.astype(self.dtype)
+        self.work = np.empty((K, G), dtype=self.dtype)
+        self.HG = np.empty((d, G), dtype=self.dtype)
         self.nfev = 0
         self.h = slice(K * d, K * d + d * G)
         D = problem.d
         self.h_full = slice(K * D, K * D + D * N)
         self.counts = design.group_counts
-        self.packed = Packed(problem, G, d) if self.n_vars < SMALL else None
+        self.packed = Packed(problem, G, d) if self.n_vars < SMALL and self.dtype == np.float64 else None
         self.packed_x = Packed(problem, N) if self.packed is not None and basis is None else None
         self.emb = np.empty((d, G))
 
@@ -177,7 +180,7 @@ class GroupedObjective:
     def __call__(self, z: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         self.nfev += 1
         p, pk = self.problem, self.packed
-        g = np.empty(self.n_vars) if out is None else out
+        g = np.empty(self.n_vars, dtype=self.dtype) if out is None else out
         if pk is not None:
             cache = out is not None  # a caller passing `out` reuses its buffers
             W, Ht, b, _ = pk.split(z, cache)
