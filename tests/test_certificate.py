@@ -506,6 +506,35 @@ def _segment_reference(problem, Dir, base, c, n):
     return t_cap, D
 
 
+def test_segment_cap_is_the_largest_feasible_t(rng):
+    """``_segment_cap`` against its definition (``_segment_reference``: LAPACK's SVD for the
+    spectral limit, the entries of ``q`` for the simplex one): the spectral limit binding (small
+    ``mu``), the simplex one (large ``mu``, long directions: an entry of ``q`` reaches 0 there
+    exactly), and ``t = 1``; None for ``Dir = 0``."""
+    from ufm.certificate_dual import _segment_cap
+
+    seen = set()
+    for lam in (5e-3, 5.0, 50.0):
+        problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, 0.1)
+        design = problem.design
+        n = design.group_counts.astype(float)
+        m = design.group_multiplicity.astype(float)
+        c = n * m / problem.N
+        base = design.Yg / m
+        for scale in (0.05, 1.0, 3.0):
+            Dir = scale * (rng.dirichlet(np.full(4, 0.7), design.G).T - base)
+            t_cap = _segment_cap(problem.mu, Dir, base, c, n)
+            ref, _ = _segment_reference(problem, Dir, base, c, n)
+            assert t_cap == pytest.approx(ref, rel=1e-14), (lam, scale)
+            q = base + t_cap * Dir
+            s = np.linalg.norm(t_cap * Dir * (c / np.sqrt(n)), 2)
+            binding = ("simplex" if q.min() <= 1e-15 else "spectral" if s >= problem.mu * (1 - 1e-12)
+                       else "one" if t_cap == 1.0 else "?")
+            seen.add(binding)
+        assert _segment_cap(problem.mu, np.zeros_like(base), base, c, n) is None
+    assert seen == {"simplex", "spectral", "one"}, seen
+
+
 @pytest.mark.parametrize("lam,lam_b,bias", [(5e-3, 0.3, True), (5e-3, 1e-3, True), (0.5, 0.0, False),
                                             (5.0, 0.0, False), (5.0, 2e-2, True)])
 def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng):

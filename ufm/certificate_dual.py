@@ -230,21 +230,29 @@ def _maximise_concave(slope: Callable[[float], tuple[float, float]], t_cap: floa
     return lo, hi, t, it
 
 
-def _best_on_segment(
-    problem: UFMProblem, Dir: np.ndarray, base: np.ndarray, c: np.ndarray, n: np.ndarray
-) -> tuple[float, float]:
-    """Best ``D`` along ``q = base + t Dir``, ``t`` in ``[0, t_cap]`` with ``t_cap`` keeping
-    ``||Gamma||_2 <= mu`` and every ``q`` in the simplex. Returns ``(D, t)``."""
-    mu = problem.mu
+def _segment_cap(mu: float, Dir: np.ndarray, base: np.ndarray, c: np.ndarray, n: np.ndarray) -> float | None:
+    """The largest ``t <= 1`` with ``||Gamma(t)||_2 <= mu`` and ``base + t Dir >= 0`` (every
+    ``q`` in the simplex); None when ``Gamma`` is 0 along the whole segment."""
     s1 = _spectral_norm(Dir * (c / np.sqrt(n)))  # ||Gamma||_2 at t = 1
     if s1 == 0.0:
-        return -float(c @ xlogy(base, base).sum(axis=0)), 0.0
+        return None
     # t <= 1: beyond it the rounding in 1^T Dir = 0 (and Gamma 1 = 0) would be amplified,
     # and the snapped candidates already sit on the spectral sphere
     t_cap = min(1.0, mu / s1)
     neg = Dir < 0
     if np.any(neg):  # q = base + t Dir >= 0
         t_cap = min(t_cap, float(np.min(base[neg] / -Dir[neg])))
+    return t_cap
+
+
+def _best_on_segment(
+    problem: UFMProblem, Dir: np.ndarray, base: np.ndarray, c: np.ndarray, n: np.ndarray
+) -> tuple[float, float]:
+    """Best ``D`` along ``q = base + t Dir``, ``t`` in ``[0, t_cap]`` with ``t_cap`` keeping
+    ``||Gamma||_2 <= mu`` and every ``q`` in the simplex. Returns ``(D, t)``."""
+    t_cap = _segment_cap(problem.mu, Dir, base, c, n)
+    if t_cap is None:
+        return -float(c @ xlogy(base, base).sum(axis=0)), 0.0
     bias_pen = problem.bias and problem.lam_b > 0
     r2 = float(np.sum((Dir @ c) ** 2)) if bias_pen else 0.0  # ||Gamma 1||^2 at t = 1
 
