@@ -487,6 +487,15 @@ def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rn
     np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=0, atol=1e-14)
 
 
+def _segment_parts(problem):
+    """``(n_S, c_S, y_S / m_S)`` of a PAL problem: the counts, the entropy weights and the
+    point ``t = 0`` of the dual segments (as ``dual_point`` forms them)."""
+    design = problem.design
+    n = design.group_counts.astype(float)
+    m = design.group_multiplicity.astype(float)
+    return n, n * m / problem.N, design.Yg / m
+
+
 def _segment_reference(problem, Dir, base, c, n):
     """``(t_cap, D(t))`` of ``_best_on_segment`` from the definitions: ``t_cap`` the largest
     ``t <= 1`` with ``||Gamma||_2 <= mu`` (LAPACK's SVD) and ``base + t Dir >= 0``;
@@ -517,10 +526,7 @@ def test_segment_cap_is_the_largest_feasible_t(rng):
     for lam in (5e-3, 5.0, 50.0):
         problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, 0.1)
         design = problem.design
-        n = design.group_counts.astype(float)
-        m = design.group_multiplicity.astype(float)
-        c = n * m / problem.N
-        base = design.Yg / m
+        n, c, base = _segment_parts(problem)
         for scale in (0.05, 1.0, 3.0):
             Dir = scale * (rng.dirichlet(np.full(4, 0.7), design.G).T - base)
             t_cap = _segment_cap(problem.mu, Dir, base, c, n)
@@ -546,10 +552,7 @@ def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng)
 
     problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, lam_b, bias=bias)
     design = problem.design
-    n = design.group_counts.astype(float)
-    m = design.group_multiplicity.astype(float)
-    c = n * m / problem.N
-    base = design.Yg / m
+    n, c, base = _segment_parts(problem)
     for scale in (0.3, 1.0, 3.0):
         pi = rng.dirichlet(np.full(4, 0.7), design.G).T
         Dir = scale * (pi - base)
@@ -560,7 +563,7 @@ def test_best_on_segment_is_the_best_point_of_the_segment(lam, lam_b, bias, rng)
         grid = max(Dref(s) for s in np.linspace(0.0, t_cap, 2001))
         assert D >= grid - 1e-13 * abs(grid), (scale, t, t_cap)
     D, t = _best_on_segment(problem, np.zeros_like(base), base, c, n)
-    assert t == 0.0 and D == pytest.approx(float(c @ np.log(m)), rel=1e-14)
+    assert t == 0.0 and D == pytest.approx(float(c @ np.log(design.group_multiplicity)), rel=1e-14)
 
 
 def _entropy_slope(beta, t_cap=1.0):
@@ -677,10 +680,7 @@ def test_segment_search_takes_newton_steps_on_real_segments(rng, monkeypatch):
     for lam, lam_b, bias in [(0.5, 0.0, False), (5.0, 0.0, False), (5.0, 2e-2, True), (0.5, 0.0, True)]:
         problem = UFMProblem(balanced(4, "1:2,2:1"), 3, lam, lam, lam_b, bias=bias)
         design = problem.design
-        n = design.group_counts.astype(float)
-        m = design.group_multiplicity.astype(float)
-        c = n * m / problem.N
-        base = design.Yg / m
+        n, c, base = _segment_parts(problem)
         for scale, fixed in ((1.0, False), (3.0, False), (1.0, True), (3.0, True)):
             counts.clear()
             pi = rng.dirichlet(np.full(4, 0.7), design.G).T

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 import ufm
 from ufm.certificate import certify, certify_xp, loss_and_group_softmax
@@ -213,32 +214,22 @@ def saved(tmp_path_factory) -> str:
     return str(path)
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse-level errors
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_device_cuda_without_a_gpu_is_one_line_before_any_work(saved, tmp_path, capsys):
     _no_gpu()
-    code, out, err = _run(["certify", saved, "--device", "cuda"], capsys)
+    code, out, err = run_cli(["certify", saved, "--device", "cuda"], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("ufm: error: --device cuda: no GPU")
     # before any work: the file is not even read
-    code, _, err = _run(["certify", str(tmp_path / "missing.npz"), "--device", "cuda"], capsys)
+    code, _, err = run_cli(["certify", str(tmp_path / "missing.npz"), "--device", "cuda"], capsys)
     assert code == 2 and err.count("\n") == 1 and "no GPU array library" in err
-    code, _, err = _run(["certify", saved, "--device", "cuda", "--rigorous"], capsys)
+    code, _, err = run_cli(["certify", saved, "--device", "cuda", "--rigorous"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--rigorous bounds numpy's rounding" in err
-    code, _, err = _run(["certify", saved, "--device", "tpu"], capsys)
+    code, _, err = run_cli(["certify", saved, "--device", "tpu"], capsys)
     assert code == 2 and "argument --device: invalid choice: 'tpu'" in err
 
 
 def test_cli_device_cpu_gives_the_numbers_of_no_flag(saved, capsys):
-    code0, out0, _ = _run(["certify", saved, "--json"], capsys)
-    code1, out1, _ = _run(["certify", saved, "--json", "--device", "cpu"], capsys)
+    code0, out0, _ = run_cli(["certify", saved, "--json"], capsys)
+    code1, out1, _ = run_cli(["certify", saved, "--json", "--device", "cpu"], capsys)
     assert code0 == code1 == 0 and json.loads(out1) == json.loads(out0)
     assert json.loads(out0)["certified"] is True
 
@@ -248,11 +239,11 @@ def test_cli_device_cuda_reaches_the_array_api_pass(saved, capsys, monkeypatch):
     import ufm.xp.devices
 
     strict = _xp("array_api_strict")
-    code0, out0, _ = _run(["certify", saved, "--json"], capsys)
+    code0, out0, _ = run_cli(["certify", saved, "--json"], capsys)
     monkeypatch.setattr(ufm.xp.devices, "namespace", lambda device: (strict, None))
     monkeypatch.setattr(ufm.certificate, "loss_and_group_softmax",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("numpy's logits pass ran")))
-    code1, out1, err1 = _run(["certify", saved, "--json", "--device", "cuda"], capsys)
+    code1, out1, err1 = run_cli(["certify", saved, "--json", "--device", "cuda"], capsys)
     assert code1 == code0 == 0, err1
     c0, c1 = json.loads(out0)["certificate"], json.loads(out1)["certificate"]
     for key in ("lower_bound", "objective"):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_run import run_cli as run
 
 from ufm.cli import main
 from ufm.designs import balanced
@@ -15,15 +16,6 @@ from ufm.solvers import solve
 from ufm.suite import DEFAULT_SUITE, SuiteCase, run_suite
 
 SOLVE = ["solve", "--K", "5", "--profile", "1:3,2:2", "--lam-W", "5e-3", "--lam-H", "5e-3", "--lam-b", "1e-2"]
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse-level errors
-        code = int(exc.code)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
