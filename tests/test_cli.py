@@ -175,8 +175,8 @@ def test_solve_precision_reaches_the_solver(capsys, monkeypatch):
     (["--method", "convex"], "--precision does not apply to --method convex (it applies to lbfgs)"),
     (["--fixed-classifier", "etf"], "--precision does not apply to --fixed-classifier"),
     (["--device", "cuda"], "--precision does not apply to --device cuda"),
-    (["--no-group"], "--precision mixed runs its float32 phase on one feature per label set"),
-    (["--loss", "bce"], "--precision mixed computes the pick-all-label losses in float32; --loss bce"),
+    (["--no-group"], "'precision' parameter of lbfgs must be 'auto' or 'float64' here. Got 'mixed'. (the float32 phase is grouped"),
+    (["--loss", "bce"], "'precision' parameter of lbfgs must be 'auto' or 'float64' here. Got 'mixed'. (the float32 phase computes the pick-all-label"),
 ])
 def test_solve_precision_refused_where_it_cannot_apply(extra, needle, capsys):
     """Where the solver would refuse --precision (another method, the fixed classifier, the device

@@ -115,8 +115,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_precision(args: argparse.Namespace) -> None:
-    """--precision where the solver would refuse it or silently not take the route asked for
-    (ufm.solvers.mixed): one line, exit 2, before any work."""
+    """--precision with the options of another solver path (the fixed classifier, the device):
+    one line, exit 2, before any work."""
     if args.precision is None:
         return
     if args.fixed_classifier is not None:
@@ -124,15 +124,7 @@ def _check_precision(args: argparse.Namespace) -> None:
     if args.device == "cuda":
         raise UFMError("--precision does not apply to --device cuda (the device path runs in float64); "
                        "drop one of them.")
-    if args.precision != "mixed":
-        return
-    if args.loss not in ("pal", "pal-normalized"):
-        raise UFMError(f"--precision mixed computes the pick-all-label losses in float32; --loss {args.loss} "
-                       "would silently run in float64: drop --precision or use --loss pal/pal-normalized.")
-    if args.group is False:
-        raise UFMError("--precision mixed runs its float32 phase on one feature per label set, from where "
-                       "the float64 run never leaves it (nc1 would be imposed, not measured as --no-group "
-                       "asks); drop one of them.")
+    # --precision mixed with --loss bce or --no-group: ufm.solve refuses it itself, before any work
 
 
 def _fmt(v: float | None, spec: str = ".15g") -> str:

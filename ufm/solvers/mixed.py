@@ -5,21 +5,21 @@ float32 halves both their arithmetic and the memory traffic of the vector work. 
 of the float64 solve is moved by a float32 L-BFGS (:mod:`ufm.xp.lbfgs` on
 :class:`ufm.grouped.GroupedObjective` with float32 buffers: one feature column per label set,
 in the coordinates of the float64 solve; at L one evaluation takes 0.049 s, about its three
-matrix products, against 0.084 s for the array-API evaluation in float32) until its gradient norm is at most ``gtol`` (the float64 run's
-hand-over to the Newton-CG polish, 1e-4) or float32 can no longer resolve a decrease (its
-line search then fails: no steps at float32's rounding level; or a step lowers ``F`` by at
-most ``FTOL32 |F|``: where float32's gradient is too noisy to go on, such steps would go on
-for ever). The
-float64 solve then runs from that point as it would from any start, to its own tolerances:
-the returned point, its certificate and its verification are those of a float64 answer;
-only the route to it changed. What the float32 phase did is in ``Result.extra["float32"]``.
+matrix products, against 0.084 s for the array-API evaluation in float32) until its gradient
+norm is at most ``gtol`` (the float64 run's hand-over to the Newton-CG polish, 1e-4) or
+float32 can no longer resolve a decrease (its line search then fails: no steps at float32's
+rounding level; or a step lowers ``F`` by at most ``FTOL32 |F|``: where float32's gradient is
+too noisy to go on, such steps would go on for ever). The float64 solve then runs from that
+point as it would from any start, to its own tolerances: the returned point, its certificate
+and its verification are those of a float64 answer; only the route to it changed. What the
+float32 phase did is in ``Result.extra["float32"]``.
 
 ``ufm.solve(p, precision="auto")`` (the default) takes this route only where it was measured
 to pay (``docs/performance.md``): the pick-all-label losses, one feature per label set, no
 width reduction, and ``K d G >= MIXED_FROM`` -- the bench's L (K = 200, d = 256, G = 20,100)
-and above. Below that, evaluations are cheap and the float32 phase's own overhead (a plainer
-evaluation with temporaries, an extra start) costs more than it saves: at the bench's M
-(K = 50, d = 64) the mixed route took 1.2-1.9x the default's time.
+and above. Below that, evaluations are cheap and the float32 phase's overhead (an extra
+start, the generic L-BFGS's vector work) costs more than it saves: mixed / float64, median
+of 3 runs, was 1.7 at S, 1.08 at M and 2.0 at W.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..problem import UFMProblem
 
 MIXED_FROM = 2e8  # K d G from which precision="auto" runs the bulk in float32
 PRECISIONS = ("auto", "float64", "mixed")
-MAXCOR32 = 3  # L-BFGS pairs of the float32 phase: at L, 33 s with 3, 54 s with 1, 88 s with 10 (one loaded run each)
+MAXCOR32 = 3  # L-BFGS pairs of the float32 phase: at L, 33 s with 3, 54 s with 1, 88 s with 10 (one loaded run each, with the earlier array-API evaluation)
 FTOL32 = 1e-6  # the float32 phase ends at a step lowering F by <= 1e-6 |F| (about 8 float32 roundings)
 
 
