@@ -277,7 +277,10 @@ def _best_on_segment(
     t = t_cap
     if t_cap > 0:
         lo, hi, t, _ = _maximise_concave(slope, t_cap)
-        t = max((t, lo, hi), key=value)  # stopped by its budget: the best point seen (ties: t)
+        # stopped by its budget: the best point seen (ties: t); each distinct point valued once
+        vals = {s: value(s) for s in dict.fromkeys((t, lo, hi))}
+        t = max(vals, key=vals.__getitem__)
+        return vals[t], float(t)
     return value(t), float(t)
 
 
