@@ -3,7 +3,7 @@
 ``python -m benchmarks.certificate_cost [--repeats 5]``: for each size, at the theorem's
 minimiser (``ufm.theory.predicted_minimizer``: the near-optimal case, where the snapped
 candidates are built) and at a random point, times ``ufm.certificate.certify`` and one
-``ufm.objective.Evaluator`` call alternately (side by side, so machine load hits both),
+``ufm.objectives.full.Evaluator`` call alternately (side by side, so machine load hits both),
 and prints the medians and their ratio. Target: certify < 20 evaluations at N >= 20000.
 
 Sizes: ``L`` of the bench ladder (K = 200, profile 1:10,2:1, d = 256, N = 21900,
@@ -20,7 +20,8 @@ import numpy as np
 
 import ufm
 from ufm.certificate import certify
-from ufm.objective import Evaluator, pack
+from ufm.objectives.full import Evaluator
+from ufm.objectives.layout import pack
 from ufm.theory import predicted_minimizer
 
 from .ladder import LAM

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import ufm
-from ufm.objective import Evaluator, unpack
+from ufm.objectives.full import Evaluator
+from ufm.objectives.layout import unpack
 
 from .ladder import start
 

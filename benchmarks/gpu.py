@@ -172,9 +172,9 @@ def evaluation_row(problem: ufm.UFMProblem, device: str, repeats: int = 5) -> di
     """One evaluation of F and its gradient (full objective, on the device) against its three GEMMs."""
     from importlib import import_module
 
-    from ufm.objective import unpack
+    from ufm.objectives.array_api import ArrayObjective
+    from ufm.objectives.layout import unpack
     from ufm.xp.devices import namespace
-    from ufm.xp.objective import ArrayObjective
 
     xp, dev = namespace(device) if device == "cuda" else (import_module("array_api_compat.numpy"), None)
     obj = ArrayObjective(problem, xp, dev, grouped=False)

@@ -9,7 +9,7 @@ import numpy as np
 
 import ufm
 from ufm.designs import as_rng
-from ufm.grouped import random_start
+from ufm.objectives.grouped import random_start
 
 LAM = 5e-4  # lam_W = lam_H = lam_b on every size
 SEED = 0  # the one starting point every solver gets (per size)
@@ -56,7 +56,7 @@ LADDER = {
 
 def start(problem: ufm.UFMProblem) -> np.ndarray:
     """The common starting point: the default call's own (``ufm.solve(p, rng=SEED)``, whose
-    grouped solver draws ``W``, ``b`` and one feature per label set, :func:`ufm.grouped.random_start`),
+    grouped solver draws ``W``, ``b`` and one feature per label set, :func:`ufm.objectives.grouped.random_start`),
     so the default call and every row start alike. Its features are equal within each label
     set, which can only help the full-space solvers (nothing within the sets to undo)."""
     return random_start(problem, scale=INIT_SCALE, rng=as_rng(SEED))
@@ -83,7 +83,7 @@ FAST_SOLVERS = (
                "Newton-CG), scipy's from the same start if it does not converge"),
     SolverSpec("lbfgs (grouped)", "lbfgs", {"group": True, "polish_from": 0.0},
                "`ufm.solve(p, 'lbfgs', group=True, polish_from=0)`: the same on F restricted to one feature "
-               "column per label set (`ufm.grouped`, exact for any design), in `ufm.grouped.solver_width` "
+               "column per label set (`ufm.objectives.grouped`, exact for any design), in `ufm.objectives.grouped.solver_width` "
                "dimensions when that saves a quarter of d (W: 14 of 512; not at S, M, L); callbacks see the full point"),
     SolverSpec("lbfgs (scipy engine)", "lbfgs", {"engine": "scipy"},
                "scipy L-BFGS-B, m = 20, on the grouped objective (the default `group='auto'`)"),

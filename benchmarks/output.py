@@ -12,7 +12,7 @@ from typing import Any
 
 import ufm
 from ufm.certificate import certify
-from ufm.objective import unpack
+from ufm.objectives.layout import unpack
 
 from . import peers
 from .ladder import (
@@ -233,7 +233,7 @@ def markdown(results: dict[str, Any]) -> str:
         "iterations in runs of thousands) are timed and excluded. "
         "Evaluations count objective-and-gradient evaluations. Every solver starts from the same "
         "point, the default call's (`ufm.solve(p, rng=0)`: W, b and one feature per label set drawn "
-        "by `ufm.grouped.random_start`, equal within each set, which can only help the full-space "
+        "by `ufm.objectives.grouped.random_start`, equal within each set, which can only help the full-space "
         "solvers), with history recording off. "
         f"Medians over the repeats (S, M: {a['repeats']}; L: the default L-BFGS {a['repeats_L']}, "
         "others once); the range is shown in parentheses. Ratio = best-step GD's time / the "
@@ -297,7 +297,7 @@ def markdown(results: dict[str, Any]) -> str:
         et = results["evaluation"]
         pp = ", ".join(f"`{k}` {v * 1e3:.1f} ms" for k, v in et.per_product.items())
         L += ["## One objective-and-gradient evaluation at L", "",
-              f"Median of {et.repeats} alternating timings: one evaluation (`ufm.objective.Evaluator`) "
+              f"Median of {et.repeats} alternating timings: one evaluation (`ufm.objectives.full.Evaluator`) "
               f"**{et.evaluation * 1e3:.1f} ms**; the three matrix products it needs, each in its fastest "
               f"layout, {et.matmuls * 1e3:.1f} ms ({pp}; as `W @ H`, `G @ H.T`, `W.T @ G`: "
               f"{et.matmuls_naive * 1e3:.1f} ms). **Ratio {et.ratio:.2f}.**", ""]

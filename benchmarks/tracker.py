@@ -10,7 +10,7 @@ runs of thousands. A run stops once both targets are met
 (the certificate may come first: it bounds ``F - min F`` from above, not the 1e-8 target). Its time, and the callback's own, are
 measured and subtracted from the solver's clock: ``time`` is the solver's own wall time up
 to the iterate that first met the target. Objective-and-gradient evaluations are counted
-by wrapping :class:`ufm.objective.Evaluator`, through which every solver evaluates.
+by wrapping :class:`ufm.objectives.full.Evaluator`, through which every solver evaluates.
 """
 
 from __future__ import annotations
@@ -27,20 +27,21 @@ import numpy as np
 import ufm
 from ufm.certificate import certify
 from ufm.exceptions import ConvergenceWarning
-from ufm.grouped import GroupedObjective
-from ufm.objective import Evaluator, unpack
+from ufm.objectives.full import Evaluator
+from ufm.objectives.grouped import GroupedObjective
+from ufm.objectives.layout import unpack
 
 from .ladder import CERT_TARGET, COMMON, EARLY_REL, REL_TARGET, SolverSpec
 
 
 class _Counter:
     """Counts objective-and-gradient evaluations: every solver evaluates through
-    :class:`ufm.objective.Evaluator`, or with ``group=True`` through
-    :class:`ufm.grouped.GroupedObjective`."""
+    :class:`ufm.objectives.full.Evaluator`, or with ``group=True`` through
+    :class:`ufm.objectives.grouped.GroupedObjective`."""
 
     n = 0
     _orig = Evaluator.__call__
-    _orig_grouped = GroupedObjective.__call__
+    _orig_grouped = GroupedObjective.value_and_grad
 
     @classmethod
     def install(cls) -> None:
@@ -53,12 +54,12 @@ class _Counter:
             return cls._orig_grouped(self, z, out)
 
         Evaluator.__call__ = counted  # type: ignore[method-assign]
-        GroupedObjective.__call__ = counted_grouped  # type: ignore[method-assign]
+        GroupedObjective.value_and_grad = counted_grouped  # type: ignore[method-assign]
 
     @classmethod
     def uninstall(cls) -> None:
         Evaluator.__call__ = cls._orig  # type: ignore[method-assign]
-        GroupedObjective.__call__ = cls._orig_grouped  # type: ignore[method-assign]
+        GroupedObjective.value_and_grad = cls._orig_grouped  # type: ignore[method-assign]
 
 
 @dataclass

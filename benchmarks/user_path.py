@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 import ufm
-from ufm.objective import random_point
+from ufm.objectives.layout import random_point
 from ufm.solvers import _common, lbfgs
 from ufm.solvers.threads import is_small
 

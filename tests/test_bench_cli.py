@@ -93,7 +93,7 @@ def test_the_bench_starts_every_row_where_the_default_call_starts(size):
 
     p = LADDER[size].problem()
     firsts = []
-    from ufm.objective import random_point
+    from ufm.objectives.layout import random_point
 
     # the default call, the bench's start, and the full Gaussian draw of the same seed (the
     # bench's start before the default drew in grouped coordinates: a different point)

@@ -26,7 +26,7 @@ from ufm.certificate import (
 )
 from ufm.designs import balanced, from_counts, imbalanced_pairs, imbalanced_single, random_subset
 from ufm.exceptions import UFMError
-from ufm.objective import value_and_grad
+from ufm.objectives.full import value_and_grad
 from ufm.problem import UFMProblem
 from ufm.solvers import solve
 from ufm.theory import predict

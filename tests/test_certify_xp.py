@@ -16,7 +16,7 @@ from ufm.certificate import certify, certify_xp, loss_and_group_softmax
 from ufm.cli import main
 from ufm.designs import balanced, from_counts
 from ufm.exceptions import UFMError
-from ufm.objective import random_point, unpack
+from ufm.objectives.layout import random_point, unpack
 from ufm.xp.certificate import loss_and_group_softmax_xp
 
 NAMESPACES = ["array_api_compat.numpy", "array_api_strict", "jax.numpy"]

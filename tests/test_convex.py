@@ -17,7 +17,7 @@ import pytest
 from ufm.certificate import convex_value
 from ufm.designs import balanced, from_counts, imbalanced_pairs, imbalanced_single
 from ufm.exceptions import ConvergenceWarning, SolverError, UFMError
-from ufm.objective import objective
+from ufm.objectives.full import objective
 from ufm.problem import UFMProblem
 from ufm.result import Status
 from ufm.solvers import convex_build, solve

@@ -10,7 +10,7 @@ import pytest
 
 import ufm
 
-MODULES = ("ufm", "ufm.problem", "ufm.designs", "ufm.objective", "ufm.theory", "ufm.certificate", "ufm.verify",
+MODULES = ("ufm", "ufm.problem", "ufm.designs", "ufm.objectives.full", "ufm.theory", "ufm.certificate", "ufm.verify",
            "ufm.metrics", "ufm.solvers", "ufm.thresholds")
 
 

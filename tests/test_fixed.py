@@ -17,7 +17,7 @@ from ufm.fixed import (
     predict_fixed,
     verify_fixed,
 )
-from ufm.objective import value_and_grad
+from ufm.objectives.full import value_and_grad
 
 PROFILES = ["1:1", "1:2,2:1", "1:1,2:1,3:1", "2:1,3:2", "1:1,2:1,5:1"]
 

@@ -1,6 +1,6 @@
 """ufm.fixed against independent routes, for mutation testing (issue 28): exact validation
 messages, the 40-digit roots of the ETF scalar equation (mpmath), the closed-form value of
-docs/fixed_classifier.md, the grouped gradient of ufm.objective and its finite-difference
+docs/fixed_classifier.md, the grouped gradient of ufm.objectives.full and its finite-difference
 Hessian (the Newton step), a plain L-BFGS on all of (H, b) (normalised PAL), the
 documented fields of Result, Certificate, Prediction and the verdict, and stand-in objectives
 with exact dyadic values for the gradient-step fallback and the step-acceptance and stop rules."""
@@ -30,7 +30,7 @@ from ufm.fixed import (
     solve_fixed,
     verify_fixed,
 )
-from ufm.objective import value_and_grad
+from ufm.objectives.full import value_and_grad
 from ufm.result import Status
 
 IMB = ((4, [5, 3, 2, 1], {(0, 1): 2, (2, 3): 1}))  # an imbalanced design with label sets of size 2
@@ -76,7 +76,7 @@ def _closed_form(p: ufm.UFMProblem, a: float) -> float:
 
 
 def _grouped_grad(p: ufm.UFMProblem, W, Hg, b) -> tuple[float, np.ndarray, np.ndarray]:
-    """Value and gradient of F(W, Hg[:, group_index], b) in (Hg, b), from ufm.objective."""
+    """Value and gradient of F(W, Hg[:, group_index], b) in (Hg, b), from ufm.objectives.full."""
     idx = p.design.group_index
     F, _, dH, db = value_and_grad(p, W, np.ascontiguousarray(Hg[:, idx]), b if p.bias else None)
     gH = np.zeros_like(Hg)
@@ -628,7 +628,7 @@ def test_default_max_iter_is_1000(monkeypatch):
 def test_a_large_constant_does_not_stop_newton_early(lam_W):
     """``lam_W ||W||^2 / 2`` only shifts F, but makes its rounding (64 eps |F|, up to ~1e-6 here)
     hide the last decreases: the noise rules must then still take Newton's steps down to a
-    gradient at float64 precision (measured with ufm.objective), as for lam_W = 1e-2."""
+    gradient at float64 precision (measured with ufm.objectives.full), as for lam_W = 1e-2."""
     for lam_H in (1e-3, 1e-2, 2e-2):
         for seed in range(3):
             p = _imbalanced(lam_W=lam_W, lam_H=lam_H)

@@ -1,4 +1,4 @@
-"""The exact reduction to one feature column per label set (:mod:`ufm.grouped`).
+"""The exact reduction to one feature column per label set (:mod:`ufm.objectives.grouped`).
 
 - The restricted objective equals ``F`` at the embedded point, its gradient embeds to
   ``grad F`` there, the coordinates are an isometry and ``to_y`` is the orthogonal
@@ -26,12 +26,13 @@ import pytest
 import reference as ref
 
 import ufm
-import ufm.grouped as grouped
+import ufm.objectives.grouped as grouped
 from ufm import UFMProblem, balanced, imbalanced_single, random_subset
 from ufm.designs import from_counts
 from ufm.exceptions import ConvergenceWarning, UFMError
-from ufm.grouped import GroupedObjective, random_start, solver_width, width_basis
-from ufm.objective import fun_and_grad, hvp, random_point, unpack
+from ufm.objectives.full import fun_and_grad, hvp
+from ufm.objectives.grouped import GroupedObjective, random_start, solver_width, width_basis
+from ufm.objectives.layout import random_point, unpack
 
 DESIGNS = {
     "balanced": lambda: balanced(4, {1: 3, 2: 2, 4: 1}),
@@ -90,7 +91,7 @@ def test_restricted_objective_is_F_at_the_embedded_point(monkeypatch, rng, desig
         z = scale * rng.standard_normal(fg.n_vars)
         out = np.full(fg.n_vars, np.nan)
         for _ in range(2):  # the second call hits the cached views of `out` and `z`
-            f, g = fg(z, out=out)
+            f, g = fg.value_and_grad(z, out=out)
         x = fg.to_x(z)
         xo = np.full(p.n_vars, np.nan)
         for _ in range(2):  # into a caller's buffer, the second time through its cached views
@@ -198,7 +199,7 @@ def test_restricted_hessian_is_the_full_hessian_restricted(rng, design, loss, bi
             ref = fg.to_y(hvp(fg.to_x(z), fg.to_x(v), p))
             np.testing.assert_allclose(hv, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
             eps = 1e-6 * max(1.0, float(np.linalg.norm(z))) / float(np.linalg.norm(v))
-            fd = (fg(z + eps * v)[1] - fg(z - eps * v)[1]) / (2 * eps)
+            fd = (fg.value_and_grad(z + eps * v)[1] - fg.value_and_grad(z - eps * v)[1]) / (2 * eps)
             np.testing.assert_allclose(hv, fd, rtol=1e-5, atol=1e-6 * np.abs(hv).max())
 
 
@@ -362,7 +363,7 @@ def test_a_basis_of_the_wrong_shape_is_refused_and_a_square_one_is_an_isometry(r
     H = np.repeat(Q @ Htp / np.sqrt(n), p.design.counts, axis=1)  # each set's column, once per sample
     W = Wp @ Q.T
     np.testing.assert_allclose(fg.to_x(z), np.concatenate([W.ravel(), H.ravel(), b]), rtol=1e-13, atol=1e-14)
-    f, g = fg(z)
+    f, g = fg.value_and_grad(z)
     assert f == pytest.approx(ref.objective(p, W, H, b), rel=1e-12)
     eps = 1e-6  # the gradient along a random direction, by central differences of the reference F
     v = rng.standard_normal(fg.n_vars)
@@ -376,15 +377,15 @@ def test_nfev_counts_the_evaluations():
     fg = GroupedObjective(p)
     assert fg.nfev == 0
     z = np.ones(fg.n_vars)
-    fg(z)
-    fg(z, out=np.empty(fg.n_vars))
-    fg(z)
+    fg.value_and_grad(z)
+    fg.value_and_grad(z, out=np.empty(fg.n_vars))
+    fg.value_and_grad(z)
     assert fg.nfev == 3
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_cached_view_paths_are_taken_below_SMALL_only(monkeypatch, rng, bias):
-    """Below :data:`ufm.objective.SMALL` variables (strictly) the objective keeps block views
+    """Below :data:`ufm.objectives.full.SMALL` variables (strictly) the objective keeps block views
     (``packed``) and ``to_x`` without a basis copies through them instead of spreading the
     columns with ``_spread``; both routes give the same point, bit for bit: each set's column
     ``Ht[:, S] / sqrt(n_S)`` repeated ``n_S`` times."""

@@ -23,7 +23,8 @@ from test_properties import TOL_VALUE, _gradient_terms, run_solver, solver_optio
 
 from ufm import designs
 from ufm.certificate import certify
-from ufm.objective import fun_and_grad, hvp, pack, unpack
+from ufm.objectives.full import fun_and_grad, hvp
+from ufm.objectives.layout import pack, unpack
 from ufm.problem import UFMProblem
 from ufm.theory import COLLAPSE, TRIVIAL, predict
 
@@ -34,7 +35,7 @@ def min_curvature(problem: UFMProblem, x: np.ndarray, seed: int, m_max: int = 40
                   rtol: float = 1e-10) -> tuple[float, np.ndarray]:
     """Smallest Ritz value of the Hessian at ``x`` and its unit Ritz vector.
 
-    Lanczos on the exact Hessian-vector product (:func:`ufm.objective.hvp`) from a random
+    Lanczos on the exact Hessian-vector product (:func:`ufm.objectives.full.hvp`) from a random
     vector, with full reorthogonalisation; when the Krylov space becomes invariant (the
     Hessian at 0 has a handful of distinct eigenvalues) it continues from a fresh random
     vector. Every 20 vectors the smallest Ritz pair's residual ``||H u - theta u||`` is

@@ -10,8 +10,10 @@ import pytest
 
 import ufm
 from ufm.exceptions import ConvergenceWarning, UFMError
-from ufm.objective import fun_and_grad, random_point
-from ufm.solvers.minibatch import MinibatchObjective, learning_rate
+from ufm.objectives.batch import MinibatchObjective
+from ufm.objectives.full import fun_and_grad
+from ufm.objectives.layout import random_point
+from ufm.solvers.minibatch import learning_rate
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_minibatch_gradient_matches_finite_differences(problem):
         fd = (mb.value_and_grad(x + eps * v, batch)[0] - mb.value_and_grad(x - eps * v, batch)[0]) / (2 * eps)
         assert fd == pytest.approx(float(g @ v), rel=1e-6, abs=1e-9)
     # outside the batch, the gradient in H is the decay alone
-    from ufm.objective import unpack
+    from ufm.objectives.layout import unpack
 
     _, H, _ = unpack(x, problem)
     _, gH, _ = unpack(g, problem)

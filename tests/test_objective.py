@@ -1,33 +1,27 @@
 """Objective, gradient, Hessian-vector products, losses."""
 
-import importlib
 import math
 
 import numpy as np
 import pytest
 from reference import _F_and_grad as reference_F_and_grad
 
+import ufm.objectives.full as objective_module
 from ufm import UFMProblem, balanced, imbalanced_single
 from ufm.exceptions import UFMError
 from ufm.losses import LOSS_FUNCTIONS, hvp_logits, pal, pal_per_sample
-
-objective_module = importlib.import_module("ufm.objective")  # `ufm.objective` is also a function
-
-from ufm.objective import (  # noqa: E402
+from ufm.objectives.full import (
     SMALL,
     Evaluator,
     _grad_H,
     check_grad,
     fun_and_grad,
-    given_point,
     hvp,
     objective,
-    pack,
-    random_point,
     taylor_slope,
-    unpack,
     value_and_grad,
 )
+from ufm.objectives.layout import given_point, pack, random_point, unpack
 
 
 def _naive_F(problem, W, H, b):

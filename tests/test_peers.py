@@ -10,7 +10,8 @@ import pytest
 
 import ufm
 from benchmarks import peers
-from ufm.objective import fun_and_grad, random_point
+from ufm.objectives.full import fun_and_grad
+from ufm.objectives.layout import random_point
 
 
 def _tiny() -> tuple[ufm.UFMProblem, float]:

@@ -26,9 +26,10 @@ from ufm import UFMProblem, balanced, from_indicator, imbalanced_single, random_
 from ufm.certificate import certify
 from ufm.exceptions import ConvergenceWarning, UFMError
 from ufm.losses import LOSS_FUNCTIONS, pal_inplace
-from ufm.objective import Evaluator, fun_and_grad, hvp, pack, random_point, unpack, value_and_grad
+from ufm.objectives.full import Evaluator, fun_and_grad, hvp, value_and_grad
+from ufm.objectives.layout import pack, random_point, unpack
+from ufm.objectives.scaled import ScaledObjective
 from ufm.result import Status
-from ufm.solvers._common import ScaledObjective
 
 RTOL = 1e-12
 
@@ -253,7 +254,7 @@ def test_scaled_objective_is_exact(rng):
     so = ScaledObjective(p, 2.5)
     y = random_point(p, rng=rng)
     x = so.to_x(y)
-    f, gy = so(y)
+    f, gy = so.value_and_grad(y)
     fx, gx = fun_and_grad(x, p)
     assert f == fx
     np.testing.assert_allclose(gy[so.h], 2.5 * gx[so.h], rtol=1e-15)

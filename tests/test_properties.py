@@ -27,7 +27,8 @@ from ufm import designs
 from ufm.certificate import certify
 from ufm.certificate_rigorous import certify_rigorous
 from ufm.exceptions import ConvergenceWarning
-from ufm.objective import fun_and_grad, hvp, pack, unpack, value_and_grad
+from ufm.objectives.full import fun_and_grad, hvp, value_and_grad
+from ufm.objectives.layout import pack, unpack
 from ufm.problem import UFMProblem
 from ufm.solvers import solve
 from ufm.theory import COLLAPSE, NOT_APPLICABLE, TRIVIAL, predict, predicted_minimizer

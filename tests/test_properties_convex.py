@@ -34,7 +34,8 @@ from test_properties import (
 
 from ufm.certificate import certify
 from ufm.exceptions import UFMError
-from ufm.objective import fun_and_grad, pack
+from ufm.objectives.full import fun_and_grad
+from ufm.objectives.layout import pack
 from ufm.problem import UFMProblem
 from ufm.result import Status
 from ufm.solvers import solve

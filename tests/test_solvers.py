@@ -215,7 +215,7 @@ def test_gn_preconditioner_is_symmetric_positive_definite(bias, loss):
     """P (as a dense matrix from its action on the unit vectors) is symmetric with positive
     eigenvalues at a random point, and each per-column H block is the inverse of the
     Gauss-Newton block W^T A_i W / N + lam_H I built here from the softmax directly."""
-    from ufm.objective import random_point, unpack
+    from ufm.objectives.layout import random_point, unpack
     from ufm.solvers.precondition import GNPreconditioner
 
     p = UFMProblem(balanced(3, {1: 2, 2: 1}), 4, 3e-3, 2e-3, 1e-3, bias, loss=loss)

@@ -7,7 +7,8 @@ import pytest
 from scipy.optimize import minimize
 
 from ufm import UFMProblem, balanced, imbalanced_single, predict, predicted_minimizer, simplex_etf
-from ufm.objective import fun_and_grad, objective, pack
+from ufm.objectives.full import fun_and_grad, objective
+from ufm.objectives.layout import pack
 from ufm.theory import COLLAPSE, NOT_APPLICABLE, TRIVIAL, PhiProblem
 
 

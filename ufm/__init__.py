@@ -27,7 +27,7 @@ _LAZY = {
     "random_subset": "designs", "parse_design": "designs",
     "ConvergenceWarning": "exceptions", "SolverError": "exceptions", "UFMError": "exceptions",
     "all_metrics": "metrics",
-    "check_grad": "objective", "objective": "objective", "value_and_grad": "objective",
+    "check_grad": "objectives.full", "objective": "objectives.full", "value_and_grad": "objectives.full",
     "UFMProblem": "problem", "Result": "result", "Status": "result", "solve": "solvers",
     "Prediction": "theory", "predict": "theory", "predicted_minimizer": "theory",
     "simplex_etf": "theory", "Verdict": "verify", "verify": "verify",
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .exceptions import ConvergenceWarning, SolverError, UFMError
     from .metrics import all_metrics
-    from .objective import check_grad, objective, value_and_grad
+    from .objectives.full import check_grad, objective, value_and_grad
     from .problem import UFMProblem
     from .result import Result, Status
     from .solvers import solve
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 
 class _Package(types.ModuleType):
-    """``ufm.objective`` and ``ufm.verify`` name functions, as the eager imports made them:
+    """``ufm.verify`` names a function, as the eager imports made it:
     when the submodule of the same name is imported (which sets it as an attribute of the
     package), the function is bound instead."""
 
@@ -68,7 +68,7 @@ class _Package(types.ModuleType):
         super().__setattr__(name, value)
 
 
-_SHADOWED = ("objective", "verify")
+_SHADOWED = ("verify",)
 sys.modules[__name__].__class__ = _Package
 
 

@@ -82,7 +82,7 @@ from .certificate_dual import (  # noqa: F401  (re-exported for tests and caller
     loss_and_group_softmax,
 )
 from .exceptions import UFMError
-from .objective import _check_shapes
+from .objectives.layout import _check_shapes
 from .problem import UFMProblem, real_array
 
 

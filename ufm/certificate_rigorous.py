@@ -73,7 +73,7 @@ import numpy as np
 
 from .certificate_dual import Certificate, _group_weights, dual_point, loss_and_group_softmax
 from .exceptions import UFMError
-from .objective import _check_shapes
+from .objectives.layout import _check_shapes
 from .problem import UFMProblem
 
 U = 2.0**-53

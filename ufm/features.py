@@ -227,7 +227,7 @@ def measure(
         raise UFMError("Give both lam_W and lam_H (or neither): the certificate needs both.")
     if lam_W is not None and lam_H is not None:
         from .certificate import certify
-        from .objective import value_and_grad
+        from .objectives.full import value_and_grad
         from .problem import UFMProblem
         from .theory import predict
 

@@ -72,7 +72,8 @@ from .certificate import Certificate, loss_and_group_softmax
 from .certificate_dual import _group_weights, _tilt
 from .exceptions import UFMError
 from .metrics import Groups
-from .objective import pack, value_and_grad
+from .objectives.full import value_and_grad
+from .objectives.layout import pack
 from .problem import UFMProblem
 from .result import Result, Status
 from .theory import COLLAPSE, NOT_APPLICABLE, PhiProblem, Prediction, simplex_etf
@@ -238,7 +239,7 @@ def solve_fixed(
     if x0 is None:
         Hg, b = np.zeros((problem.d, design.G)), np.zeros(problem.K)
     else:
-        from .objective import given_point, unpack
+        from .objectives.layout import given_point, unpack
 
         _, H0, b0 = unpack(given_point(problem, x0), problem)
         Hg, b = Groups.from_arrays(H0, design.Y).means, np.array(b0)

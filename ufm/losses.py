@@ -68,7 +68,7 @@ def pal_inplace(
       ``1/m_i`` for normalised PAL);
     - ``grad_col_weight`` ``c'`` (N,) and ``grad_y_weight`` ``V'`` (at ``y_flat``): the
       gradient's weights, ``c / N`` and ``v / N`` when omitted (so ``G = dL/dZ``). Callers
-      evaluating many times pass them precomputed; :mod:`ufm.grouped` passes them times its
+      evaluating many times pass them precomputed; :mod:`ufm.objectives.grouped` passes them times its
       column scaling, to get ``dL/dZ`` times that scaling at no extra pass.
 
     One pass for the column max, one for the shift, one ``exp``, one column sum and one

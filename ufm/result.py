@@ -79,7 +79,7 @@ class Result:
     Attributes
     ----------
     x : ndarray
-        Packed variables ``(W, H, b)`` (see :func:`ufm.objective.pack`).
+        Packed variables ``(W, H, b)`` (see :func:`ufm.objectives.full.pack`).
     fun : float
         Objective ``F(W, H, b)`` at the returned point (the convention of docs/theory.md).
     W : ndarray, shape (K, d)

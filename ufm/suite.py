@@ -153,7 +153,7 @@ def run_suite(
         pred = predict(problem)
         t0 = time.perf_counter()
         # all N feature columns: the nc1 claim then measures within-set collapse instead of
-        # inheriting it from the grouped solver (ufm.grouped), the default elsewhere
+        # inheriting it from the grouped solver (ufm.objectives.grouped), the default elsewhere
         result = solve(problem, "lbfgs", rng=seed + i, group=False)
         verdict = verify(problem, result.W, result.H, result.b, prediction=pred)
         for hook in hooks:

@@ -81,9 +81,9 @@ def summarize(problem: UFMProblem, result: Result, prediction: Prediction | None
         "nfev": result.nfev,
         "grad_norm": result.grad_norm,
         "time": result.time,
-        # solved on one feature column per label set (ufm.grouped): nc1 holds by construction
+        # solved on one feature column per label set (ufm.objectives.grouped): nc1 holds by construction
         "grouped": bool(result.extra.get("group", False)),
-        # the feature dimension the solver worked in (ufm.grouped.solver_width, or d)
+        # the feature dimension the solver worked in (ufm.objectives.grouped.solver_width, or d)
         "solver_width": int(result.extra.get("width", problem.d)),
         # "mixed": the bulk ran in float32 (ufm.solvers.mixed), what it did in "float32"; the answer is float64
         "precision": result.extra.get("precision", "float64"),

@@ -601,7 +601,7 @@ def _bisect_kkt(ends: _Ends, tied: _Tied, mu0: float, rtol: float, lam_ratio: fl
 def _bisect_trivial(ends: _Ends, tied: _Tied, mu0: float, rtol: float, info: dict) -> tuple[float, float]:
     """Bisection for ``W = H = 0`` with the unconstrained solver alone (independent of ``mu0``):
     the property fails at ``mu`` when a solve finds ``F`` below the trivial value."""
-    from .objective import objective
+    from .objectives.full import objective
     solve = _solve
 
     def trivial_F(mu: float) -> float:

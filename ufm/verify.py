@@ -18,7 +18,7 @@ import numpy as np
 from .certificate import Certificate, certify
 from .exceptions import UFMError
 from .metrics import Groups, tagwise
-from .objective import value_and_grad
+from .objectives.full import value_and_grad
 from .problem import UFMProblem, check_problem, real_array
 from .theory import (
     COLLAPSE,
@@ -211,7 +211,7 @@ def verify(
     >>> v.passed, sorted(v.as_flags())[:3]
     (True, ['bias', 'certificate', 'etf'])
     """
-    from .objective import _check_shapes
+    from .objectives.layout import _check_shapes
 
     check_problem(problem, "verify")
     W = real_array("W", W, "verify")

@@ -37,7 +37,7 @@ def add(sub: Any) -> None:
     grouping = p.add_mutually_exclusive_group()
     grouping.add_argument("--group", action="store_const", const=True, default=None,
                           help="lbfgs: solve F restricted to one feature column per label set (exact on "
-                               "any design: every critical point has one feature per set; see ufm.grouped). "
+                               "any design: every critical point has one feature per set; see ufm.objectives.grouped). "
                                "The default (neither flag): grouped")
     grouping.add_argument("--no-group", action="store_const", const=False, dest="group",
                           help="lbfgs: solve F on all N feature columns (nc1 is then measured, not imposed)")
@@ -224,10 +224,10 @@ def _run(args: argparse.Namespace, problem: Any) -> int:
         print(f"  note     {cv['note']}")
     if summary["grouped"]:
         print("  note     solved on one feature column per label set (exact: every critical point has "
-              "one, see ufm.grouped), so the nc1 claim holds by construction; --no-group measures it")
+              "one, see ufm.objectives.grouped), so the nc1 claim holds by construction; --no-group measures it")
         if summary["solver_width"] < summary["problem"]["d"]:
             print(f"  note     solved in {summary['solver_width']} of the d = {summary['problem']['d']} feature dimensions "
-                  "(more than min(K, G): its local minima are global, see ufm.grouped) and embedded")
+                  "(more than min(K, G): its local minima are global, see ufm.objectives.grouped) and embedded")
     if summary["precision"] == "mixed":
         f32 = summary["float32"]
         print(f"  note     the bulk ran in float32 ({f32['nit']} iterations, stopped on {f32['message']}), "

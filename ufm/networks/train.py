@@ -30,7 +30,7 @@ import numpy as np
 from ..designs import as_rng
 from ..exceptions import UFMError, param_error
 from ..metrics import Groups
-from ..objective import pack
+from ..objectives.layout import pack
 from ..problem import UFMProblem
 from ..result import Result, Status
 from ..solvers._common import check_options, finish

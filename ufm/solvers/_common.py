@@ -13,7 +13,7 @@ import numpy as np
 from ..designs import as_rng
 from ..exceptions import ConvergenceWarning, UFMError, param_error
 from ..metrics import nc1, nc2_h, nc2_w, nc3
-from ..objective import Evaluator, fun_and_grad, given_point, random_point, unpack
+from ..objectives import full_objective, given_point, random_point, random_start, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 
@@ -43,89 +43,17 @@ def check_options(method: str, options: dict[str, Any], allowed: dict[str, Any])
     return merged
 
 
-class ScaledObjective:
-    r"""``F`` and its gradient in scaled coordinates ``y = D^{-1} x``, exact for any design.
-
-    .. math::  D = \mathrm{diag}(1_W,\; s\,1_H,\; 1_b), \qquad
-        \tilde F(y) = F(D y), \qquad \nabla \tilde F(y) = D\, \nabla F(D y)
-
-    where ``s = h_scale``: the solver works on ``(W, H/s, b)`` and a plain gradient step on
-    ``y`` moves ``H`` by ``s^2`` times the step it gives ``W`` (a block-diagonal
-    preconditioner). Minimisers correspond one to one (``x* = D y*``); ``s = 1`` is the
-    identity and costs nothing. Each call counts in ``nfev``; the (K, N) workspace is reused.
-    """
-
-    def __init__(self, problem: UFMProblem, h_scale: float = 1.0) -> None:
-        self.problem, self.s = problem, float(h_scale)
-        self.identity = self.s == 1.0  # y is x (no conversion needed)
-        self.euclidean = self.identity  # |grad_y| is |grad F|
-        K, d, N = problem.K, problem.d, problem.N
-        self.h = slice(K * d, K * d + d * N)
-        self.ev = Evaluator(problem)
-        self._x = None if self.s == 1.0 else np.empty(problem.n_vars)
-
-    @property
-    def nfev(self) -> int:
-        return self.ev.nfev
-
-    def to_x(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``x = D y`` (returns ``y`` itself when unscaled and ``out`` is None)."""
-        if self.s == 1.0:
-            if out is None:
-                return y
-            np.copyto(out, y)
-            return out
-        x = np.empty_like(y) if out is None else out
-        np.copyto(x, y)
-        x[self.h] *= self.s
-        return x
-
-    def to_y(self, x: np.ndarray) -> np.ndarray:
-        """``y = D^{-1} x`` (a new array)."""
-        y = np.array(x, dtype=np.float64)
-        if self.s != 1.0:
-            y[self.h] /= self.s
-        return y
-
-    def grad_to_x(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``grad F`` (in ``x``) from the scaled gradient ``g = D grad F`` (a new array by default)."""
-        gx = np.array(g, dtype=np.float64) if out is None else out
-        if out is not None:
-            np.copyto(gx, g)
-        if self.s != 1.0:
-            gx[self.h] /= self.s
-        return gx
-
-    def grad_norm(self, g: np.ndarray) -> float:
-        """Euclidean norm of ``grad F`` (in ``x``) from the scaled gradient ``g = D grad F``."""
-        if self.s == 1.0:
-            return float(np.linalg.norm(g))
-        gh = float(np.linalg.norm(g[self.h])) / self.s
-        rest = float(np.linalg.norm(g[: self.h.start])) ** 2 + float(np.linalg.norm(g[self.h.stop :])) ** 2
-        return math.sqrt(rest + gh * gh)
-
-    def __call__(self, y: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        if self.s == 1.0:
-            return self.ev(y, out=out)
-        x = self.to_x(y, out=self._x)
-        f, g = self.ev(x, out=out)
-        g[self.h] *= self.s
-        return f, g
-
-
 def starting_point(
     problem: UFMProblem, x0: np.ndarray | tuple | None, init_scale: float,
     rng: np.random.Generator | int | None, *, grouped: bool = False,
 ) -> np.ndarray:
     """``x0`` as a packed vector: given (packed or ``(W, H, b)``) or Gaussian of ``init_scale``
-    (``grouped``: drawn in the grouped solver's coordinates, :func:`ufm.grouped.random_start`
+    (``grouped``: drawn in the grouped solver's coordinates, :func:`ufm.objectives.random_start`
     -- the distribution of the projected full draw at a fraction of its cost)."""
     if x0 is None:
         if not init_scale > 0:
             raise param_error("solver", "init_scale", "a float > 0", init_scale)
         if grouped:
-            from ..grouped import random_start
-
             return random_start(problem, scale=init_scale, rng=as_rng(rng))
         return random_point(problem, scale=init_scale, rng=as_rng(rng))
     return given_point(problem, x0)
@@ -249,7 +177,7 @@ def finish(
 ) -> Result:
     """Evaluate the final point, record it, warn on non-convergence, build the Result."""
     if f is None or g is None:
-        f, g = fun_and_grad(x, problem)
+        f, g = full_objective(problem).value_and_grad(x)
         nfev += 1
     gnorm = float(np.linalg.norm(g))
     history.maybe_record(nit, x, f, gnorm, force=True)

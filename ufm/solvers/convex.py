@@ -84,7 +84,7 @@ import scipy.sparse as sp
 
 from ..certificate import certify, convex_value, lower_bound_from_logits
 from ..exceptions import ConvergenceWarning, SolverError, UFMError, param_error
-from ..objective import fun_and_grad, pack, unpack
+from ..objectives import full_objective, pack, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import check_options
@@ -263,7 +263,7 @@ def _refine(problem: UFMProblem, x: np.ndarray, F: float, g: np.ndarray) -> tupl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = lbfgs(problem, x, gtol=POLISH_GTOL)
-    F_new, g_new = fun_and_grad(res.x, problem)
+    F_new, g_new = full_objective(problem).value_and_grad(res.x)
     if float(np.linalg.norm(g_new)) < float(np.linalg.norm(g)) and F_new <= F + 1e-12 * max(abs(F), 1.0):
         return np.asarray(res.x, dtype=np.float64), float(F_new), g_new, int(res.nfev) + 1, True
     return x, F, g, int(res.nfev) + 1, False
@@ -298,7 +298,7 @@ def _factor(
     Hg[:k] = (root[:, None] * Vt[:k]) / (cW * sq)
     H = Hg[:, design.group_index]  # (d, N)
     x = pack(W, H, b, problem.bias)
-    F, g = fun_and_grad(x, problem)
+    F, g = full_objective(problem).value_and_grad(x)
     F_unpolished, nfev, polish_steps = F, 1, 0
     factored = rank <= d
     refined = False

@@ -1,7 +1,7 @@
 """``ufm.solve(p, device=...)``: the array-API path (:mod:`ufm.xp`) as a solver.
 
 ``device="cpu"`` is the default numpy path (nothing changes); ``device="cuda"`` runs the
-grouped objective of :mod:`ufm.xp.objective` and the L-BFGS of :mod:`ufm.xp.lbfgs` on a GPU
+grouped objective of :mod:`ufm.objectives.array_api` and the L-BFGS of :mod:`ufm.xp.lbfgs` on a GPU
 array library (:func:`ufm.xp.devices.namespace`). :func:`solve_xp` takes any array
 namespace (numpy through ``array-api-compat``, ``array_api_strict``, ``jax.numpy``): the tests
 run the same solve on each.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import UFMError
-from ..objective import pack, unpack
+from ..objectives import make_objective
 from ..problem import UFMProblem
 from ..result import Result, Status
 from ._common import History, finish, starting_point
@@ -27,12 +27,11 @@ def solve_xp(problem: UFMProblem, xp: Any, x0: np.ndarray | tuple | None = None,
              rng: np.random.Generator | int | None = None, **options: Any) -> Result:
     """L-BFGS on ``F`` in namespace ``xp`` (on ``device``) from ``x0`` or the default call's start.
 
-    Options: ``gtol`` (1e-9, on the gradient norm of the working coordinates), ``max_iter``,
+    Options: ``gtol`` (1e-9, on the gradient norm of ``F`` at the full point), ``max_iter``,
     ``maxcor`` (10), ``group`` ("auto" = True: one feature column per label set), ``init_scale``.
     The returned point is evaluated again by the numpy objective (``Result.fun``); the
     device's own value of ``F`` is ``Result.extra["fun_device"]``."""
     from ..xp.lbfgs import lbfgs
-    from ..xp.objective import ArrayObjective
 
     unknown = sorted(set(options) - set(XP_DEFAULTS))
     if unknown:
@@ -41,13 +40,12 @@ def solve_xp(problem: UFMProblem, xp: Any, x0: np.ndarray | tuple | None = None,
     grouped = o["group"] in ("auto", True)
     t0 = time.perf_counter()
     x = starting_point(problem, x0, float(o["init_scale"]), rng, grouped=grouped)
-    obj = ArrayObjective(problem, xp, device, grouped=grouped)
-    run = lbfgs(obj, obj.restrict(*unpack(x, problem)), gtol=float(o["gtol"]), max_iter=int(o["max_iter"]),
+    obj = make_objective(problem, group=grouped, xp=xp, device=device)
+    run = lbfgs(obj, obj.to_y(x), gtol=float(o["gtol"]), max_iter=int(o["max_iter"]),
                 m=int(o["maxcor"]))
-    W, H, b = obj.embed(run.z)
     status = Status.CONVERGED_GTOL if run.converged else (
         Status.MAX_ITER if run.message == "max_iter reached" else Status.LINE_SEARCH_FAILED)
-    return finish(problem, "lbfgs", pack(W, H, b, problem.bias), status, nit=run.nit, nfev=obj.nfev, t0=t0,
+    return finish(problem, "lbfgs", obj.to_x(run.z), status, nit=run.nit, nfev=obj.nfev, t0=t0,
                   history=History(problem, 0), extra={"engine": "array-api", "namespace": xp.__name__,
                                                      "device": str(device), "fun_device": run.f,
                                                      "group": grouped, "message": run.message})

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import param_error
+from ..objectives import make_objective
 from ..problem import UFMProblem
 from ..result import Result, Status
-from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
+from ._common import History, check_options, finish, progress_bar, starting_point
 
 GD_DEFAULTS: dict[str, Any] = {
     "step": 0.1, "max_iter": 100_000, "gtol": 1e-9, "ftol": 0.0, "history_every": 1,
@@ -54,7 +55,7 @@ def gd(
     ``callback(it, x, f) -> stop?`` (``x`` is the working array: copy it to keep it),
     ``h_scale`` (1.0: the plain literature baseline; ``s != 1`` runs GD on
     ``(W, H/s, b)``, i.e. the step on ``H`` is ``s**2 * step``; see
-    :class:`~ufm.solvers._common.ScaledObjective`), ``momentum`` (0.0: plain GD; ``mu`` in
+    :class:`~ufm.objectives.scaled.ScaledObjective`), ``momentum`` (0.0: plain GD; ``mu`` in
     (0, 1): heavy ball with PyTorch SGD's semantics, ``v <- mu v + grad F(x)``,
     ``x <- x - step v``, ``v`` starting at 0 -- the optimiser of the public UFM code, with
     step 0.1 and momentum 0.9).
@@ -72,14 +73,14 @@ def gd(
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "gd")
     step = float(o["step"])
-    fg = ScaledObjective(problem, o["h_scale"])
-    scaled = fg.s != 1.0
+    fg = make_objective(problem, h_scale=o["h_scale"])
+    scaled = not fg.identity
     y = fg.to_y(x) if scaled else x  # the solver's variable (x itself when unscaled)
     xv = np.empty_like(x) if scaled else x  # the unscaled iterate shown to callbacks/history
     g = np.empty_like(x)
     tmp = np.empty_like(x)
     v = np.zeros_like(x) if mu else None  # heavy ball's velocity
-    f, _ = fg(y, out=g)
+    f, _ = fg.value_and_grad(y, out=g)
     it, status = 0, Status.MAX_ITER
     f_prev = math.inf
     try:
@@ -105,7 +106,7 @@ def gd(
                 np.multiply(v, step, out=tmp)
             np.subtract(y, tmp, out=y)
             f_prev = f
-            f, _ = fg(y, out=g)
+            f, _ = fg.value_and_grad(y, out=g)
             it += 1
             bar.update()
             if it % 1000 == 0:
@@ -115,11 +116,7 @@ def gd(
     finally:
         bar.close()
     x = fg.to_x(y, out=np.empty_like(y)) if scaled else y
-    g_x = None
-    if status != Status.INTERRUPTED:
-        g_x = g.copy()
-        if scaled:
-            g_x[fg.h] /= fg.s  # back to the gradient in x
+    g_x = fg.grad_to_x(g) if status != Status.INTERRUPTED else None  # the gradient in x (a copy)
     return finish(problem, "gd", x, status, nit=it, nfev=fg.nfev, t0=t0, history=hist,
                   f=f if status != Status.INTERRUPTED else None, g=g_x,
                   hint="increase `max_iter` or `step` (if it stays stable)")
@@ -143,8 +140,8 @@ def agd(
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "agd")
     L = 1.0 / float(o["step"])
-    fg = ScaledObjective(problem, o["h_scale"])
-    scaled = fg.s != 1.0
+    fg = make_objective(problem, h_scale=o["h_scale"])
+    scaled = not fg.identity
     x = fg.to_y(x) if scaled else x
     xv = np.empty_like(x) if scaled else None
     # three point buffers (x, y, trial) and three gradient buffers, rotated by reference
@@ -155,7 +152,7 @@ def agd(
     def free(bufs: list[np.ndarray], *used: np.ndarray) -> np.ndarray:
         return next(b for b in bufs if all(b is not u for u in used))
 
-    f, g = fg(x, out=grads[0])
+    f, g = fg.value_and_grad(x, out=grads[0])
     it, status = 0, Status.MAX_ITER
     y, fy, gy = x, f, g
     t = 1.0
@@ -181,7 +178,7 @@ def agd(
             while True:
                 np.divide(gy, L, out=tmp)  # x_new = y - gy / L
                 np.subtract(y, tmp, out=x_new)
-                f_new, _ = fg(x_new, out=g_new)
+                f_new, _ = fg.value_and_grad(x_new, out=g_new)
                 if f_new <= fy - 0.5 * gy2 / L + slack:
                     break
                 L *= 2.0
@@ -204,7 +201,7 @@ def agd(
                 y = y_buf
                 t = t_new
                 gy_buf = free(grads, g_new)
-                fy, gy = fg(y, out=gy_buf)
+                fy, gy = fg.value_and_grad(y, out=gy_buf)
             x, f, g = x_new, f_new, g_new
             L *= 0.9
     except StopIteration:
@@ -213,11 +210,7 @@ def agd(
         status = Status.INTERRUPTED
     finally:
         bar.close()
-    g_x = None
-    if status != Status.INTERRUPTED:
-        g_x = g.copy()
-        if scaled:
-            g_x[fg.h] /= fg.s
+    g_x = fg.grad_to_x(g) if status != Status.INTERRUPTED else None  # the gradient in x (a copy)
     x_out = fg.to_x(x, out=np.empty_like(x)) if scaled else x.copy()
     return finish(problem, "agd", x_out, status, nit=it, nfev=fg.nfev, t0=t0, history=hist,
                   f=f if status != Status.INTERRUPTED else None, g=g_x,

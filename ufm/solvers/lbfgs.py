@@ -21,7 +21,7 @@ Three engines behind one interface:
 Both engines end, if needed, with the Newton-CG polish of :mod:`ufm.solvers.polish`; the
 numpy engine hands over to it once the gradient norm is below ``polish_from``. By default
 (``group="auto"``) both run on ``F`` restricted to one feature column per label set
-(:mod:`ufm.grouped`, exact), the polish too.
+(:mod:`ufm.objectives.grouped`, exact), the polish too.
 """
 
 from __future__ import annotations
@@ -36,11 +36,10 @@ import numpy as np
 from scipy.linalg.blas import daxpy, ddot
 
 from ..exceptions import ConvergenceWarning, param_error
-from ..grouped import GroupedObjective, solver_width, width_basis
-from ..objective import fun_and_grad, hessian_operator
+from ..objectives import Objective, full_objective, make_objective, solver_width
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
-from ._common import History, ScaledObjective, check_options, finish, progress_bar, starting_point
+from ._common import History, check_options, finish, progress_bar, starting_point
 from .mixed import PRECISIONS, float32_start, use_mixed
 from .polish import newton_polish, newton_steps
 from .precondition import GNPreconditioner
@@ -82,7 +81,7 @@ _CALLBACK_STOP = "stopped by the callback"
 
 
 def _lbfgs_core(
-    fg: ScaledObjective | GroupedObjective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
+    fg: Objective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
     gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float, float], bool],
     pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
 ) -> tuple[np.ndarray, float, np.ndarray, int, Status, str, float]:
@@ -179,7 +178,7 @@ def _lbfgs_core(
             for trial in range(_MAX_LS):
                 np.copyto(x_new, x)
                 daxpy(q, x_new, a=-t)
-                f_new, _ = fg(x_new, out=g_new)
+                f_new, _ = fg.value_and_grad(x_new, out=g_new)
                 if not math.isfinite(f_new):
                     t *= 0.1
                     continue
@@ -197,7 +196,7 @@ def _lbfgs_core(
                             x_try, g_try = np.empty(n), np.empty(n)
                         np.copyto(x_try, x)
                         daxpy(q, x_try, a=-4.0 * t)
-                        f_try, _ = fg(x_try, out=g_try)
+                        f_try, _ = fg.value_and_grad(x_try, out=g_try)
                         expansions += 1
                         if not (math.isfinite(f_try) and f_try < f_new):
                             break
@@ -264,19 +263,19 @@ def lbfgs(
     20 for scipy, 1 for numpy -- on this objective more pairs barely reduce the
     iteration count and each costs four passes over the variables),
     ``h_scale`` (1.0: L-BFGS on ``(W, H/s, b)``, see
-    :class:`~ufm.solvers._common.ScaledObjective`; exact for any ``s``),
+    :class:`~ufm.objectives.scaled.ScaledObjective`; exact for any ``s``),
     ``precondition`` (None; "gn": the numpy engine's initial inverse Hessian is ``gamma P``
     with the block-diagonal Gauss-Newton preconditioner ``P`` of
     :mod:`ufm.solvers.precondition`, rebuilt every 5 iterations; PAL losses, ``h_scale`` 1;
     the scipy engine ignores it), ``group`` ("auto": True unless ``h_scale`` or
     ``precondition`` is given; True: both engines and the polish run on ``F`` restricted to
-    one feature column per label set, :mod:`ufm.grouped` -- exact for any design, with the
+    one feature column per label set, :mod:`ufm.objectives.grouped` -- exact for any design, with the
     same critical points, values and gradient norms; each evaluation costs ``G`` columns
-    instead of ``N``; also in :func:`ufm.grouped.solver_width` dimensions (``r + 1 +
+    instead of ``N``; also in :func:`ufm.objectives.grouped.solver_width` dimensions (``r + 1 +
     ceil(r/4)``, ``r = min(K, G)``, when that is at most ``3 d / 4``), whose local minima are
     global -- the module's second lemma. The start is projected onto that
     subspace (within-set means, and a basis keeping the logits: neither raises ``F``); without
-    ``x0`` it is drawn there directly (:func:`ufm.grouped.random_start`, the projected full
+    ``x0`` it is drawn there directly (:func:`ufm.objectives.grouped.random_start`, the projected full
     draw's distribution). The result, callbacks and history see the full point. Not with
     ``h_scale`` or ``precondition``; False: the full space).
 
@@ -388,17 +387,16 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     o = {**o, "engine": engine, "maxcor": MAXCOR[engine] if o["maxcor"] is None else o["maxcor"]}
     hist = History(problem, o["history_every"], o["history_metrics"])
     bar = progress_bar(o["progress"], o["max_iter"], "lbfgs")
-    # grouped: one feature per set, in solver_width(problem) dimensions (ufm.grouped)
-    fg = (GroupedObjective(problem, width_basis(problem, x)) if o["group"]
-          else ScaledObjective(problem, o["h_scale"]))
-    o["width"] = fg.d if isinstance(fg, GroupedObjective) else problem.d
+    # grouped: one feature per set, in solver_width(problem) dimensions (ufm.objectives.grouped)
+    fg = make_objective(problem, x, group=bool(o["group"]), h_scale=o["h_scale"])
+    o["width"] = solver_width(problem) if o["group"] else problem.d
     if engine == "scipy":
         return _lbfgs_scipy(problem, fg, x, o, hist, bar, t0)
     scaled = not fg.identity
     y = fg.to_y(x) if scaled else x
     xv = np.empty_like(x) if scaled else None
     g = np.empty_like(y)
-    f, _ = fg(y, out=g)
+    f, _ = fg.value_and_grad(y, out=g)
     callback = o["callback"]
 
     last: dict[str, Any] = {"y": y, "it": 0}
@@ -506,7 +504,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
 
 
 def _polish(
-    problem: UFMProblem, fg: ScaledObjective | GroupedObjective, y: np.ndarray, gtol: float,
+    problem: UFMProblem, fg: Objective, y: np.ndarray, gtol: float,
     tight: float | None, on_step: Callable[[np.ndarray, float, float, float], bool], products: list[int],
 ) -> tuple[np.ndarray, float, np.ndarray, int, int, bool]:
     """The Newton-CG polish from the working point ``y`` of ``fg``:
@@ -514,9 +512,10 @@ def _polish(
     ``fg.nfev`` did not count, ``stopped`` when ``on_step(y, f, gnorm, t)`` ended it;
     ``products[0]`` counts the Hessian-vector products.
 
-    With ``group=True`` it runs on the restricted objective (its exact Hessian, ``G`` columns
-    per product): the restriction's critical points are those of ``F`` and its gradient has
-    the full one's norm, so ``gtol`` means the same. CG tolerances adapt to the gradient
+    Where the working gradient's norm is that of ``F`` (``fg.euclidean``: the full space, the
+    grouped objective) it runs in ``fg``'s coordinates on its exact Hessian (grouped: ``G``
+    columns per product; the restriction's critical points are those of ``F``), so ``gtol``
+    means the same; in scaled coordinates it runs in the full space. CG tolerances adapt to the gradient
     norm (:func:`~ufm.solvers.polish.forcing`); a step that does not halve the gradient
     norm ends the polish (L-BFGS then goes on, see :func:`lbfgs`); below ``gtol`` it goes
     on towards ``tight`` while the distance to the critical point estimated from the last
@@ -532,29 +531,22 @@ def _polish(
             return operator(v)
         return apply
 
-    if isinstance(fg, GroupedObjective):
-        z, f, gz, steps, _, stopped = newton_steps(fg, lambda v: counted(fg.hessian_operator(v)), y,
+    if fg.euclidean:  # in the working coordinates, where |g| is |grad F| (its evaluations count in fg.nfev)
+        z, f, gz, steps, _, stopped = newton_steps(fg.value_and_grad, lambda v: counted(fg.hessian_operator(v)), y,
                                                    on_step=on_step, **opts)
         return z, f, gz, steps, 0, stopped
-
-    def full(v: np.ndarray) -> tuple[float, np.ndarray]:
-        return fun_and_grad(v, problem)
-
-    def hess(v: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return counted(hessian_operator(v, problem))
-
-    if fg.identity:
-        return newton_steps(full, hess, y, on_step=on_step, **opts)
+    # scaled coordinates: the polish in the full space, where gtol is on |grad F| itself
+    full = full_objective(problem)
     x, f, g, steps, n_pol, stopped = newton_steps(
-        full, hess, fg.to_x(y, out=np.empty(problem.n_vars)),
+        full.value_and_grad, lambda v: counted(full.hessian_operator(v)), fg.to_x(y, out=np.empty(problem.n_vars)),
         on_step=lambda v, fv, gn, t: on_step(fg.to_y(v), fv, gn, t), **opts)
     y = fg.to_y(x)
-    f, gy = fg(y)
+    f, gy = fg.value_and_grad(y)
     return y, f, gy, steps, n_pol, stopped
 
 
 def _lbfgs_scipy(
-    problem: UFMProblem, fg: ScaledObjective | GroupedObjective, x: np.ndarray, o: dict[str, Any],
+    problem: UFMProblem, fg: Objective, x: np.ndarray, o: dict[str, Any],
     hist: History, bar: Any, t0: float,
 ) -> Result:
     """The scipy L-BFGS-B engine (the package's original implementation)."""
@@ -564,7 +556,7 @@ def _lbfgs_scipy(
     state: dict[str, Any] = {"nfev": 0, "it": 0, "x": x, "f": np.inf, "g": None}
 
     def fgs(z: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = fg(z)
+        f, g = fg.value_and_grad(z)
         state["f"], state["g"] = f, g  # the last evaluation: the accepted point at a callback
         return f, g
 
@@ -576,7 +568,7 @@ def _lbfgs_scipy(
         if hist.every and state["it"] % hist.every == 0:
             f = float(intermediate_result.fun)
             same = state["g"] is not None and state["f"] == f  # else: one more evaluation
-            g = state["g"] if same else fg(fg.to_y(z) if scaled else z)[1]
+            g = state["g"] if same else fg.value_and_grad(fg.to_y(z) if scaled else z)[1]
             hist.maybe_record(state["it"], z, f, fg.grad_norm(g))
         if o["callback"] and o["callback"](state["it"], z, intermediate_result.fun):
             raise StopIteration

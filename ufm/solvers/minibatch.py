@@ -50,9 +50,8 @@ import numpy as np
 from ..certificate import certify
 from ..designs import as_rng
 from ..exceptions import UFMError, param_error
-from ..losses import LOSS_FUNCTIONS
 from ..metrics import Groups
-from ..objective import Evaluator, unpack
+from ..objectives import batch_objective, full_objective, unpack
 from ..problem import UFMProblem
 from ..result import Result, Status
 from ._common import History, check_options, finish, progress_bar, starting_point
@@ -76,47 +75,6 @@ def learning_rate(lr: float, schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "step":
         return lr * (0.01 if epoch >= 2 * epochs // 3 else 0.1 if epoch >= epochs // 3 else 1.0)
     raise UFMError(f"Unknown lr_schedule {schedule!r}; choose one of {SCHEDULES}.")
-
-
-class MinibatchObjective:
-    """``F_B`` and its exact gradient (packed, dense) for a batch of sample indices.
-
-    ``loss_grad(x, batch, out)`` writes the gradient of the batch's mean loss into ``out``
-    (zero outside ``W``, the batch's columns of ``H`` and ``b``) and returns the loss;
-    :attr:`lam` (n_vars,) holds the ridge weights, so ``grad F_B = out + lam * x``.
-    """
-
-    def __init__(self, problem: UFMProblem) -> None:
-        self.problem = problem
-        K, d, N = problem.K, problem.d, problem.N
-        self.loss = LOSS_FUNCTIONS[problem.loss]
-        self.Y, self.m = problem.design.Y, problem.design.m
-        nb = K if problem.bias else 0
-        self.lam = np.concatenate([np.full(K * d, problem.lam_W), np.full(d * N, problem.lam_H),
-                                   np.full(nb, problem.lam_b)])
-
-    def loss_grad(self, x: np.ndarray, batch: np.ndarray, out: np.ndarray) -> float:
-        p = self.problem
-        W, H, b = unpack(x, p)
-        dW, dH, db = unpack(out, p)
-        Hb = H[:, batch]
-        Z = W @ Hb
-        if p.bias:
-            Z += b[:, None]
-        L, G = self.loss(Z, self.Y[:, batch], self.m[batch])  # mean over the batch, G = dL/dZ
-        out[...] = 0.0
-        np.matmul(G, Hb.T, out=dW)
-        dH[:, batch] = W.T @ G
-        if p.bias:
-            G.sum(axis=1, out=db)
-        return L
-
-    def value_and_grad(self, x: np.ndarray, batch: np.ndarray) -> tuple[float, np.ndarray]:
-        """``F_B(x)`` and its gradient (a new array): for checks and tests."""
-        g = np.empty_like(x)
-        L = self.loss_grad(x, batch, g)
-        g += self.lam * x
-        return L + 0.5 * float(x @ (self.lam * x)), g
 
 
 def _check(method: str, o: dict[str, Any], N: int) -> None:
@@ -157,7 +115,7 @@ class Recorder:
     def __init__(self, problem: UFMProblem, every: int, metrics: bool, cert: bool) -> None:
         self.problem, self.cert = problem, cert and problem.loss != "bce"
         self.hist = History(problem, every, metrics)
-        self.ev = Evaluator(problem)
+        self.ev = full_objective(problem)
         for key in ("gap", "rel_gap", "lr"):
             self.hist.data[key] = []
         self.mults = sorted({len(S) for S in problem.design.sets if len(S) >= 2}) if metrics else []
@@ -170,7 +128,7 @@ class Recorder:
             return None
         if h.data["iter"] and h.data["iter"][-1] == epoch:
             return None
-        f, g = self.ev(x)
+        f, g = self.ev.value_and_grad(x)
         h.maybe_record(epoch, x, f, float(np.linalg.norm(g)), force=True)
         gap = rel = float("nan")
         if self.cert and np.all(np.isfinite(x)):
@@ -231,7 +189,7 @@ def _run(method: str, problem: UFMProblem, x0: Any, rng: Any, o: dict[str, Any])
     gen = as_rng(rng)
     x = starting_point(problem, x0, o["init_scale"], gen)
     t0 = time.perf_counter()
-    mb = MinibatchObjective(problem)
+    mb = batch_objective(problem)
     rec = Recorder(problem, o["history_every"], o["history_metrics"], o["certify"])
     epochs, bs, N = int(o["epochs"]), int(o["batch_size"]), problem.N
     g = np.empty_like(x)

@@ -3,7 +3,7 @@
 At large sizes an evaluation of ``F`` is three matrix products over ``K x d x G`` numbers, and
 float32 halves both their arithmetic and the memory traffic of the vector work. The start
 of the float64 solve is moved by a float32 L-BFGS (:mod:`ufm.xp.lbfgs` on
-:class:`ufm.grouped.GroupedObjective` with float32 buffers: one feature column per label set,
+:class:`ufm.objectives.grouped.GroupedObjective` with float32 buffers: one feature column per label set,
 in the coordinates of the float64 solve; at L one evaluation takes 0.049 s, about its three
 matrix products, against 0.084 s for the array-API evaluation in float32) until its gradient
 norm is at most ``gtol`` (the float64 run's hand-over to the Newton-CG polish, 1e-4) or
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..grouped import GroupedObjective
+from ..objectives import make_objective
 from ..problem import UFMProblem
 
 MIXED_FROM = 2e8  # K d G from which precision="auto" runs the bulk in float32
@@ -47,39 +47,17 @@ def use_mixed(problem: UFMProblem, precision: str, grouped: bool, width: int) ->
     return grouped and width == problem.d and problem.K * problem.d * problem.design.G >= MIXED_FROM
 
 
-class _Float32Grouped:
-    """:class:`ufm.grouped.GroupedObjective` in float32 (its workspace and in-place PAL kernel:
-    about the time of its three matrix products), seen through the objective protocol of
-    :mod:`ufm.xp.lbfgs` (value and gradient only: the float32 phase uses nothing else)."""
-
-    def __init__(self, problem: UFMProblem) -> None:
-        import array_api_compat.numpy as xnp
-
-        self.xp = xnp
-        self.obj = GroupedObjective(problem, dtype=np.float32)
-        self.size = self.obj.n_vars
-
-    @property
-    def nfev(self) -> int:
-        return self.obj.nfev
-
-    def value_and_grad(self, z: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = self.obj(z)  # a new gradient array each time: L-BFGS keeps them in its pairs
-        return float(f), g
-
-
 def float32_start(problem: UFMProblem, x: np.ndarray, *, gtol: float, max_iter: int) -> tuple[np.ndarray, dict[str, Any]]:
     """``x`` (packed, float64, full space) moved by float32 L-BFGS: the new packed float64 point
     and what the phase did (``nit``, ``nfev``, ``grad_norm`` in float32, ``message``, ``time``).
     The point is the float32 run's last iterate, which never has a larger ``F`` (in float32)
     than the start."""
     from ..xp.lbfgs import lbfgs
-    from ..xp.objective import norm
 
     t0 = time.perf_counter()
-    obj = _Float32Grouped(problem)
-    z0 = obj.obj.to_y(x).astype(np.float32)
-    run = lbfgs(obj, z0, gtol=gtol, max_iter=max_iter, m=MAXCOR32, noise_steps=False, ftol=FTOL32)  # type: ignore[arg-type]
-    info = {"nit": run.nit, "nfev": obj.nfev, "grad_norm": norm(obj.xp, run.g), "message": run.message,
+    obj = make_objective(problem, group=True, dtype=np.float32)  # full width: the float64 run's coordinates
+    z0 = obj.to_y(x).astype(np.float32)
+    run = lbfgs(obj, z0, gtol=gtol, max_iter=max_iter, m=MAXCOR32, noise_steps=False, ftol=FTOL32)
+    info = {"nit": run.nit, "nfev": obj.nfev, "grad_norm": obj.grad_norm(run.g), "message": run.message,
             "time": time.perf_counter() - t0}
-    return obj.obj.to_x(np.asarray(run.z, dtype=np.float64)), info
+    return obj.to_x(np.asarray(run.z, dtype=np.float64)), info

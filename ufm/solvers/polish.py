@@ -3,9 +3,8 @@
 Near the optimum the objective ``F`` changes by less than its rounding error, so
 line searches on ``F`` (L-BFGS's) stall with a gradient norm around 1e-8. Newton steps
 judged by the *gradient norm* keep converging (quadratically) from there. The Hessian is
-applied exactly (:func:`ufm.objective.hessian_operator`, or for the grouped objective
-:meth:`ufm.grouped.GroupedObjective.hessian_operator`; their ``x``-dependent parts
-computed once per step); no structure of the solution is assumed. L-BFGS hands over to
+applied exactly (the objective's ``hessian_operator``, :class:`ufm.objectives.Objective`, its
+``x``-dependent parts computed once per step); no structure of the solution is assumed. L-BFGS hands over to
 it early (``polish_from`` 1e-4): Newton-CG gains a decade of the gradient norm for about
 five Hessian products where L-BFGS (m = 1) spends about twenty evaluations.
 """
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.blas import daxpy
 
-from ..objective import fun_and_grad, hessian_operator
+from ..objectives import full_objective
 from ..problem import UFMProblem
 
 
@@ -70,8 +69,9 @@ def newton_polish(
     Returns ``(x, f, g, steps, nfev)``; the gradient norm of the returned point is never
     larger than that of the input.
     """
-    return newton_steps(lambda v: fun_and_grad(v, problem), lambda v: hessian_operator(v, problem), x,
-                        gtol=gtol, scale=max(problem.lam_W, problem.lam_H), max_steps=max_steps,
+    obj = full_objective(problem)
+    return newton_steps(obj.value_and_grad, obj.hessian_operator, x, gtol=gtol,
+                        scale=max(problem.lam_W, problem.lam_H), max_steps=max_steps,
                         cg_maxiter=cg_maxiter, cg_rtol=cg_rtol, **options)[:5]
 
 

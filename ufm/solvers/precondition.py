@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objective import unpack
+from ..objectives import unpack
 from ..problem import UFMProblem
 
 _FLOOR = 1e-12  # relative eigenvalue floor (keeps the factors positive definite)

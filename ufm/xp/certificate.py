@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..certificate_dual import _group_weights
+from ..objectives.array_api import _is_jax, to_numpy
 from ..problem import UFMProblem
-from .objective import _is_jax, to_numpy
 
 
 def _count_blocks(counts: np.ndarray) -> list[tuple[np.ndarray, int, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""A plain L-BFGS written once against :class:`~ufm.xp.protocol.Objective` (any array library).
+"""A plain L-BFGS written once against :class:`~ufm.objectives.Objective` (any array library).
 
 Two-loop recursion with ``m`` pairs, the first step scaled to unit length, backtracking on the
 Armijo condition with safeguarded quadratic interpolation; once ``F`` no longer resolves the
@@ -10,11 +10,11 @@ objective's namespace and device.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .objective import norm
-from .protocol import Objective
+from ..objectives import Objective
 
 C1 = 1e-4
 EPS_F = 1e-12
@@ -33,6 +33,10 @@ class Run:
 
 def _dot(xp: Any, a: Any, b: Any) -> float:
     return float(xp.sum(a * b))
+
+
+def _norm(xp: Any, v: Any) -> float:
+    return math.sqrt(_dot(xp, v, v))
 
 
 def lbfgs(obj: Objective, z: Any, *, gtol: float = 1e-9, max_iter: int = 10_000, m: int = 10,
@@ -58,7 +62,8 @@ def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: in
     xp = obj.xp
     pairs: list[tuple[Any, Any, float]] = []  # (s, y, 1 / s'y), oldest first
     for it in range(max_iter):
-        gn = norm(xp, g)
+        gn = obj.grad_norm(g)  # |grad F|: the stop means the same in every variant
+        gz = gn if obj.euclidean else _norm(xp, g)  # |g| itself: the scale of the first step
         if gn <= gtol:
             return Run(z, f, g, it, True, "gradient norm below gtol")
         q, alphas = g, []
@@ -70,14 +75,14 @@ def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: in
             s, y, rho = pairs[-1]
             q = q * (1.0 / (rho * _dot(xp, y, y)))  # gamma = s'y / y'y
         else:
-            q = q * (1.0 / gn)
+            q = q * (1.0 / gz)
         for (s, y, rho), a in zip(pairs, reversed(alphas)):
             q = q + (a - rho * _dot(xp, y, q)) * s
         p = -q
         dg = _dot(xp, g, p)
         if not dg < 0:  # not a descent direction: forget the pairs, steepest descent
             pairs.clear()
-            p, dg = g * (-1.0 / gn), -gn
+            p, dg = g * (-1.0 / gz), -gz
         t, accepted = 1.0, False
         for _ in range(MAX_LS):
             z_new = z + t * p
@@ -85,7 +90,7 @@ def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: in
             if f_new <= f + C1 * t * dg:
                 accepted = True
                 break
-            if noise_steps and f_new <= f + EPS_F * abs(f) and norm(xp, g_new) < gn:  # F no longer resolves the decrease
+            if noise_steps and f_new <= f + EPS_F * abs(f) and obj.grad_norm(g_new) < gn:  # F no longer resolves the decrease
                 accepted = True
                 break
             denom = 2.0 * (f_new - f - t * dg)
@@ -95,7 +100,7 @@ def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: in
             return Run(z, f, g, it, False, "line search failed")
         s, y = z_new - z, g_new - g
         sy = _dot(xp, s, y)
-        if sy > 1e-16 * norm(xp, s) * norm(xp, y):
+        if sy > 1e-16 * _norm(xp, s) * _norm(xp, y):
             pairs.append((s, y, 1.0 / sy))
             if len(pairs) > m:
                 pairs.pop(0)
@@ -104,4 +109,4 @@ def _iterate(obj: Objective, z: Any, f: float, g: Any, gtol: float, max_iter: in
         last[:] = [z, f, g, it + 1]
         if ftol > 0 and small:
             return Run(z, f, g, it + 1, False, "ftol")
-    return Run(z, f, g, max_iter, norm(xp, g) <= gtol, "max_iter reached")
+    return Run(z, f, g, max_iter, obj.grad_norm(g) <= gtol, "max_iter reached")

@@ -61,19 +61,21 @@ tolerances mean the same on both. ``restrict`` is the orthogonal projection onto
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
-from .losses import log_softmax_parts, pal_inplace
-from .objective import SMALL, Packed
-from .problem import UFMProblem
+from ..losses import log_softmax_parts, pal_inplace
+from ..problem import UFMProblem
+from .full import SMALL, Packed
+from .layout import numpy_namespace, unpack
 
 
 class GroupedObjective:
-    """``F`` restricted to the collapsed subspace, with the interface of
-    :class:`ufm.solvers._common.ScaledObjective`: ``fg(z, out=g) -> (F, g)`` on packed
-    ``z = (W, Ht, b)``, ``to_x`` (embed), ``to_y`` (restrict), ``grad_to_x``, ``nfev``.
+    """``F`` restricted to the collapsed subspace (in ``basis``'s span when given): an
+    :class:`~ufm.objectives.protocol.Objective` on packed ``z = (W, Ht, b)``; ``to_x`` embeds,
+    ``to_y`` restricts (the orthogonal projection). ``fg(z, out=g)`` is ``fg.value_and_grad(z, out=g)``.
     """
 
     euclidean = True  # |grad_z| = |grad F| at the embedded point
@@ -176,8 +178,21 @@ class GroupedObjective:
     def grad_norm(self, g: np.ndarray) -> float:
         return float(np.linalg.norm(g))
 
+    @property
+    def size(self) -> int:
+        return self.n_vars
+
+    @property
+    def xp(self) -> Any:
+        """numpy, as an array API namespace (for the engines written against the standard)."""
+        return numpy_namespace()
+
+    def embed(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        W, H, b = unpack(self.to_x(z), self.problem)
+        return W, H, b
+
     # -- value and gradient ----------------------------------------------------------
-    def __call__(self, z: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, z: np.ndarray, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         self.nfev += 1
         p, pk = self.problem, self.packed
         g = np.empty(self.n_vars, dtype=self.dtype) if out is None else out
@@ -213,6 +228,7 @@ class GroupedObjective:
             db += p.lam_b * b
             F += 0.5 * p.lam_b * float(np.vdot(b, b))
         return F, g
+
 
     # -- Hessian ---------------------------------------------------------------------
     def hessian_operator(self, z: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -348,7 +364,7 @@ def random_start(problem: UFMProblem, *, scale: float, rng: np.random.Generator)
     set's feature ``h_S`` Gaussian, the entries of ``W`` and ``b`` of standard deviation
     ``scale / sqrt(d)`` and those of ``h_S`` of ``scale / sqrt(d n_S)``.
 
-    That is the distribution of the within-set means of :func:`ufm.objective.random_point`
+    That is the distribution of the within-set means of :func:`ufm.objectives.layout.random_point`
     (the full draw the solver would project), drawn with ``K d + d G + K`` numbers instead of
     ``K d + d N + K``: at ``d = 512`` and ``N = 5450`` the full draw took half of a default solve."""
     K, D, G, N = problem.K, problem.d, problem.design.G, problem.N

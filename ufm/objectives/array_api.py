@@ -1,9 +1,9 @@
-"""``F(W, H, b)`` on any array library: one implementation of :class:`~ufm.xp.protocol.Objective`.
+"""``F(W, H, b)`` on any array library: one implementation of :class:`~ufm.objectives.protocol.Objective`.
 
 :class:`ArrayObjective` computes ``F`` over weighted feature columns: the N samples (full), or
 one column per label set ``S`` standing for its ``n_S`` samples (grouped, exact on the set of
 points whose features are equal within each label set, where every critical point lies; see
-:mod:`ufm.grouped`). With column weights ``c_j = n_j w_j / N`` (``w_j`` = 1 for "pal",
+:mod:`ufm.objectives.grouped`). With column weights ``c_j = n_j w_j / N`` (``w_j`` = 1 for "pal",
 ``1/m_j`` for "pal-normalized") and ridge weights ``n_j``::
 
     F = sum_j c_j (m_j LSE(z_j) - <y_j, z_j>) + lam_W/2 ||W||^2 + lam_H/2 sum_j n_j ||h_j||^2
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..exceptions import UFMError
 from ..problem import UFMProblem
+from .layout import pack, unpack
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -55,7 +56,10 @@ def _is_jax(xp: Any) -> bool:
 class ArrayObjective:
     """``F`` of ``problem`` in namespace ``xp`` (a module of the array API standard, e.g.
     ``array_api_compat.numpy``, ``array_api_strict``, ``jax.numpy``) on ``device``;
-    ``grouped``: one feature column per label set."""
+    ``grouped``: one feature column per label set (in the set's mean feature: the gradient of a
+    column is the sum of its samples' gradients, so ``grad_norm`` weighs it by ``1/n_S``)."""
+
+    identity = False
 
     def __init__(self, problem: UFMProblem, xp: Any, device: Any = None, *, grouped: bool = True,
                  dtype: str = "float64") -> None:
@@ -66,6 +70,7 @@ class ArrayObjective:
                            "runs on the default (numpy) path: drop `device`.")
         jit = _is_jax(xp)
         self.problem, self.xp, self.device, self.grouped = problem, xp, device, grouped
+        self.euclidean = not grouped  # |grad_z| is |grad F| only in the full space
         self.dtype = getattr(xp, dtype)  # float32: the bulk of a mixed-precision solve (ufm.solvers.mixed)
         design = problem.design
         if grouped:
@@ -115,6 +120,36 @@ class ArrayObjective:
             H = np.repeat(H, self.counts, axis=1)  # the canonical order: each label set's samples together
         return W, H, b
 
+    def to_x(self, z: Any, out: np.ndarray | None = None) -> np.ndarray:
+        x = pack(*self.embed(z), self.bias)
+        if out is None:
+            return x
+        np.copyto(out, x)
+        return out
+
+    def to_y(self, x: np.ndarray) -> Any:
+        return self.restrict(*unpack(x, self.problem))
+
+    def grad_to_x(self, g: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """The full gradient at ``to_x(z)``: a grouped column's gradient shared by its ``n_S`` samples."""
+        gW, gH, gb = (to_numpy(a) for a in self.unpack(g))
+        if self.grouped:
+            gH = np.repeat(gH / self.counts, self.counts, axis=1)
+        x = pack(gW, gH, gb, self.bias)
+        if out is None:
+            return x
+        np.copyto(out, x)
+        return out
+
+    def grad_norm(self, g: Any) -> float:
+        """``|grad F|`` at the full point: ``sqrt(|g_W|^2 + sum_S |g_S|^2 / n_S + |g_b|^2)`` grouped."""
+        if not self.grouped:
+            return norm(self.xp, g)
+        xp, K, d = self.xp, self.K, self.d
+        gH = xp.reshape(g[K * d:K * d + d * self.C], (d, self.C))
+        rest = float(xp.sum(g[:K * d] ** 2)) + float(xp.sum(g[K * d + d * self.C:] ** 2))
+        return math.sqrt(rest + float(xp.sum(xp.sum(gH * gH, axis=0) / self.r)))
+
     def restrict(self, W: np.ndarray, H: np.ndarray, b: np.ndarray) -> Any:
         """A full point (numpy) in this objective's coordinates (grouped: each label set's mean feature)."""
         H = np.asarray(H, dtype=np.float64)
@@ -133,13 +168,17 @@ class ArrayObjective:
         s = xp.sum(E, axis=0, keepdims=True)
         return Z, E / s, xp.reshape(top + xp.log(s), (-1,))
 
-    def value_and_grad(self, z: Any) -> tuple[float, Any]:
+    def value_and_grad(self, z: Any, out: Any = None) -> tuple[float, Any]:
+        """``(F, grad)``; ``out`` is ignored (the standard has no in-place output: a new array)."""
         self.nfev += 1
         f, g = self._vg(z)
         return float(f), g
 
     def hvp(self, z: Any, v: Any) -> Any:
         return self._hv(z, v)
+
+    def hessian_operator(self, z: Any) -> Any:
+        return lambda v: self._hv(z, v)
 
     def _value_and_grad(self, z: Any) -> tuple[Any, Any]:
         xp = self.xp
