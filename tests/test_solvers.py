@@ -244,3 +244,15 @@ def test_lbfgs_precondition_option_is_checked():
         solve(p, "lbfgs", precondition="kron")
     with pytest.raises(UFMError, match="precondition"):
         solve(p, "lbfgs", precondition="gn", h_scale=2.0)
+
+
+def test_lbfgs_ftol_stops_at_the_first_step_that_reduced_F_by_at_most_ftol():
+    """``ftol`` is a test on a step: the numpy engine stopped before its first step, claiming
+    CONVERGED_FTOL at |g| 0.03 (the start's 'previous F' was infinite, and inf <= ftol * inf)."""
+    p = UFMProblem(balanced(4, {1: 5, 2: 2}), d=5, lam_W=1e-3, lam_H=1e-3, lam_b=1e-3)
+    ftol = 1e-9
+    r = solve(p, "lbfgs", rng=0, ftol=ftol, engine="numpy", polish=False)
+    f = r.history["fun"]
+    assert r.status == Status.CONVERGED_FTOL and r.nit > 0 and len(f) == r.nit + 1
+    rel = [(a - b) / max(abs(a), abs(b), 1.0) for a, b in zip(f[:-1], f[1:])]
+    assert rel[-1] <= ftol and all(x > ftol for x in rel[:-1])

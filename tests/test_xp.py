@@ -150,7 +150,8 @@ def test_mixed_precision_gives_the_float64_answer(bias, loss):
     r = ufm.solve(p, rng=0, precision="mixed")
     assert r.success and r.extra["precision"] == "mixed" and "precision" not in ref.extra
     f32 = r.extra["float32"]
-    assert f32["nfev"] > 0 and f32["message"] in ("gradient norm below gtol", "ftol", "line search failed")
+    assert f32["nfev"] > 0 and f32["message"] in ("gradient norm below gtol", "relative reduction of F below ftol",
+                                             "the line search cannot decrease F")
     assert r.nfev > f32["nfev"]  # both phases counted
     assert abs(r.fun - ref.fun) <= 1e-12 * abs(ref.fun) and r.rel_gap <= 1e-12
     assert ufm.verify(p, r.W, r.H, r.b).verified

@@ -26,20 +26,20 @@ numpy engine hands over to it once the gradient norm is below ``polish_from``. B
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.linalg.blas import daxpy, ddot
 
 from ..exceptions import ConvergenceWarning, param_error
 from ..objectives import Objective, full_objective, make_objective, solver_width
 from ..problem import UFMProblem
 from ..result import Result, Status, status_message
 from ._common import History, check_options, finish, progress_bar, starting_point
+from .lbfgs_engine import CALLBACK_STOP as _CALLBACK_STOP
+from .lbfgs_engine import lbfgs_core as _lbfgs_core
 from .mixed import PRECISIONS, float32_start, use_mixed
 from .polish import newton_polish, newton_steps
 from .precondition import GNPreconditioner
@@ -59,7 +59,6 @@ LBFGS_DEFAULTS: dict[str, Any] = {
     "precision": "auto",
 }
 PRECONDITIONS = (None, "gn")
-PRECONDITION_REFRESH = 5  # iterations between rebuilds of the preconditioner
 ENGINES = ("auto", "numpy", "scipy")
 # default memory per engine ("auto": each engine its own). numpy: measured in `make bench`,
 # one pair is as good in iterations as 3-10 on the ladder and cheapest per iteration
@@ -72,166 +71,6 @@ POLISH_SLOW = 0.5  # a Newton step that leaves |g| above this fraction ends the 
 # (balanced(3, {1: 1}), d = 2, lam = 0.33329, no bias: 4e-9 at |g| 1.6e-14); the bench's S and M
 # end at 8e-11 and 1e-11
 POLISH_XTOL = 1e-9
-
-_C1 = 1e-4  # Armijo constant
-_MAX_LS = 25  # trial steps per line search
-_EPS_F = 1e-12  # relative F change treated as float64 noise (approximate Wolfe)
-_MAX_EXPAND = 1  # 4x trial steps when the accepted unit step is too short
-_CALLBACK_STOP = "stopped by the callback"
-
-
-def _lbfgs_core(
-    fg: Objective, x: np.ndarray, f: float, g: np.ndarray, *, m: int, max_iter: int,
-    gtol: float, ftol: float, on_iter: Callable[[int, np.ndarray, float, float, float], bool],
-    pre: GNPreconditioner | None = None, refresh_every: int = PRECONDITION_REFRESH,
-) -> tuple[np.ndarray, float, np.ndarray, int, Status, str, float]:
-    """L-BFGS iterations from ``(x, f, g)``; ``on_iter(it, x, f, gnorm, step) -> stop?`` (``step``
-    the line-search step that reached ``x``, nan at the start).
-
-    Returns ``(x, f, g, nit, status, message, step)``, ``step`` the line-search step that reached ``x``. ``x`` and ``g`` are preallocated buffers
-    (n,). Memory traffic is what costs here (an evaluation is a few matrix products, the
-    vectors have millions of entries), so each iteration makes few passes over them: the
-    direction ``q = H g`` is computed in one of ``m + 1`` rows of ``Q`` and kept as the
-    pair's ``s = -t q`` (the scalar ``-t`` stored aside, no copy); ``y = g_new - g`` is
-    written once; ``s'y`` comes from ``q'g`` and ``q'g_new``, the latter also serving the
-    curvature test of the line search. BLAS level 1 (in place) rather than numpy ufuncs
-    with three operands. With a preconditioner ``pre`` the initial inverse Hessian is
-    ``gamma P`` (``P`` rebuilt every ``refresh_every`` iterations, SPD) with
-    ``gamma = s'y / y'P y`` instead of ``gamma I`` with ``gamma = s'y / y'y``.
-    """
-    n = x.size
-    Q = np.empty((m + 1, n))  # directions; a stored pair i is (sigma_i Q[i], Y[i])
-    Y = np.empty((m + 1, n))
-    rho = [0.0] * (m + 1)  # Python floats: scalar arithmetic on numpy scalars costs more
-    sigma = [0.0] * (m + 1)
-    alpha = [0.0] * (m + 1)
-    order: list[int] = []  # rows of the stored pairs, oldest first (at most m)
-    rows_sum = m * (m + 1) // 2  # sum of the row indices 0..m
-    x_new, g_new = np.empty(n), np.empty(n)
-    x_try: np.ndarray | None = None
-    g_try: np.ndarray | None = None
-    gamma = 0.0
-    it, f_prev, t_last = 0, math.inf, math.nan
-    unscaled = fg.euclidean
-    pbuf = np.empty(n) if pre is not None else None
-    while True:
-        if unscaled:
-            gg = ddot(g, g)
-            gnorm = math.sqrt(gg)
-        else:
-            gnorm = fg.grad_norm(g)
-            gg = ddot(g, g)
-        if not (math.isfinite(f) and math.isfinite(gnorm)):
-            return x, f, g, it, Status.NUMERICAL_ERROR, "non-finite objective or gradient", t_last
-        if gnorm <= gtol:
-            return x, f, g, it, Status.CONVERGED_GTOL, "gradient norm below gtol", t_last
-        if ftol > 0 and f_prev - f <= ftol * max(abs(f_prev), abs(f), 1.0):
-            return x, f, g, it, Status.CONVERGED_FTOL, "relative reduction of F below ftol", t_last
-        if on_iter(it, x, f, gnorm, t_last):
-            return x, f, g, it, Status.MAX_ITER, _CALLBACK_STOP, t_last
-        if it >= max_iter:
-            return x, f, g, it, Status.MAX_ITER, "max_iter reached", t_last
-        if pre is not None and it % refresh_every == 0:
-            pre.refresh(x)
-        for attempt in range(2):  # a failed line search is retried once without memory
-            if attempt == 1:
-                if not order:
-                    break
-                order.clear()
-            # -- direction d = -q, q = H g by the two-loop recursion ----------------------
-            # a row of Q not in `order` (with m pairs stored, the one row left over)
-            row = rows_sum - sum(order) if len(order) == m else next(j for j in range(m + 1) if j not in order)
-            q = Q[row]
-            if m == 1 and order and pre is None:
-                # one pair (s, y): the two-loop recursion with the copy of g and the scaling
-                # by gamma merged, q = gamma (g - a y), then q += (a - rho y'q) s; two passes
-                # fewer over the variables. (b from scalars, rho gamma (y'g - a y'y), saves one
-                # more, but with it the numpy run of balanced(3, {2: 1}), d=2, lam 1e-5, seed 1
-                # of the property tests hit max_iter at |g| 1e-9: cancellation when y'g ~ a y'y)
-                i = order[0]
-                a = rho[i] * sigma[i] * ddot(Q[i], g)
-                np.multiply(g, gamma, out=q)
-                daxpy(Y[i], q, a=-gamma * a)
-                daxpy(Q[i], q, a=sigma[i] * (a - rho[i] * ddot(Y[i], q)))
-            else:
-                np.copyto(q, g)
-                for i in reversed(order):
-                    a = rho[i] * sigma[i] * ddot(Q[i], q)
-                    alpha[i] = a
-                    daxpy(Y[i], q, a=-a)
-                if pbuf is not None and pre is not None:
-                    np.copyto(q, pre.apply(q, pbuf))
-                    q *= gamma if order else (gamma or 1.0)
-                else:
-                    q *= gamma if order else (gamma or 1.0 / math.sqrt(gg))
-                for i in order:
-                    daxpy(Q[i], q, a=sigma[i] * (alpha[i] - rho[i] * ddot(Y[i], q)))
-            qg = ddot(g, q)  # the directional derivative along d = -q is -qg
-            if not qg > 0.0:  # not a descent direction (rounding): restart from -g
-                order.clear()
-                np.multiply(g, 1.0 / math.sqrt(gg), out=q)
-                qg = math.sqrt(gg)
-            gd = -qg
-            # -- line search along d: x_new = x - t q ---------------------------------------
-            t, accepted, f_new, qgn = 1.0, False, math.inf, math.nan
-            noise = _EPS_F * max(abs(f), 1.0)
-            for trial in range(_MAX_LS):
-                np.copyto(x_new, x)
-                daxpy(q, x_new, a=-t)
-                f_new, _ = fg.value_and_grad(x_new, out=g_new)
-                if not math.isfinite(f_new):
-                    t *= 0.1
-                    continue
-                if f_new <= f + _C1 * t * gd:
-                    accepted = True
-                    qgn = ddot(q, g_new)
-                elif f_new <= f + noise:  # F no longer resolves the decrease: approximate Wolfe
-                    qgn = ddot(q, g_new)
-                    accepted = 0.9 * gd <= -qgn <= -0.8 * gd
-                if accepted:
-                    expansions = 0
-                    while trial == 0 and expansions < _MAX_EXPAND and -qgn < 0.9 * gd:
-                        # the step is too short (still steeply descending): try 4x longer
-                        if x_try is None or g_try is None:
-                            x_try, g_try = np.empty(n), np.empty(n)
-                        np.copyto(x_try, x)
-                        daxpy(q, x_try, a=-4.0 * t)
-                        f_try, _ = fg.value_and_grad(x_try, out=g_try)
-                        expansions += 1
-                        if not (math.isfinite(f_try) and f_try < f_new):
-                            break
-                        x_new, x_try = x_try, x_new
-                        g_new, g_try = g_try, g_new
-                        f_new, t = f_try, 4.0 * t
-                        qgn = ddot(q, g_new)
-                    break
-                denom = 2.0 * (f_new - f - gd * t)  # minimiser of the interpolating quadratic
-                t_q = -gd * t * t / denom if denom > 0 else 0.5 * t
-                t = min(max(t_q, 0.1 * t), 0.5 * t)
-            if accepted:
-                break
-        if not accepted:
-            return x, f, g, it, Status.LINE_SEARCH_FAILED, "the line search cannot decrease F", t_last
-        # -- memory update: s = -t q (kept as sigma * Q[row]), y = g_new - g ------------------
-        yv = Y[row]
-        np.subtract(g_new, g, out=yv)  # one pass
-        sy, yy = t * (qg - qgn), ddot(yv, yv)
-        if len(order) == m:  # the oldest pair goes, even if the new one is skipped
-            order.pop(0)
-        if sy > 1e-12 * yy and yy > 0.0:  # keep only pairs with positive curvature
-            if pbuf is not None and pre is not None:
-                yPy = ddot(yv, pre.apply(yv, pbuf))
-                gamma = sy / yPy if yPy > 0.0 else sy / yy
-            else:
-                gamma = sy / yy
-            rho[row], sigma[row] = 1.0 / sy, -t
-            order.append(row)
-        x, x_new = x_new, x
-        g, g_new = g_new, g
-        f_prev, f = f, f_new
-        t_last = t
-        it += 1
-
 
 def lbfgs(
     problem: UFMProblem, x0: np.ndarray | tuple | None = None, *,
