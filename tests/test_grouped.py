@@ -203,6 +203,24 @@ def test_restricted_hessian_is_the_full_hessian_restricted(rng, design, loss, bi
             np.testing.assert_allclose(hv, fd, rtol=1e-5, atol=1e-6 * np.abs(hv).max())
 
 
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("loss", ["pal", "pal-normalized", "bce"])
+def test_float32_hessian_products_are_the_float64_ones_rounded(rng, loss, bias, wide):
+    """hessian_operator(z, np.float32): float64 in and out, the products at float32's precision
+    -- within 1e-5 of the full-space reference (not bitwise the float64 operator: it is float32)."""
+    p = _problem("imbalanced", loss, bias, d=WIDE if wide else 3)
+    fg = _objective(p, wide, rng)
+    z = 0.7 * rng.standard_normal(fg.n_vars)
+    apply32 = fg.hessian_operator(z, np.float32)
+    for _ in range(2):  # twice: the operator reuses its buffers
+        v = rng.standard_normal(fg.n_vars)
+        hv = apply32(v)
+        ref = fg.to_y(hvp(fg.to_x(z), fg.to_x(v), p))
+        err = np.abs(hv - ref).max() / np.abs(ref).max()
+        assert hv.dtype == np.float64 and 1e-12 < err < 1e-5, err
+
+
 def test_group_auto_groups_unless_a_full_space_option_is_given():
     p = _problem("imbalanced", d=3, lam=1e-2)
     default = ufm.solve(p, rng=3)
@@ -265,8 +283,8 @@ def test_an_interrupt_in_the_polish_returns_its_last_iterate(monkeypatch):
     orig = GroupedObjective.hessian_operator
     calls = [0]
 
-    def interrupted(self, z):
-        apply = orig(self, z)
+    def interrupted(self, z, dtype=None):
+        apply = orig(self, z, dtype)
 
         def a(v):
             calls[0] += 1

@@ -177,7 +177,8 @@ class ArrayObjective:
     def hvp(self, z: Any, v: Any) -> Any:
         return self._hv(z, v)
 
-    def hessian_operator(self, z: Any) -> Any:
+    def hessian_operator(self, z: Any, dtype: Any = None) -> Any:
+        """``v -> H v`` in this objective's dtype (``dtype`` is not used)."""
         return lambda v: self._hv(z, v)
 
     def _value_and_grad(self, z: Any) -> tuple[Any, Any]:

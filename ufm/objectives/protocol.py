@@ -26,8 +26,10 @@ class Objective(Protocol):
 
     - ``value_and_grad(z, out=None)``: ``(F, grad_z)``, ``F`` a Python float; the gradient is
       written into ``out`` where the array library allows it (numpy), else a new array;
-    - ``hessian_operator(z)``: ``v -> nabla^2_z F(z) v``, what depends on ``z`` alone computed once
-      (a Newton-CG step applies it many times);
+    - ``hessian_operator(z, dtype=None)``: ``v -> nabla^2_z F(z) v``, what depends on ``z`` alone
+      computed once (a Newton-CG step applies it many times); ``dtype`` float32 allows the
+      products in float32 (the result is float64 all the same; a variant without a float32
+      kernel ignores it);
     - ``grad_norm(g)``: ``|grad F|`` at the full point from the working gradient ``g`` (so a
       tolerance means the same in every variant); ``euclidean``: it is ``|g|`` itself;
     - ``to_x(z, out=None)`` / ``to_y(x)``: the full packed point from ``z`` and back (``to_y``
@@ -55,7 +57,7 @@ class Objective(Protocol):
 
     def value_and_grad(self, z: Any, out: Any = None) -> tuple[float, Any]: ...
 
-    def hessian_operator(self, z: Any) -> Callable[[Any], Any]: ...
+    def hessian_operator(self, z: Any, dtype: Any = None) -> Callable[[Any], Any]: ...
 
     def grad_norm(self, g: Any) -> float: ...
 

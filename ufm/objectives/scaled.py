@@ -95,8 +95,9 @@ class ScaledObjective:
         return f, g
 
 
-    def hessian_operator(self, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """``v -> D nabla^2 F(D y) D v`` (:func:`ufm.objectives.full.hessian_operator`)."""
+    def hessian_operator(self, y: np.ndarray, dtype: Any = None) -> Callable[[np.ndarray], np.ndarray]:
+        """``v -> D nabla^2 F(D y) D v`` (:func:`ufm.objectives.full.hessian_operator`; float64
+        whatever ``dtype``)."""
         apply = hessian_operator(self.to_x(y, out=np.empty(self.problem.n_vars)), self.problem)
         if self.s == 1.0:
             return apply

@@ -177,8 +177,8 @@ def lbfgs(
         if f32["message"] == "interrupted":  # Ctrl-C in the float32 phase: its last iterate, as a result
             res = finish(problem, "lbfgs", x, Status.INTERRUPTED, nit=0, nfev=0, t0=t0,
                          history=History(problem, 0), extra={"message": "interrupted"})
-        else:
-            res = _lbfgs_engines(problem, engine, x, o, t0)
+        else:  # the first polish's Hessian products in float32 too (see _polish)
+            res = _lbfgs_engines(problem, engine, x, {**o, "hessian_dtype": np.float32}, t0)
         res.nit += f32["nit"]
         res.nfev += f32["nfev"]
         res.extra["precision"] = "mixed"
@@ -269,6 +269,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
     nit, nfev_polish = 0, 0
     hvp_count = [0]  # Hessian-vector products of the polish (each costs about two evaluations)
     max_iter = int(o["max_iter"])
+    hessian_dtype = [o.get("hessian_dtype")]  # mixed precision: float32 products in the first polish only
 
     def polish(y: np.ndarray, target: float, tight: float | None) -> tuple[Any, ...]:
         """The polish from ``y``; its Newton steps are iterations (history, callback, max_iter)."""
@@ -280,7 +281,8 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
                 return True
             return nit + done[0] >= max_iter
 
-        return _polish(problem, fg, y, target, tight, on_step, hvp_count)
+        dtype, hessian_dtype[0] = hessian_dtype[0], None
+        return _polish(problem, fg, y, target, tight, on_step, hvp_count, dtype)
 
     try:
         while True:
@@ -345,6 +347,7 @@ def _run_engine(problem: UFMProblem, engine: str, x: np.ndarray, o: dict[str, An
 def _polish(
     problem: UFMProblem, fg: Objective, y: np.ndarray, gtol: float,
     tight: float | None, on_step: Callable[[np.ndarray, float, float, float], bool], products: list[int],
+    dtype: Any = None,
 ) -> tuple[np.ndarray, float, np.ndarray, int, int, bool]:
     """The Newton-CG polish from the working point ``y`` of ``fg``:
     ``(y, f, g, steps, nfev, stopped)`` in ``fg``'s coordinates, ``nfev`` the evaluations
@@ -360,6 +363,12 @@ def _polish(
     on towards ``tight`` while the distance to the critical point estimated from the last
     Newton step exceeds ``POLISH_XTOL |x|`` (a flat landscape, see
     :func:`~ufm.solvers.polish.newton_steps`).
+
+    ``dtype`` float32 (the first polish of a mixed-precision solve): the Hessian products in
+    float32 where ``fg`` has such a kernel. A Newton-CG step is an inexact solve already (CG
+    stops at a relative residual of 1e-1 to 1e-4, :func:`~ufm.solvers.polish.forcing`), and each
+    step is accepted only if the float64 gradient norm falls; should the polish stop short, the
+    next one (after more L-BFGS) is in float64.
     """
     opts: dict[str, Any] = {"gtol": gtol, "cg_rtol": None, "slow": POLISH_SLOW, "tight": tight,
                             "xtol": POLISH_XTOL, "scale": max(problem.lam_W, problem.lam_H)}
@@ -371,7 +380,7 @@ def _polish(
         return apply
 
     if fg.euclidean:  # in the working coordinates, where |g| is |grad F| (its evaluations count in fg.nfev)
-        z, f, gz, steps, _, stopped = newton_steps(fg.value_and_grad, lambda v: counted(fg.hessian_operator(v)), y,
+        z, f, gz, steps, _, stopped = newton_steps(fg.value_and_grad, lambda v: counted(fg.hessian_operator(v, dtype)), y,
                                                    on_step=on_step, **opts)
         return z, f, gz, steps, 0, stopped
     # scaled coordinates: the polish in the full space, where gtol is on |grad F| itself
