@@ -475,6 +475,39 @@ def test_tilt_keeps_a_solution_when_the_newton_step_is_useless(monkeypatch):
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
 
 
+def test_tilt_goes_on_from_the_full_step_its_fallback_accepted(monkeypatch):
+    """After the line search's float64 fallback accepts the full step, the iteration must go on
+    from that point (``beta + step``, whose ``f`` and ``T`` it keeps), not from a point the step
+    was not evaluated at. LAPACK's solve is not trusted; here it returns, in turn, a step
+    ``2^30 (1, -1)`` far too long for any step length down to ``2^-20`` to pass the Armijo test
+    (``f`` grows like ``0.24 |s| 2^30``) but whose full step still lowers the residual (the
+    column saturates at ``(1, 0)``: residual 0.24 against 0.76), then exactly the rest of the
+    way to ``beta = (1, -1)``, which solves the equations. One label set (``G = 1``): the tilt
+    is ``target / c`` in closed form."""
+    from ufm.certificate_dual import _tilt
+
+    real = np.linalg.solve
+    L = 2.0**30
+    steps = [np.array([L, -L]), np.array([1.0 - L, L - 1.0])]  # beta: 0 -> (L, -L) -> (1, -1), exact
+    calls = []
+
+    def scripted(A, r):
+        calls.append(float(np.abs(r).sum()))
+        return steps[len(calls) - 1].copy() if len(calls) <= len(steps) else real(A, r)
+
+    Pi = np.array([[0.5], [0.5]])
+    c = np.array([1.0])
+    e = np.exp(np.array([1.0, -1.0]))
+    target = e / e.sum()  # the tilt of (1/2, 1/2) by beta = (1, -1)
+    monkeypatch.setattr(np.linalg, "solve", scripted)
+    out = _tilt(Pi, c, target)
+    assert calls[0] == pytest.approx(2 * (target[0] - 0.5), rel=1e-15)  # residual at beta = 0
+    assert calls[1] == pytest.approx(2 * (1.0 - target[0]), rel=1e-15)  # at the saturated (1, 0)
+    assert len(calls) == 2  # the second step solved the equations: no third one was asked for
+    assert out is not None
+    np.testing.assert_allclose(out[:, 0], target / c[0], rtol=0, atol=1e-15)
+
+
 def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
     """The input is not written to, and a column with no negative entry but a sum != 1 is
     projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
