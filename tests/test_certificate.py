@@ -699,6 +699,41 @@ def test_maximise_concave_stops_exactly_at_its_tolerances():
     assert _maximise_concave(line(0.25), 1.0, rtol=1e-13) == (0.0, 0.25, 0.25, 3)
 
 
+@pytest.mark.parametrize("lam_b, bias, starts", [(1e-2, True, 1), (0.0, False, 1), (0.0, True, 2)])
+def test_dual_point_snaps_each_start_three_times(lam_b, bias, starts, rng, monkeypatch):
+    """The cost of ``dual_point``: each start direction (``Pbar - y/m``; with a free bias and
+    ``lam_b = 0`` its centring and its tilt) gets three rounds of snap / project (/ tilt), each
+    one eigendecomposition of the ``K x K`` Gram matrix and one segment search, and each
+    round starts from the previous round's candidate. Away from an optimum the snap never
+    leaves a direction unchanged, so all three rounds run: ``3`` snaps and ``1 + 3`` segments
+    per start, not more (a fourth round would only add one more candidate at the same cost).
+    The bound stays below ``F`` at the point (``value_and_grad``)."""
+    import ufm.certificate_dual as cd
+
+    snaps, segments = [], []
+    snap, segment = cd._snap_spectrum, cd._best_on_segment
+    monkeypatch.setattr(cd, "_snap_spectrum",
+                        lambda d, c, n, mu: snaps.append((d, snap(d, c, n, mu))) or snaps[-1][1])
+    monkeypatch.setattr(cd, "_best_on_segment",
+                        lambda problem, d, base, c, n: segments.append(d) or segment(problem, d, base, c, n))
+    problem = UFMProblem(imbalanced_single(4, [9, 4, 2, 1]), 4, 5e-3, 5e-3, lam_b, bias=bias)
+    for scale in (0.3, 3.0):
+        snaps.clear()
+        segments.clear()
+        W = scale * rng.standard_normal((4, 4))
+        H = scale * rng.standard_normal((4, problem.N))
+        b = scale * rng.standard_normal(4) if bias else np.zeros(4)
+        X = W @ H + b[:, None]
+        _, Pbar = loss_and_group_softmax(problem, X)
+        D, _, _ = cd.dual_point(problem, Pbar)
+        assert all(out is not None for _, out in snaps)
+        assert len(snaps) == 3 * starts and len(segments) == 4 * starts
+        for s in range(starts):  # round r + 1 snaps the candidate of round r
+            for r in range(2):
+                np.testing.assert_array_equal(snaps[3 * s + r + 1][0], segments[starts + 3 * s + r])
+        assert D <= value_and_grad(problem, W, H, b)[0]
+
+
 def test_segment_search_takes_newton_steps_on_real_segments(rng, monkeypatch):
     """The slope and curvature ``_best_on_segment`` hands the search are the entropy's (with
     the bias penalty): on segments whose maximum is inside, Newton converges within 8
