@@ -475,6 +475,39 @@ def test_tilt_keeps_a_solution_when_the_newton_step_is_useless(monkeypatch):
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
 
 
+def test_tilt_goes_on_from_the_full_step_its_fallback_accepted(monkeypatch):
+    """After the line search's float64 fallback accepts the full step, the iteration must go on
+    from that point (``beta + step``, whose ``f`` and ``T`` it keeps), not from a point the step
+    was not evaluated at. LAPACK's solve is not trusted; here it returns, in turn, a step
+    ``2^30 (1, -1)`` far too long for any step length down to ``2^-20`` to pass the Armijo test
+    (``f`` grows like ``0.24 |s| 2^30``) but whose full step still lowers the residual (the
+    column saturates at ``(1, 0)``: residual 0.24 against 0.76), then exactly the rest of the
+    way to ``beta = (1, -1)``, which solves the equations. One label set (``G = 1``): the tilt
+    is ``target / c`` in closed form."""
+    from ufm.certificate_dual import _tilt
+
+    real = np.linalg.solve
+    L = 2.0**30
+    steps = [np.array([L, -L]), np.array([1.0 - L, L - 1.0])]  # beta: 0 -> (L, -L) -> (1, -1), exact
+    calls = []
+
+    def scripted(A, r):
+        calls.append(float(np.abs(r).sum()))
+        return steps[len(calls) - 1].copy() if len(calls) <= len(steps) else real(A, r)
+
+    Pi = np.array([[0.5], [0.5]])
+    c = np.array([1.0])
+    e = np.exp(np.array([1.0, -1.0]))
+    target = e / e.sum()  # the tilt of (1/2, 1/2) by beta = (1, -1)
+    monkeypatch.setattr(np.linalg, "solve", scripted)
+    out = _tilt(Pi, c, target)
+    assert calls[0] == pytest.approx(2 * (target[0] - 0.5), rel=1e-15)  # residual at beta = 0
+    assert calls[1] == pytest.approx(2 * (1.0 - target[0]), rel=1e-15)  # at the saturated (1, 0)
+    assert len(calls) == 2  # the second step solved the equations: no third one was asked for
+    assert out is not None
+    np.testing.assert_allclose(out[:, 0], target / c[0], rtol=0, atol=1e-15)
+
+
 def test_project_simplex_leaves_its_input_alone_and_rescales_positive_columns(rng):
     """The input is not written to, and a column with no negative entry but a sum != 1 is
     projected too (for positive entries: shifted by ``(sum - 1)/K`` while all stay positive)."""
@@ -664,6 +697,41 @@ def test_maximise_concave_stops_exactly_at_its_tolerances():
     assert _maximise_concave(line(1.5), 2.0, rtol=0.25) == (1.0, 2.0, 1.5, 2)
     # t = 0.5 with f' = -0.25: hi = 0.5, then the Newton point 0.25 has f' = 0 exactly
     assert _maximise_concave(line(0.25), 1.0, rtol=1e-13) == (0.0, 0.25, 0.25, 3)
+
+
+@pytest.mark.parametrize("lam_b, bias, starts", [(1e-2, True, 1), (0.0, False, 1), (0.0, True, 2)])
+def test_dual_point_snaps_each_start_three_times(lam_b, bias, starts, rng, monkeypatch):
+    """The cost of ``dual_point``: each start direction (``Pbar - y/m``; with a free bias and
+    ``lam_b = 0`` its centring and its tilt) gets three rounds of snap / project (/ tilt), each
+    one eigendecomposition of the ``K x K`` Gram matrix and one segment search, and each
+    round starts from the previous round's candidate. Away from an optimum the snap never
+    leaves a direction unchanged, so all three rounds run: ``3`` snaps and ``1 + 3`` segments
+    per start, not more (a fourth round would only add one more candidate at the same cost).
+    The bound stays below ``F`` at the point (``value_and_grad``)."""
+    import ufm.certificate_dual as cd
+
+    snaps, segments = [], []
+    snap, segment = cd._snap_spectrum, cd._best_on_segment
+    monkeypatch.setattr(cd, "_snap_spectrum",
+                        lambda d, c, n, mu: snaps.append((d, snap(d, c, n, mu))) or snaps[-1][1])
+    monkeypatch.setattr(cd, "_best_on_segment",
+                        lambda problem, d, base, c, n: segments.append(d) or segment(problem, d, base, c, n))
+    problem = UFMProblem(imbalanced_single(4, [9, 4, 2, 1]), 4, 5e-3, 5e-3, lam_b, bias=bias)
+    for scale in (0.3, 3.0):
+        snaps.clear()
+        segments.clear()
+        W = scale * rng.standard_normal((4, 4))
+        H = scale * rng.standard_normal((4, problem.N))
+        b = scale * rng.standard_normal(4) if bias else np.zeros(4)
+        X = W @ H + b[:, None]
+        _, Pbar = loss_and_group_softmax(problem, X)
+        D, _, _ = cd.dual_point(problem, Pbar)
+        assert all(out is not None for _, out in snaps)
+        assert len(snaps) == 3 * starts and len(segments) == 4 * starts
+        for s in range(starts):  # round r + 1 snaps the candidate of round r
+            for r in range(2):
+                np.testing.assert_array_equal(snaps[3 * s + r + 1][0], segments[starts + 3 * s + r])
+        assert D <= value_and_grad(problem, W, H, b)[0]
 
 
 def test_segment_search_takes_newton_steps_on_real_segments(rng, monkeypatch):

@@ -10,6 +10,8 @@ tests/mutants_rigorous_dual.md."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -153,3 +155,81 @@ def test_dual_lower_falls_back_to_the_gamma_zero_bound_rounded_down() -> None:
     assert Dq < D0 - mp.mpf(10) ** -6
     assert mp.mpf(lower) <= D0
     assert lower >= float(D0) * (1 - 1e-14)
+
+
+def _exact_product(A: np.ndarray, B: np.ndarray) -> list[list[Fraction]]:
+    Af = [[Fraction(float(v)) for v in row] for row in A]
+    Bf = [[Fraction(float(v)) for v in col] for col in B.T]
+    return [[sum((a * b for a, b in zip(r, col)), Fraction(0)) for col in Bf] for r in Af]
+
+
+def _float_at_least(x: Fraction) -> float:
+    """The smallest float ``>= x``."""
+    f = float(x)
+    return f if Fraction(f) >= x else float(np.nextafter(f, np.inf))
+
+
+def _error_bound(C: np.ndarray, P: list[list[Fraction]]) -> np.ndarray:
+    """The tightest ``R`` with ``|C - P| <= R`` (entrywise, exact)."""
+    return np.array([[_float_at_least(abs(Fraction(float(C[i, j])) - P[i][j])) for j in range(C.shape[1])]
+                     for i in range(C.shape[0])])
+
+
+@pytest.mark.parametrize("lowered", [True, False])
+def test_spectral_upper_with_collaborators_at_the_edge_of_their_contracts(monkeypatch: pytest.MonkeyPatch,
+                                                                          lowered: bool) -> None:
+    """``_spectral_upper``'s proof relies on its collaborators only through their contracts:
+    ``_gram_enclose`` returns ``(A, R)`` with ``|A - M M^T| <= R``, ``matmul_enclose`` returns
+    ``(C, R)`` with ``|C - A B| <= R``. Here they return the tightest ``R`` those contracts
+    allow (exact errors, computed with fractions), so the slack of the real product bounds
+    (``1.01 (n + 2) u |A| |B|``: hundreds of ``u`` at ``n = 16``) is gone and only
+    ``_spectral_upper``'s own terms remain.
+
+    ``M = V diag(1, ..., 1, s)`` with ``V = H_16 / 4`` (a Hadamard basis: exactly orthonormal in
+    floats, and dense), ``s = 1 + 2^-10``: ``||M||_2 = s`` exactly, ``A = M M^T`` exact in floats.
+    ``eigh`` returns ``V`` and the exact eigenvalues, or (``lowered``) the top one lowered to
+    ``1 + 2^-10``, so that ``A - V diag(lam) V^T = Delta v v^T`` (``Delta = 2^-10 + 2^-20``); the
+    product ``V diag(lam) V^T`` then comes back as ``A`` itself, off by exactly that residual
+    (within its contract: ``R = |Delta v v^T|``). So ``A - Y = 0`` and the whole residual must be
+    carried by ``RY``, of Frobenius norm ``Delta + 2u ||V |lam| V^T||_F = Delta + 2u trace(lam)``
+    (``V * lam`` is exact here, so the rounding term is slack): subtracting ``RY`` from ``|A -
+    Y|``, or subtracting the rounding term from ``RY`` (``Delta - 32u``), gives a bound below
+    ``s``. The bound holds, within ``64 u`` of ``s`` (it is ``s + 22u``)."""
+    import ufm.certificate_rigorous as cr
+
+    k = 16
+    H = np.array([[1.0]])
+    while H.shape[0] < k:
+        H = np.block([[H, H], [H, -H]])
+    V = H / 4.0
+    s = 1.0 + 2.0**-10
+    mu = np.r_[np.ones(k - 1), s * s]  # s^2 = 1 + 2^-9 + 2^-20, exact
+    M = V * np.r_[np.ones(k - 1), s]
+    exact_gram = _exact_product(M, M.T)
+    lam = np.r_[np.ones(k - 1), 1.0 + 2.0**-10] if lowered else mu.copy()
+    VLVt = _exact_product(V * lam, V.T)  # V * lam is exact (a power-of-two scaling)
+    delta = Fraction(s) ** 2 - Fraction(float(lam[-1]))
+    v = [Fraction(float(x)) for x in V[:, -1]]
+    assert all(exact_gram[i][j] - VLVt[i][j] == delta * v[i] * v[j] for i in range(k) for j in range(k))
+
+    def tight_gram(Mc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A = Mc @ Mc.T
+        A = np.triu(A) + np.triu(A, 1).T
+        return A, _error_bound(A, _exact_product(Mc, Mc.T))
+
+    def tight_matmul(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        P = _exact_product(A, B)
+        if A.shape == (k, k) and np.array_equal(B, V.T) and np.array_equal(A, V * lam):
+            C = np.array([[float(v) for v in row] for row in exact_gram])  # = A: off by Delta v v^T
+        else:
+            C = A @ B
+        return C, _error_bound(C, P)
+
+    monkeypatch.setattr(cr, "_gram_enclose", tight_gram)
+    monkeypatch.setattr(cr, "matmul_enclose", tight_matmul)
+    monkeypatch.setattr(np.linalg, "eigh", lambda A: (lam.copy(), V.copy()))
+    assert np.array_equal(V.T @ V, np.eye(k))
+    assert all(Fraction(float(v)) == v for row in exact_gram for v in row)  # M M^T exact in floats
+    ub = _spectral_upper((M, M))
+    assert Fraction(ub) >= Fraction(s)
+    assert ub <= s * (1 + 64 * 2.0**-53)
