@@ -156,3 +156,33 @@ def test_the_mutant_formula_encloses_arguments_at_the_checks_tightest_spots() ->
     for a, b, xi in zip(lo, hi, x):
         L = _ln(float(xi))
         assert decimal.Decimal(float(a)) <= L <= decimal.Decimal(float(b)), xi
+
+
+def test_the_checks_margins_bound_those_of_the_float_computation() -> None:
+    """The check against the float arithmetic itself: for doubles ``lf`` (random, tiny, and
+    putting ``res`` within 40 floats of a power of two) and the exponents where it is tightest,
+    the mutant's ends computed in float64 lie at least the check's smallest margin (for that
+    ``e``) beyond the worst admissible ``log x = eln2 - d_e + lf -/+ 4.1 u |lf|``, in floats of
+    ``res``'s binade."""
+    rng = np.random.default_rng(288)
+    for e in (1, 2, 3, 23, 33, 46, 185, 377, 739, 754, 1024, 1074, *rng.integers(4, 1075, 6)):
+        e = int(e)
+        floor_margin = proof.check_exponent(e).margin
+        eln2 = float(e) * _LN2
+        cands = [*rng.uniform(-0.3466, 0.3466, 60), *rng.uniform(-1e-12, 1e-12, 10), 0.0]
+        for k in range(-3, 11):
+            if abs(2.0**k - eln2) < 0.3466:
+                cands += list(2.0**k - eln2 + rng.uniform(-40, 40, 60) * np.spacing(2.0**k))
+        lf = np.array(cands)
+        res = eln2 + lf
+        err = (64.0 * U + 1e-22) * np.abs(lf) + 2.01 * U * abs(eln2) - U * np.abs(res)
+        err = np.nextafter(1.01 * err + 1e-320, np.inf)
+        lo, hi = np.nextafter(res - err, -np.inf), np.nextafter(res + err, np.inf)
+        for lfi, r, a, b in zip(lf, res, lo, hi):
+            q = Fraction(2) ** (math.frexp(float(r))[1] - 53)
+            s = Fraction(eln2) + Fraction(float(lfi))
+            series = proof.KAPPA * proof.U * abs(Fraction(float(lfi)))
+            top = s - (Fraction(eln2) - e * proof.LN2_HI) + series
+            bottom = s - (Fraction(eln2) - e * proof.LN2_LO) - series
+            assert (Fraction(float(b)) - top) / q >= floor_margin, (e, lfi)
+            assert (bottom - Fraction(float(a))) / q >= floor_margin, (e, lfi)
