@@ -49,6 +49,29 @@ def ln2_bracket(n_terms: int = 130) -> tuple[Fr, Fr]:
 LN2_LO, LN2_HI = ln2_bracket()
 
 
+def series_lemma_bound() -> Fr:
+    """The arithmetic of Lemma 1 (tests/mutants_rigorous_intervals.md), done exactly: the bound
+    ``B`` with ``|lf - log f| <= B u |log f|`` for the code's ``lf`` (``f`` in ``[c, 2c)``), from
+    ``|y_t| <= (1 - c)/(1 + c)``, ``z <= y_t^2 (1+u)^3/(1-u)^2``, Horner's ``|phi_0| <= u``,
+    ``|phi_k| <= gamma_{2k+2}``, the shift of ``Q`` between ``y_t^2`` and ``z`` and the
+    truncation after 14 terms. Returns ``B / (1 - B u)``, the bound relative to ``|lf|``."""
+    c = Fr(0.7071067811865476)
+    two_c = 2 * c  # f < 2c (the double 1.4142135623730951)
+    y_t = max((1 - c) / (1 + c), (two_c - 1) / (two_c + 1))
+    omega = (1 + U) ** 3 / (1 - U) ** 2 - 1  # z = y_t^2 (1 + omega'), |omega'| <= omega
+    z = y_t**2 * (1 + omega)
+    a = [Fr(2, 2 * k + 1) for k in range(60)]
+    gamma = [n * U / (1 - n * U) for n in range(40)]
+    phi = (2 * U + sum(a[k] * z**k * gamma[2 * k + 2] for k in range(1, 14))) / 2  # P(z) >= 2
+    q_prime = sum(k * a[k] * z ** (k - 1) for k in range(1, 60)) + Fr(1, 10**20)  # tail < 1e-80
+    shift = omega * z * q_prime / 2  # |Q(z) - Q(y_t^2)| / Q, Q >= 2
+    trunc = a[14] * z**14 / (1 - z) / 2  # (Q(z) - P(z)) / Q
+    up = (1 + U) ** 2 / (1 - U) * (1 + phi) * (1 + shift) - 1
+    dn = 1 - (1 - U) ** 2 / (1 + U) * (1 - phi) * (1 - shift - trunc)
+    b = max(up, dn) / U
+    return b / (1 - b * U)
+
+
 def _ceil(x: Fr) -> int:
     return -((-x.numerator) // x.denominator)
 

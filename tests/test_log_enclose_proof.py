@@ -90,6 +90,8 @@ def test_the_series_lemma_holds_against_50_digit_logarithms() -> None:
                         [c, np.nextafter(2 * c, 0.0), 0.75, 1.25, 1.4]])
     y = (f - 1.0) / (f + 1.0)
     lf = y * _horner_pos(_LOG_COEF, y * y)
+    lemma = proof.series_lemma_bound()
+    assert Fraction(409, 100) < lemma < proof.KAPPA  # 4.0912: the paper bound, recomputed exactly
     uu = decimal.Decimal(U)
     worst = max(abs(decimal.Decimal(float(b)) - _ln(float(a))) / (uu * abs(decimal.Decimal(float(b))))
                 for a, b in zip(f, lf))
