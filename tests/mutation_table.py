@@ -46,7 +46,7 @@ def table(root: Path = Path("mutants/ufm"), survivors: bool = False) -> list[str
     lines = ["| file | killed | survived | no tests | timeout | not checked | total (no strings) | string-only | score |",
              "|---|---|---|---|---|---|---|---|---|"]
     detail: list[str] = []
-    for meta in sorted(root.glob("*.py.meta")):
+    for meta in sorted(root.rglob("*.py.meta")):  # subpackages too (ufm/objectives/)
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         src = meta.with_suffix("").read_text()
         funcs = _functions(src)
@@ -69,7 +69,7 @@ def table(root: Path = Path("mutants/ufm"), survivors: bool = False) -> list[str
         total = sum(counts.values())
         checked = counts["killed"] + counts["survived"]
         score = f"{counts['killed'] / checked:.0%}" if checked else "-"
-        lines.append(f"| {meta.name[:-5]} | {counts['killed']} | {counts['survived']} | {counts['no tests']} | "
+        lines.append(f"| {meta.relative_to(root).as_posix()[:-5]} | {counts['killed']} | {counts['survived']} | {counts['no tests']} | "
                      f"{counts['timeout']} | {counts['not checked']} | {total} | {strings} | {score} |")
     return lines + ([""] + detail if survivors else [])
 

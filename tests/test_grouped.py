@@ -14,6 +14,8 @@
   full one, and matches central differences of the restricted gradient.
 - The polish in grouped coordinates: its Newton steps are iterations (history, callback);
   when it is refused, L-BFGS resumes and still converges.
+- ``embed`` is the full point built by hand; the float32 option (``precision="mixed"``) is
+  ``F`` to float32's rounding, with float32 gradients and single-precision products.
 """
 
 from __future__ import annotations
@@ -459,3 +461,69 @@ def test_random_start_draws_K_d_plus_d_G_plus_K_numbers(bias):
     assert x.shape == (p.n_vars,)
     g2.standard_normal(p.K * p.d + p.d * p.design.G + (p.K if bias else 0))
     np.testing.assert_array_equal(g1.standard_normal(4), g2.standard_normal(4))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_embed_is_the_full_point_with_each_sets_feature_repeated(rng, bias):
+    """``embed(z)`` (the protocol's) is ``(W, H, b)`` of the full space, built here by hand:
+    ``W`` itself, each set's column ``Ht[:, S] / sqrt(n_S)`` once per sample, ``b`` (zeros
+    without a bias)."""
+    p = _problem("imbalanced", "pal", bias, d=3)
+    fg = GroupedObjective(p)
+    assert fg.size == fg.n_vars == p.K * p.d + p.d * p.design.G + (p.K if bias else 0)
+    K, d, G = p.K, p.d, p.design.G
+    z = rng.standard_normal(fg.n_vars)
+    W, H, b = fg.embed(z)
+    np.testing.assert_array_equal(W, z[: K * d].reshape(K, d))
+    Ht = z[K * d : K * d + d * G].reshape(d, G)
+    n = np.asarray(p.design.counts, dtype=float)
+    np.testing.assert_allclose(H, np.repeat(Ht / np.sqrt(n), p.design.counts, axis=1), rtol=1e-15)
+    np.testing.assert_array_equal(b, z[K * d + d * G :] if bias else np.zeros(K))
+
+
+def _grouped_reference(p: UFMProblem, z: np.ndarray) -> tuple[float, np.ndarray]:
+    """``F`` and ``grad_z`` of the grouped objective through the full one (float64): at
+    ``W``, ``H = (Ht[:, S] / sqrt(n_S) per sample)``, ``b``, with ``grad_Ht[:, S]`` the sum of
+    ``grad_H`` over the set's samples divided by ``sqrt(n_S)`` (the chain rule of the embedding)."""
+    K, d, G = p.K, p.d, p.design.G
+    n = np.asarray(p.design.counts, dtype=float)
+    Ht = z[K * d : K * d + d * G].reshape(d, G)
+    H = np.repeat(Ht / np.sqrt(n), p.design.counts, axis=1)
+    x = np.concatenate([z[: K * d], H.ravel(), z[K * d + d * G :]])
+    F, gx = fun_and_grad(x, p)
+    gH = gx[K * d : K * d + d * p.N].reshape(d, p.N)
+    gHt = np.stack([gH[:, sl].sum(axis=1) for sl in p.design.group_slices], axis=1) / np.sqrt(n)
+    return F, np.concatenate([gx[: K * d], gHt.ravel(), gx[K * d + d * p.N :]])
+
+
+@pytest.mark.parametrize("loss, bias", [("pal", True), ("pal-normalized", False)])
+def test_float32_objective_is_F_to_float32_rounding_with_float32_products(monkeypatch, loss, bias):
+    """``dtype=float32`` (the bulk of ``precision="mixed"``): ``F`` and the gradient within
+    float32's rounding of the float64 reference, and really float32 -- the gradient a float32
+    array (new or the caller's), the error above float64's, and every matrix product of the
+    evaluation on float32 operands into a float32 result (single-precision BLAS, the point of
+    the option)."""
+    p = _problem("imbalanced", loss, bias, d=4)
+    fg = GroupedObjective(p, dtype=np.float32)
+    z = (0.5 * np.random.default_rng(2).standard_normal(fg.n_vars)).astype(np.float32)
+    F, g_ref = _grouped_reference(p, z.astype(np.float64))
+    products = []
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):
+        res = matmul(*args, **kwargs)
+        products.append({a.dtype for a in args} | {res.dtype})
+        return res
+
+    monkeypatch.setattr(grouped.np, "matmul", spy)
+    out = np.full(fg.n_vars, np.nan, dtype=np.float32)
+    results = [fg.value_and_grad(z), fg.value_and_grad(z, out=out)]
+    monkeypatch.undo()
+    for f, g in results:
+        assert isinstance(f, float) and g.dtype == np.float32
+        assert 1e-12 < abs(f - F) / abs(F) < 1e-6
+        err = np.abs(g - g_ref).max() / np.abs(g_ref).max()
+        assert 1e-12 < err < 1e-5
+    assert results[1][1] is out
+    # per evaluation W Hs, G' Ht^T, W^T G' and, with a bias, G' sqrt(n)
+    assert len(products) == 2 * (4 if bias else 3) and all(s == {np.dtype(np.float32)} for s in products)
