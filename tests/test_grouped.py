@@ -527,3 +527,40 @@ def test_float32_objective_is_F_to_float32_rounding_with_float32_products(monkey
     assert results[1][1] is out
     # per evaluation W Hs, G' Ht^T, W^T G' and, with a bias, G' sqrt(n)
     assert len(products) == 2 * (4 if bias else 3) and all(s == {np.dtype(np.float32)} for s in products)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("loss", ["pal", "bce"])
+@pytest.mark.parametrize("which", ["float64 objective, dtype=float32", "float32 objective"])
+def test_float32_hessian_products_run_in_float32_throughout(monkeypatch, loss, bias, which):
+    """The float32 Hessian products (the first polish of ``precision="mixed"``; and a float32
+    objective's own operator): every matrix product and the softmax's column sums on float32
+    operands into float32 results -- single-precision BLAS, the point of the option -- while the
+    operator takes and returns float64 vectors."""
+    p = _problem("imbalanced", loss, bias, d=4)
+    rng = np.random.default_rng(5)
+    if which == "float32 objective":
+        fg = GroupedObjective(p, dtype=np.float32)
+        apply = fg.hessian_operator(0.5 * rng.standard_normal(fg.n_vars).astype(np.float32))
+    else:
+        fg = GroupedObjective(p)
+        apply = fg.hessian_operator(0.5 * rng.standard_normal(fg.n_vars), np.float32)
+    calls = []
+    matmul, einsum = np.matmul, np.einsum
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            res = fn(*args, **kwargs)
+            arrays = [a for a in args if isinstance(a, np.ndarray)]
+            calls.append({a.dtype for a in arrays} | {np.asarray(res).dtype})
+            return res
+        return wrapped
+
+    monkeypatch.setattr(grouped.np, "matmul", spy(matmul))
+    monkeypatch.setattr(grouped.np, "einsum", spy(einsum))
+    hv = [apply(rng.standard_normal(fg.n_vars)) for _ in range(2)]
+    monkeypatch.undo()
+    assert all(h.dtype == np.float64 for h in hv)
+    # per product: V_W Hs, W (V_Ht r), dG' Ht^T, G' V_Ht^T, W^T dG', V_W^T G' (+ dG' sqrt(n)) (+ PAL: the column sums)
+    assert len(calls) == 2 * (6 + bias + (loss == "pal"))
+    assert all(s == {np.dtype(np.float32)} for s in calls), calls

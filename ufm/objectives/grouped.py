@@ -276,14 +276,14 @@ class GroupedObjective:
         curv_r = curv * r if curv is not None else None
         sqrt_n = self.sqrt_n  # hb = dG_Z 1 = dG' sqrt(n)
         lo = self.dtype if dtype is None else np.dtype(dtype)
-        if lo != Hs.dtype:  # the z-dependent pieces, rounded once
+        rounded = lo != np.float64  # float32: v in and the product out through float32 buffers
+        if rounded:  # the z-dependent pieces (computed in float64 where their weights are), rounded once
             W, Ht, Hs, Gp, r, colw_r, sqrt_n = (np.asarray(a, dtype=lo) for a in (W, Ht, Hs, Gp, r, colw_r, sqrt_n))
             P = None if P is None else P.astype(lo)
             curv_r = None if curv_r is None else curv_r.astype(lo)
         bZ, bG, bT, bW = (np.empty((K, G), dtype=lo), np.empty((K, G), dtype=lo), np.empty((d, G), dtype=lo),
                           np.empty((K, d), dtype=lo))
         colsum = np.empty(G, dtype=lo)
-        rounded = lo != np.float64  # v in, the product out: through a float32 buffer
         vlo = np.empty(self.n_vars, dtype=lo) if rounded else None
 
         def apply(v: np.ndarray) -> np.ndarray:
