@@ -534,8 +534,8 @@ def test_float32_objective_is_F_to_float32_rounding_with_float32_products(monkey
 @pytest.mark.parametrize("which", ["float64 objective, dtype=float32", "float32 objective"])
 def test_float32_hessian_products_run_in_float32_throughout(monkeypatch, loss, bias, which):
     """The float32 Hessian products (the first polish of ``precision="mixed"``; and a float32
-    objective's own operator): every matrix product and the softmax's column sums on float32
-    operands into float32 results -- single-precision BLAS, the point of the option -- while the
+    objective's own operator): every matrix product, the softmax's column sums and the
+    elementwise scalings on float32 operands into float32 results -- single-precision BLAS, the point of the option -- while the
     operator takes and returns float64 vectors."""
     p = _problem("imbalanced", loss, bias, d=4)
     rng = np.random.default_rng(5)
@@ -546,7 +546,7 @@ def test_float32_hessian_products_run_in_float32_throughout(monkeypatch, loss, b
         fg = GroupedObjective(p)
         apply = fg.hessian_operator(0.5 * rng.standard_normal(fg.n_vars), np.float32)
     calls = []
-    matmul, einsum = np.matmul, np.einsum
+    matmul, einsum, multiply = np.matmul, np.einsum, np.multiply
 
     def spy(fn):
         def wrapped(*args, **kwargs):
@@ -558,9 +558,11 @@ def test_float32_hessian_products_run_in_float32_throughout(monkeypatch, loss, b
 
     monkeypatch.setattr(grouped.np, "matmul", spy(matmul))
     monkeypatch.setattr(grouped.np, "einsum", spy(einsum))
+    monkeypatch.setattr(grouped.np, "multiply", spy(multiply))
     hv = [apply(rng.standard_normal(fg.n_vars)) for _ in range(2)]
     monkeypatch.undo()
     assert all(h.dtype == np.float64 for h in hv)
-    # per product: V_W Hs, W (V_Ht r), dG' Ht^T, G' V_Ht^T, W^T dG', V_W^T G' (+ dG' sqrt(n)) (+ PAL: the column sums)
-    assert len(calls) == 2 * (6 + bias + (loss == "pal"))
+    # per product: V_W Hs, W (V_Ht r), dG' Ht^T, G' V_Ht^T, W^T dG', V_W^T G' (+ dG' sqrt(n)); V_Ht r and
+    # lam_H V_Ht; PAL: the column sums, BCE: the curvature's scaling of dZ
+    assert len(calls) == 2 * (6 + bias + 2 + 1)
     assert all(s == {np.dtype(np.float32)} for s in calls), calls
