@@ -122,6 +122,29 @@ def test_small_problems_run_on_one_blas_thread():
         assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
 
 
+def test_large_problems_run_scipys_blas_on_one_thread_beside_numpys():
+    """With numpy and scipy each bringing an OpenBLAS (pip wheels), a large solve keeps numpy's
+    pool (the matrix products) and runs scipy's (the vector work) on one thread: two pools
+    spinning on the same cores doubled the evaluations' time at the bench's L."""
+    import scipy.linalg  # noqa: F401  (its BLAS loaded)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def pools() -> dict[str, int]:
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # the tests run on one thread: two, as a user has
+        before = pools()
+        numpy_libs = [f for f in before if "numpy" in f.replace("\\", "/").split("/")[-2]]
+        if not numpy_libs or len(before) < 2:
+            pytest.skip("numpy and scipy share one BLAS library here: nothing to separate")
+        assert all(n == 2 for n in before.values())
+        with blas_threads_for(200, 256, 21_900):
+            inside = pools()
+        assert all(inside[f] == 2 for f in numpy_libs)
+        assert all(inside[f] == 1 for f in before if f not in numpy_libs)
+        assert pools() == before  # restored
+
+
 def test_import_ufm_loads_no_scipy():
     code = "import sys, ufm; ufm.UFMError; print(sorted(m for m in ('scipy', 'cvxpy', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
