@@ -74,3 +74,60 @@ def test_to_y_projects_and_never_raises_F():
         xz = obj.to_x(z)
         assert fun_and_grad(xz, p)[0] <= F0 * (1 + 1e-14), name
         np.testing.assert_allclose(np.asarray(obj.to_y(xz)), np.asarray(z), rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("bias,loss", [(True, "pal"), (False, "pal-normalized")])
+def test_the_fixed_classifier_variant_keeps_the_protocol(bias, loss):
+    """``F`` over ``(H, b)`` with ``W`` fixed: value, gradient (the full gradient's ``H`` and ``b``
+    blocks; zeros for ``W``, which is not a variable), norm and Hessian against the full-space
+    kernel and differences; the full point carries the fixed ``W``."""
+    p = _problem(bias, loss)
+    rng = np.random.default_rng(11)
+    x = random_start(p, scale=1.0, rng=rng)
+    W = rng.standard_normal((p.K, p.d))
+    obj = make_objective(p, fixed_W=W)
+    assert isinstance(obj, Objective)
+    z = obj.to_y(x)
+    xz = obj.to_x(z)
+    kd = p.K * p.d
+    np.testing.assert_array_equal(xz[:kd], W.ravel())
+    np.testing.assert_allclose(xz[kd:], x[kd:], rtol=1e-15, atol=1e-16)  # features already equal within each set
+    F_ref, g_ref = fun_and_grad(xz, p)
+    F, g = obj.value_and_grad(z)
+    assert F == pytest.approx(F_ref, rel=1e-13) and g.shape == (obj.size,) == z.shape
+    free = g_ref.copy()
+    free[:kd] = 0.0
+    np.testing.assert_allclose(obj.grad_to_x(g), free, rtol=1e-10, atol=1e-13)
+    assert obj.grad_norm(g) == pytest.approx(float(np.linalg.norm(free)), rel=1e-10)
+    out = np.full(obj.size, np.nan)
+    assert obj.value_and_grad(z, out=out)[1] is out and np.array_equal(out, g)
+    v = obj.to_y(random_start(p, scale=1.0, rng=rng))
+    hv = obj.hessian_operator(z)(v)
+    eps = 1e-5
+    fd = (obj.value_and_grad(z + eps * v)[1] - obj.value_and_grad(z - eps * v)[1]) / (2 * eps)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-8 * np.abs(hv).max())
+    Wz, H, b = obj.embed(z)
+    np.testing.assert_array_equal(Wz, W)
+
+
+def test_the_protocols_engines_reach_the_fixed_classifier_solvers_answer():
+    """Two routes to ``min_{H,b} F(W, H, b)`` for a fixed simplex-ETF ``W``: the package's L-BFGS
+    engine and Newton-CG polish on the protocol's fixed-classifier variant, and the dedicated
+    block-Newton solver ``solve_fixed`` -- the same minimum to 1e-12."""
+    import ufm
+    from ufm.fixed import etf_classifier
+    from ufm.solvers.lbfgs_engine import lbfgs_core
+    from ufm.solvers.polish import newton_steps
+
+    p = _problem()
+    W = etf_classifier(p.K, p.d, scale=2.0)
+    obj = make_objective(p, fixed_W=W)
+    z = obj.to_y(random_start(p, scale=0.1, rng=np.random.default_rng(0)))
+    g = np.empty_like(z)
+    f, _ = obj.value_and_grad(z, out=g)
+    z, f, g, nit, status, _, _ = lbfgs_core(obj, z, f, g, m=5, max_iter=5000, gtol=1e-6, ftol=0.0,
+                                            on_iter=lambda *a: False)
+    z, f, g, _, _, _ = newton_steps(obj.value_and_grad, obj.hessian_operator, z, gtol=1e-11, scale=p.lam_H)
+    ref = ufm.solve(p, fixed_W=W)
+    assert ref.success and obj.grad_norm(g) <= 1e-10
+    assert f == pytest.approx(ref.fun, rel=1e-12)

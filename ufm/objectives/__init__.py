@@ -6,7 +6,7 @@ What the solvers see -- and all they may import (an import-linter contract check
   coordinates to and from the full point;
 - :func:`make_objective`: the variant a solve asks for -- full space (optionally with ``H``
   scaled), one feature column per label set (optionally in fewer dimensions, float64 or
-  float32), or the array-API one on any array library;
+  float32), the classifier fixed, or the array-API one on any array library;
   :func:`full_objective`, :func:`batch_objective`: the plain full space and minibatches;
 - the layout of the full point (:func:`pack`, :func:`unpack`) and the starting points
   (:func:`given_point`, :func:`random_point`, :func:`random_start`), :func:`solver_width`.
@@ -14,7 +14,7 @@ What the solvers see -- and all they may import (an import-linter contract check
 The implementations: :mod:`.full` (the kernels of ``F``, its gradient and Hessian in the full
 space, and the public ``objective``/``value_and_grad``/``check_grad``), :mod:`.scaled`,
 :mod:`.grouped` (the exact reduction to one column per label set and its proofs),
-:mod:`.array_api`, :mod:`.batch`.
+:mod:`.fixed`, :mod:`.array_api`, :mod:`.batch`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ __all__ = [
 
 def make_objective(problem: UFMProblem, x: np.ndarray | None = None, *, group: bool = False,
                    reduce_width: bool = True, h_scale: float = 1.0, dtype: Any = np.float64,
-                   xp: Any = None, device: Any = None) -> Objective:
+                   xp: Any = None, device: Any = None, fixed_W: np.ndarray | None = None) -> Objective:
     """The objective a solver works on.
+
+    ``fixed_W`` (K, d): ``F`` over ``(H, b)`` with the classifier fixed
+    (:class:`~.fixed.FixedClassifierObjective`: grouped, the other options unused).
 
     ``xp`` None (numpy, the default path): with ``group``, ``F`` on one feature column per label
     set (:class:`~.grouped.GroupedObjective`, exact), in :func:`solver_width` dimensions when
@@ -48,6 +51,10 @@ def make_objective(problem: UFMProblem, x: np.ndarray | None = None, *, group: b
     ``xp`` an array namespace: :class:`~.array_api.ArrayObjective` on ``device`` (``group``
     as above, full width; ``dtype`` "float64" or "float32").
     """
+    if fixed_W is not None:
+        from .fixed import FixedClassifierObjective
+
+        return FixedClassifierObjective(problem, fixed_W)
     if xp is not None:
         from .array_api import ArrayObjective
 

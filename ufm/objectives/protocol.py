@@ -2,7 +2,8 @@
 
 Every variant of ``F`` implements it -- the full space (:class:`~ufm.objectives.scaled.ScaledObjective`,
 with or without the scaling of ``H``), one feature column per label set in ``d`` or fewer
-dimensions (:class:`~ufm.objectives.grouped.GroupedObjective`, float64 or float32) and the
+dimensions (:class:`~ufm.objectives.grouped.GroupedObjective`, float64 or float32), the
+classifier fixed (:class:`~ufm.objectives.fixed.FixedClassifierObjective`) and the
 array-API one (:class:`~ufm.objectives.array_api.ArrayObjective`, any array library) -- and every
 solver is written against it alone: :func:`ufm.objectives.make_objective` picks the variant, the
 solver never knows which it got.
