@@ -108,6 +108,16 @@ def test_the_fixed_classifier_variant_keeps_the_protocol(bias, loss):
     np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-8 * np.abs(hv).max())
     Wz, H, b = obj.embed(z)
     np.testing.assert_array_equal(Wz, W)
+    np.testing.assert_array_equal(np.concatenate([W.ravel(), H.ravel(), b.ravel() if bias else []]), xz)
+    # the caller's buffers are used
+    xbuf, gbuf = np.full(p.n_vars, np.nan), np.full(p.n_vars, np.nan)
+    assert obj.to_x(z, out=xbuf) is xbuf and np.array_equal(xbuf, xz)
+    assert obj.grad_to_x(g, out=gbuf) is gbuf and np.array_equal(gbuf, obj.grad_to_x(g))
+    # float32 Hessian products where asked for: float32's error, not float64's
+    hv32 = obj.hessian_operator(z, np.float32)(v)
+    assert 1e-12 < np.abs(hv32 - hv).max() / np.abs(hv).max() < 1e-5
+    with pytest.raises(ValueError, match=r"W must be \(K, d\)"):
+        make_objective(p, fixed_W=W[:, :-1])
 
 
 def test_the_protocols_engines_reach_the_fixed_classifier_solvers_answer():
